@@ -1,0 +1,5 @@
+import sys
+
+from turbosim_hep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""Branch names of the two ROOT formats turbosim-hep reads: Delphes 3 and its own.
+
+The project's own format follows the NanoAOD naming convention (``nJet``, ``Jet_pt``,
+``MET_pt``, ...) so that coffea's NanoAOD machinery reads it; the hard-process partons
+form one more collection, ``Parton``, holding the six partons of the Z space in Z order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Name of the tree in the project's own files.
+EVENTS_TREE = "Events"
+#: Name of the tree in Delphes files.
+DELPHES_TREE = "Delphes"
+
+#: Collection names of the project's own files.
+ELECTRON = "Electron"
+MUON = "Muon"
+PHOTON = "Photon"
+JET = "Jet"
+MET = "MET"
+PARTON = "Parton"
+
+#: Key of the JSON metadata string stored beside the tree.
+METADATA_KEY = "turbosim_metadata"
+
+
+@dataclass(frozen=True)
+class DelphesBranches:
+    """Branch names of a Delphes 3 tree (split TClonesArray branches)."""
+
+    electron_size: str = "Electron_size"
+    electron_pt: str = "Electron.PT"
+    electron_eta: str = "Electron.Eta"
+    electron_phi: str = "Electron.Phi"
+    electron_charge: str = "Electron.Charge"
+    muon_size: str = "Muon_size"
+    photon_size: str = "Photon_size"
+    jet_size: str = "Jet_size"
+    jet_pt: str = "Jet.PT"
+    jet_eta: str = "Jet.Eta"
+    jet_phi: str = "Jet.Phi"
+    met: str = "MissingET.MET"
+    met_phi: str = "MissingET.Phi"
+    particle_pid: str = "Particle.PID"
+    particle_status: str = "Particle.Status"
+    particle_mother: str = "Particle.M1"
+    particle_px: str = "Particle.Px"
+    particle_py: str = "Particle.Py"
+    particle_pz: str = "Particle.Pz"
+    particle_e: str = "Particle.E"
+
+    @property
+    def detector(self) -> tuple[str, ...]:
+        """Branches the reference selection and the X space need."""
+        return (
+            self.electron_size, self.electron_pt, self.electron_eta, self.electron_phi,
+            self.electron_charge, self.muon_size, self.photon_size, self.jet_size,
+            self.jet_pt, self.jet_eta, self.jet_phi, self.met, self.met_phi,
+        )
+
+    @property
+    def partons(self) -> tuple[str, ...]:
+        """Branches the Z space needs (the generator record)."""
+        return (
+            self.particle_pid, self.particle_status, self.particle_mother,
+            self.particle_px, self.particle_py, self.particle_pz, self.particle_e,
+        )
+
+
+DELPHES = DelphesBranches()
+
+
+def branch(collection: str, field: str) -> str:
+    """NanoAOD-style flat branch name of a collection field (``Jet``, ``pt`` -> ``Jet_pt``)."""
+    return f"{collection}_{field}"
+
+
+def counter(collection: str) -> str:
+    """NanoAOD-style counter branch of a collection (``Jet`` -> ``nJet``)."""
+    return f"n{collection}"

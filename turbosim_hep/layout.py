@@ -1,0 +1,159 @@
+"""The one definition of the Turbo-Sim event layout.
+
+Every module that needs to know what an event *is* imports it from here: the order of
+the six partons of the Z space and of the six reconstructed objects of the X space, the
+four-vector components, the column names of the reference data set, the particle ids,
+the physical constants of the reconstruction and the reference event selection.
+
+Z (parton level, 24 floats): (px, py, pz, E) of e-, nu_e-bar, b, b-bar, u, d-bar.
+X (detector level, 24 floats): (px, py, pz, E) of the electron, the missing transverse
+momentum (pz = 0, E = |MET|) and the four jets in pT order, all massless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Bumped whenever the meaning of the Z or X columns changes; stored in checkpoints.
+LAYOUT_VERSION = 1
+
+#: The four-vector components of every object, in storage order.
+COMPONENTS: tuple[str, ...] = ("px", "py", "pz", "E")
+N_COMPONENTS = len(COMPONENTS)
+
+
+@dataclass(frozen=True)
+class Parton:
+    """One hard-process parton of the Z space."""
+
+    name: str
+    pdg_id: int
+    parent_pdg_id: int  # the resonance it comes from: t, t-bar, W+ or W-
+
+
+#: The six partons of pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar, in Z order.
+PARTONS: tuple[Parton, ...] = (
+    Parton("e-", 11, -24),
+    Parton("nubar", -12, -24),
+    Parton("b", 5, 6),
+    Parton("bbar", -5, -6),
+    Parton("u", 2, 24),
+    Parton("dbar", -1, 24),
+)
+Z_OBJECTS: tuple[str, ...] = tuple(p.name for p in PARTONS)
+PARTON_PDG_IDS = np.array([p.pdg_id for p in PARTONS], dtype=np.int32)
+PARTON_PARENT_PDG_IDS = np.array([p.parent_pdg_id for p in PARTONS], dtype=np.int32)
+
+#: The six reconstructed objects of the X space, in X order.
+N_JETS = 4
+X_OBJECTS: tuple[str, ...] = ("e-", "met") + tuple(f"jet{i + 1}" for i in range(N_JETS))
+
+N_OBJECTS = 6
+N_FEATURES = N_OBJECTS * N_COMPONENTS  # 24 floats per space
+
+
+def _columns(objects: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{c}_{o}" for o in objects for c in COMPONENTS)
+
+
+#: Column names of the reference data set (``px_e-, py_e-, ..., E_dbar``).
+Z_COLUMNS: tuple[str, ...] = _columns(Z_OBJECTS)
+#: Column names of the reference data set (``px_e-, ..., px_met, ..., E_jet4``).
+X_COLUMNS: tuple[str, ...] = _columns(X_OBJECTS)
+
+
+def column_index(space: str, name: str) -> int:
+    """Index of a named column (for example ``"py_b"``) in the Z or X space.
+
+    Parameters
+    ----------
+    space : {"z", "x"}
+        Which space the column belongs to.
+    name : str
+        Column name as in `Z_COLUMNS` or `X_COLUMNS`.
+
+    Returns
+    -------
+    int
+        Position of the column in an (N, 24) array of that space.
+    """
+    columns = {"z": Z_COLUMNS, "x": X_COLUMNS}[space]
+    return columns.index(name)
+
+
+def object_slice(space: str, name: str) -> slice:
+    """Slice of the four columns of one object (for example ``"jet1"``) in a space."""
+    objects = {"z": Z_OBJECTS, "x": X_OBJECTS}[space]
+    start = objects.index(name) * N_COMPONENTS
+    return slice(start, start + N_COMPONENTS)
+
+
+# --- particle ids -------------------------------------------------------------------
+PDG_ELECTRON = 11
+PDG_TOP = 6
+PDG_W = 24
+
+#: Status codes of outgoing hard-process particles: Pythia 8 (23) and Pythia 6 style (3).
+HARD_PROCESS_STATUS: tuple[int, ...] = (23, 3)
+
+# --- physical constants of the reconstruction (GeV), NOTES.md section 3 ---------------
+M_W = 80.379
+M_TOP = 172.76
+#: Widths of the jet-assignment chi-square: leptonic top, hadronic W, hadronic top.
+SIGMA_T_LEP = 5.0
+SIGMA_W_HAD = 10.0
+SIGMA_T_HAD = 15.0
+
+# --- the reference selection ----------------------------------------------------------
+#: Charge the one selected electron must carry.
+ELECTRON_CHARGE = -1
+
+
+@dataclass(frozen=True)
+class ObjectCounts:
+    """Per-event quantities the reference selection looks at (NumPy arrays of length N)."""
+
+    n_electrons: np.ndarray
+    electron_charge: np.ndarray  # charge of the leading electron, 0 where there is none
+    n_muons: np.ndarray
+    n_photons: np.ndarray
+    n_jets: np.ndarray
+
+
+#: The reference selection, in cut-flow order: name -> predicate on `ObjectCounts`.
+#: Each predicate is applied on top of all the previous ones.
+SELECTION: Mapping[str, Callable[[ObjectCounts], np.ndarray]] = {
+    "one_electron": lambda c: c.n_electrons == 1,
+    "electron_charge": lambda c: c.electron_charge == ELECTRON_CHARGE,
+    "no_muon": lambda c: c.n_muons == 0,
+    "no_photon": lambda c: c.n_photons == 0,
+    "four_jets": lambda c: c.n_jets == N_JETS,
+}
+
+#: Name of the cut that requires a complete hard-process parton record.
+PARTON_CUT = "parton_record"
+
+
+def selection_masks(counts: ObjectCounts) -> dict[str, np.ndarray]:
+    """Cumulative masks of the reference selection.
+
+    Parameters
+    ----------
+    counts : ObjectCounts
+        Object multiplicities and the leading electron charge of each event.
+
+    Returns
+    -------
+    dict[str, numpy.ndarray]
+        Ordered mapping from cut name to the boolean mask of events passing that cut
+        and all the cuts before it.
+    """
+    mask = np.ones(len(counts.n_jets), dtype=bool)
+    masks = {}
+    for name, predicate in SELECTION.items():
+        mask = mask & np.asarray(predicate(counts), dtype=bool)
+        masks[name] = mask
+    return masks
