@@ -29,15 +29,17 @@ def p4_from_ptetaphim(
     numpy.ndarray
         Array of shape ``pt.shape + (4,)`` with the dtype of ``pt``.
     """
-    pz = pt * np.sinh(eta)
+    out = np.empty(np.shape(pt) + (4,), dtype=np.result_type(pt))
+    np.multiply(pt, np.cos(phi), out=out[..., 0])
+    np.multiply(pt, np.sin(phi), out=out[..., 1])
+    np.multiply(pt, np.sinh(eta), out=out[..., 2])
     if np.isscalar(mass) and mass == 0.0:
-        energy = pt * np.cosh(eta)
+        np.multiply(pt, np.cosh(eta), out=out[..., 3])
     else:
-        m2 = np.sign(mass) * mass * mass
-        energy = np.sqrt(np.maximum(pt * pt + pz * pz + m2, 0.0))
-    return np.stack([pt * np.cos(phi), pt * np.sin(phi), pz, energy], axis=-1).astype(
-        pt.dtype, copy=False
-    )
+        m2 = np.sign(mass) * np.square(mass)
+        p2 = np.square(pt) + np.square(out[..., 2]) + m2
+        np.sqrt(np.maximum(p2, 0.0), out=out[..., 3])
+    return out
 
 
 def ptetaphim_from_p4(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

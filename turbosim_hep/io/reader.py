@@ -10,8 +10,10 @@ a cut-flow.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +30,12 @@ from turbosim_hep.kinematics import p4_from_ptetaphim
 DEFAULT_STEP_SIZE = "100 MB"
 
 Format = Literal["delphes", "turbosim"]
+
+
+@functools.cache
+def _decompression_executor() -> ThreadPoolExecutor:
+    """Threads that decompress baskets in parallel (the codecs release the GIL)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="turbosim-io")
 
 
 @dataclass
@@ -226,6 +234,7 @@ class EventFile:
             entry_stop=entry_stop,
             report=True,
             library="ak",
+            decompression_executor=_decompression_executor(),
         )
         while True:
             try:
@@ -281,31 +290,36 @@ class _DetectorObjects:
     """Jagged detector objects of one chunk and their multiplicities."""
 
     counts: layout.ObjectCounts
-    electron: ak.Array  # records with pt, eta, phi
-    jet: ak.Array
+    electron: dict[str, ak.Array]  # jagged pt, eta, phi
+    jet: dict[str, ak.Array]
     met_pt: np.ndarray
     met_phi: np.ndarray
 
     def x_space(self, mask: np.ndarray) -> np.ndarray:
         """(n, 24) float32 X array of the masked events (which have 1 electron, 4 jets)."""
-        n = int(np.count_nonzero(mask))
-        electron = self.electron[mask]
-        jet = self.jet[mask]
-        x = np.empty((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-
-        def flat(array: ak.Array, name: str, width: int) -> np.ndarray:
-            return ak.to_numpy(ak.flatten(array[name])).astype(np.float32).reshape(n, width)
-
-        x[:, 0] = p4_from_ptetaphim(*(flat(electron, f, 1)[:, 0] for f in ("pt", "eta", "phi")))
-        met_pt = self.met_pt[mask].astype(np.float32)
-        met_phi = self.met_phi[mask].astype(np.float32)
-        zero = np.zeros_like(met_pt)
-        x[:, 1] = np.stack([met_pt * np.cos(met_phi), met_pt * np.sin(met_phi), zero, met_pt], -1)
-        pt, eta, phi = (flat(jet, f, layout.N_JETS) for f in ("pt", "eta", "phi"))
+        rows = np.flatnonzero(mask)
+        x = np.empty((len(rows), layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+        electron = [_take_regular(self.electron[f], rows, 1)[:, 0] for f in ("pt", "eta", "phi")]
+        x[:, 0] = p4_from_ptetaphim(*electron)
+        met_pt = self.met_pt[rows].astype(np.float32)
+        met_phi = self.met_phi[rows].astype(np.float32)
+        x[:, 1, 0] = met_pt * np.cos(met_phi)
+        x[:, 1, 1] = met_pt * np.sin(met_phi)
+        x[:, 1, 2] = 0.0
+        x[:, 1, 3] = met_pt
+        pt, eta, phi = (_take_regular(self.jet[f], rows, layout.N_JETS) for f in ("pt", "eta", "phi"))
         order = np.argsort(-pt, axis=1, kind="stable")  # pT order, whatever the file had
         pt, eta, phi = (np.take_along_axis(a, order, axis=1) for a in (pt, eta, phi))
         x[:, 2:] = p4_from_ptetaphim(pt, eta, phi)
-        return x.reshape(n, layout.N_FEATURES)
+        return x.reshape(len(rows), layout.N_FEATURES)
+
+
+def _take_regular(jagged: ak.Array, rows: np.ndarray, width: int) -> np.ndarray:
+    """float32 (len(rows), width) values of events ``rows``, which hold ``width`` objects each."""
+    counts = ak.to_numpy(ak.num(jagged, axis=1))
+    starts = np.cumsum(counts) - counts
+    flat = ak.to_numpy(ak.flatten(jagged)).astype(np.float32, copy=False)
+    return flat[starts[rows, None] + np.arange(width)]
 
 
 def _leading_charge(charge: ak.Array) -> np.ndarray:
@@ -321,10 +335,8 @@ def _delphes_detector(arrays: ak.Array) -> _DetectorObjects:
         n_photons=ak.to_numpy(arrays[b.photon_size]),
         n_jets=ak.to_numpy(arrays[b.jet_size]),
     )
-    electron = ak.zip(
-        {"pt": arrays[b.electron_pt], "eta": arrays[b.electron_eta], "phi": arrays[b.electron_phi]}
-    )
-    jet = ak.zip({"pt": arrays[b.jet_pt], "eta": arrays[b.jet_eta], "phi": arrays[b.jet_phi]})
+    electron = {"pt": arrays[b.electron_pt], "eta": arrays[b.electron_eta], "phi": arrays[b.electron_phi]}
+    jet = {"pt": arrays[b.jet_pt], "eta": arrays[b.jet_eta], "phi": arrays[b.jet_phi]}
     met_pt = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met]), 0.0))
     met_phi = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met_phi]), 0.0))
     return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
@@ -359,8 +371,8 @@ def _own_detector(arrays: ak.Array) -> _DetectorObjects:
         n_photons=count(formats.PHOTON),
         n_jets=count(formats.JET),
     )
-    electron = ak.zip({f: col(formats.ELECTRON, f) for f in ("pt", "eta", "phi")})
-    jet = ak.zip({f: col(formats.JET, f) for f in ("pt", "eta", "phi")})
+    electron = {f: col(formats.ELECTRON, f) for f in ("pt", "eta", "phi")}
+    jet = {f: col(formats.JET, f) for f in ("pt", "eta", "phi")}
     met_pt = ak.to_numpy(col(formats.MET, "pt"))
     met_phi = ak.to_numpy(col(formats.MET, "phi"))
     return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
@@ -425,19 +437,15 @@ def _own_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(arrays)
     complete = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
     z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-    if np.any(complete):
-        rows = arrays[complete]
+    rows = np.flatnonzero(complete)
+    if len(rows):
 
-        def flat(name: str, dtype: type) -> np.ndarray:
-            values = ak.to_numpy(ak.flatten(rows[formats.branch(p, name)]))
-            return values.astype(dtype).reshape(-1, layout.N_OBJECTS)
+        def take(name: str) -> np.ndarray:
+            return _take_regular(arrays[formats.branch(p, name)], rows, layout.N_OBJECTS)
 
-        pdg_ok = np.all(flat("pdgId", np.int32) == layout.PARTON_PDG_IDS, axis=1)
-        z[complete] = p4_from_ptetaphim(
-            flat("pt", np.float32), flat("eta", np.float32), flat("phi", np.float32),
-            flat("mass", np.float32),
-        )
-        complete[np.flatnonzero(complete)[~pdg_ok]] = False
+        z[rows] = p4_from_ptetaphim(take("pt"), take("eta"), take("phi"), take("mass"))
+        pdg_ok = np.all(take("pdgId").astype(np.int32) == layout.PARTON_PDG_IDS, axis=1)
+        complete[rows[~pdg_ok]] = False
     return z.reshape(n, layout.N_FEATURES), complete
 
 
