@@ -256,25 +256,65 @@ class EventFile:
     def _select(
         self, arrays: ak.Array, start: int, detector: bool, partons: bool, cutflow: Cutflow
     ) -> EventBatch:
-        n = len(arrays)
-        mask = np.ones(n, dtype=bool)
-        cutflow.add("all", n)
-        if detector:
-            objects = _DETECTOR_READERS[self.format](arrays)
-            for name, cut_mask in layout.selection_masks(objects.counts).items():
-                cutflow.add(name, np.count_nonzero(cut_mask))
-            mask = cut_mask
-        if partons:
-            z_all, complete = _PARTON_READERS[self.format](arrays)
-            mask = mask & complete
-            cutflow.add(layout.PARTON_CUT, np.count_nonzero(mask))
-        entry = start + np.flatnonzero(mask).astype(np.int64)
-        batch = EventBatch(entry=entry)
-        if detector:
-            batch.x = objects.x_space(mask)
-        if partons:
-            batch.z = z_all[mask]
-        return batch
+        return select_events(
+            arrays, self.format, start=start, detector=detector, partons=partons, cutflow=cutflow
+        )
+
+
+def select_events(
+    arrays: ak.Array,
+    fmt: Format,
+    *,
+    start: int = 0,
+    detector: bool = True,
+    partons: bool = True,
+    cutflow: Cutflow | None = None,
+) -> EventBatch:
+    """Apply the reference selection to one chunk of branches and build X and Z.
+
+    This is the one place where files become the fixed arrays: `EventFile.iterate` calls
+    it on the chunks uproot reads, `turbosim_hep.processor` on records built from coffea
+    NanoEvents collections, so both give the same events and the same numbers.
+
+    Parameters
+    ----------
+    arrays : awkward.Array
+        Record array whose fields are the branch names of the format (for example
+        ``Jet.PT`` for Delphes, ``Jet_pt`` and ``nJet`` for the own format).
+    fmt : {"delphes", "turbosim"}
+        Which naming ``arrays`` follows.
+    start : int
+        Entry number of the first row (fills `EventBatch.entry`).
+    detector, partons : bool
+        As for `EventFile.iterate`.
+    cutflow : Cutflow, optional
+        Accumulates the events passing each cut.
+
+    Returns
+    -------
+    EventBatch
+        The selected events of the chunk.
+    """
+    cutflow = cutflow if cutflow is not None else Cutflow()
+    n = len(arrays)
+    mask = np.ones(n, dtype=bool)
+    cutflow.add("all", n)
+    if detector:
+        objects = _DETECTOR_READERS[fmt](arrays)
+        for name, cut_mask in layout.selection_masks(objects.counts).items():
+            cutflow.add(name, np.count_nonzero(cut_mask))
+        mask = cut_mask
+    if partons:
+        z_all, complete = _PARTON_READERS[fmt](arrays)
+        mask = mask & complete
+        cutflow.add(layout.PARTON_CUT, np.count_nonzero(mask))
+    entry = start + np.flatnonzero(mask).astype(np.int64)
+    batch = EventBatch(entry=entry)
+    if detector:
+        batch.x = objects.x_space(mask)
+    if partons:
+        batch.z = z_all[mask]
+    return batch
 
 
 def read_events(path: str | os.PathLike, **kwargs) -> tuple[EventBatch, Cutflow]:

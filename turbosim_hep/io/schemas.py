@@ -3,11 +3,13 @@
 - `TurboSimSchema`: the project's own files (NanoAOD naming). Electron, Jet, MET and
   the ``Parton`` collection come out as coffea four-vector collections.
 - `Delphes3Schema`: Delphes 3.4 files, whose ``Track`` and ``EFlowTrack`` collections
-  carry no ``Mass`` branch (coffea's stock Delphes schema requires one).
+  carry no ``Mass`` branch (coffea's stock Delphes schema requires one); the stored
+  energy of the generator particles stays available as ``Particle.Energy``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 
 from coffea.nanoevents import DelphesSchema, NanoAODSchema, NanoEventsFactory
@@ -23,11 +25,33 @@ class TurboSimSchema(NanoAODSchema):
     #: The files hold no NanoAOD cross-reference indices (``Jet_electronIdx1``, ...).
     warn_missing_crossrefs = False
 
+    def _build_collections(self, field_names, input_contents):
+        # Simulated files also store px, py, pz, E beside pt, eta, phi, mass (for plain
+        # uproot users). coffea's vector behaviours refuse two coordinate systems in one
+        # record, and compute px, ... from pt, eta, phi anyway: leave the copies out.
+        names = set(field_names)
+        redundant = {
+            f"{name[: -len('_pt')]}_{component}"
+            for name in names
+            if name.endswith("_pt")
+            for component in ("px", "py", "pz", "E")
+        }
+        kept = [(n, c) for n, c in zip(field_names, input_contents) if n not in redundant]
+        return super()._build_collections([n for n, _ in kept], [c for _, c in kept])
+
 
 class Delphes3Schema(DelphesSchema):
     """Delphes schema that reads Delphes 3.4 files (massless tracks)."""
 
     mixins = {**DelphesSchema.mixins, "Track": "MasslessParticle", "EFlowTrack": "MasslessParticle"}
+
+    def _build_collections(self, branch_forms):
+        # The stock schema drops the stored energy of the generator particles (it would
+        # shadow the Lorentz-vector property E); keep it as the field ``Energy``.
+        stored_energy = "Particle/Particle.E"
+        if stored_energy in branch_forms:
+            branch_forms["Particle/Particle.Energy"] = copy.deepcopy(branch_forms[stored_energy])
+        return super()._build_collections(branch_forms)
 
 
 def schema_for(path: str | os.PathLike) -> tuple[str, type]:

@@ -132,6 +132,11 @@ class EventWriter:
         self._tree = None
         self.entries = 0
 
+    @property
+    def metadata(self) -> dict[str, object]:
+        """The metadata to be stored at the end (may be updated while writing)."""
+        return self._metadata
+
     def __enter__(self) -> EventWriter:
         self._file = uproot.recreate(self._output.tmp_path, compression=self._compression)
         return self

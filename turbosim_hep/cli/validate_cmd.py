@@ -1,0 +1,63 @@
+"""``turbosim-hep validate``: the coffea analysis on the truth and on the simulation."""
+
+from __future__ import annotations
+
+import argparse
+
+#: Executors offered here (Dask needs a client: use the Python API or analysis/).
+#: The library (coffea, scipy, matplotlib) is imported in `run`, keeping --help fast.
+CLI_EXECUTORS = ("iterative", "futures")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "validate",
+        help="compare a fast simulation with the truth: KS/W1 metrics, Table 1, plots",
+        description="Run the same coffea analysis (reference selection, tt-bar "
+        "reconstruction, histograms) on the truth and on the Turbo-Sim output, and write "
+        "a report to DIR: metrics.json (KS and Wasserstein-1 distances of every quantity, "
+        "valid fraction, Table 1), metrics.md (Table 1 next to the published rows), "
+        "plots/ (PNG and PDF) and histograms.root.",
+    )
+    parser.add_argument("--truth", required=True, nargs="+", metavar="FILE",
+                        help="truth events: Delphes or turbosim-hep ROOT file(s)")
+    parser.add_argument("--sim", required=True, nargs="+", metavar="FILE",
+                        help="output file(s) of 'turbosim-hep simulate' (or 'unfold')")
+    parser.add_argument("--unfolded", nargs="+", metavar="FILE",
+                        help="output file(s) of 'turbosim-hep unfold': the parton-level "
+                        "columns then compare the unfolded partons with the truth")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory")
+    parser.add_argument("--executor", choices=CLI_EXECUTORS, default="iterative",
+                        help="coffea executor (default: iterative; Dask: docs/validation.md)")
+    parser.add_argument("--workers", type=int, default=1, help="processes of the futures executor")
+    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
+    parser.add_argument("--bins", type=int, default=80, help="bins per histogram")
+    parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
+                        help="which quantities to plot (default: all)")
+    parser.add_argument("--force", action="store_true", help="replace an existing report")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from turbosim_hep.report import TABLE1, table1_markdown
+    from turbosim_hep.validate import validate
+
+    table1_quantities = [name for name, _ in TABLE1.values()]
+    plots = {"all": True, "none": False, "table1": table1_quantities}[args.plots]
+    result = validate(
+        args.truth,
+        args.sim,
+        args.output,
+        unfolded=args.unfolded,
+        executor=args.executor,
+        workers=args.workers,
+        chunksize=args.chunksize,
+        bins=args.bins,
+        plots=plots,
+        force=args.force,
+    )
+    print(table1_markdown(result))
+    if result["valid_fraction"] is not None:
+        print(f"valid simulated events: {result['valid_fraction']:.4f}")
+    print(f"report written to {args.output}")
+    return 0

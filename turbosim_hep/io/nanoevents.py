@@ -1,0 +1,142 @@
+"""The reader's selection and X/Z arrays, on coffea NanoEvents instead of uproot chunks.
+
+A coffea processor receives NanoEvents (built with `turbosim_hep.io.schemas`). To give
+exactly the events and numbers `turbosim_hep.io.reader` gives for the same file, the
+collections are turned back into a record of the branches the reader reads (``Jet_pt``,
+``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to `reader.select_events`: one
+implementation of the selection and of the X and Z layouts, two ways in.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from turbosim_hep import layout
+from turbosim_hep.io import formats, reader
+from turbosim_hep.kinematics import p4_from_ptetaphim
+
+#: Collections each format needs for the detector objects and for the partons.
+_DETECTOR_COLLECTIONS = {
+    "delphes": ("Electron", "Jet", "MissingET", "Muon", "Photon"),
+    "turbosim": (formats.ELECTRON, formats.JET, formats.MET),
+}
+_PARTON_COLLECTIONS = {"delphes": ("Particle",), "turbosim": (formats.PARTON,)}
+#: Field under which `Delphes3Schema` keeps the stored energy of generator particles.
+_DELPHES_PARTICLE_ENERGY = "Energy"
+
+
+def event_format(events: ak.Array) -> reader.Format:
+    """``"delphes"`` or ``"turbosim"``: which schema the NanoEvents come from."""
+    return "delphes" if "MissingET" in events.fields else "turbosim"
+
+
+def has_detector(events: ak.Array) -> bool:
+    """Whether the events hold the detector objects of the X space."""
+    return all(c in events.fields for c in _DETECTOR_COLLECTIONS[event_format(events)])
+
+
+def has_partons(events: ak.Array) -> bool:
+    """Whether the events hold a generator record the Z space can come from."""
+    return all(c in events.fields for c in _PARTON_COLLECTIONS[event_format(events)])
+
+
+def select(
+    events: ak.Array, *, detector: bool, partons: bool, cutflow: reader.Cutflow | None = None
+) -> tuple[reader.EventBatch, np.ndarray]:
+    """The reference selection and the X and Z arrays of a chunk of NanoEvents.
+
+    Parameters
+    ----------
+    events : awkward.Array
+        NanoEvents of a Delphes file (`Delphes3Schema`) or an own file (`TurboSimSchema`).
+    detector, partons : bool
+        As for `turbosim_hep.io.reader.EventFile.iterate`.
+    cutflow : Cutflow, optional
+        Accumulates the events passing each cut.
+
+    Returns
+    -------
+    batch : EventBatch
+        Selected events; ``entry`` counts from the chunk's ``entrystart`` metadata.
+    rows : numpy.ndarray
+        Positions of the selected events within ``events``.
+    """
+    fmt = event_format(events)
+    record = ak.zip(
+        {name: _column(events, fmt, name) for name in _branches(events, fmt, detector, partons)},
+        depth_limit=1,
+    )
+    start = int((events.metadata or {}).get("entrystart", 0) or 0)
+    batch = reader.select_events(
+        record, fmt, start=start, detector=detector, partons=partons, cutflow=cutflow
+    )
+    return batch, batch.entry - start
+
+
+def stored_x(events: ak.Array, rows: np.ndarray) -> np.ndarray:
+    """(n, 24) X array of selected events as the file stores them.
+
+    Unlike the reader's X (massless objects, jets re-sorted by pT), the objects keep
+    their stored masses and order, so that `turbosim_hep.metrics.valid_x_events` can
+    tell whether a generated file is physical (time-like objects, jets in pT order).
+    """
+    fmt = event_format(events)
+    selected = events[rows]
+    electron = selected.Electron[:, 0]
+    jets = selected.Jet
+    if fmt == "delphes":
+        # A singleton in coffea; its pt is MET * cosh(eta), not the MET.
+        met_pt, met_phi = selected.MissingET.MET, selected.MissingET.phi
+    else:
+        met_pt, met_phi = selected.MET.pt, selected.MET.phi
+
+    def values(array: ak.Array, shape: tuple[int, ...]) -> np.ndarray:
+        return ak.to_numpy(ak.flatten(array, axis=None)).astype(np.float32).reshape(shape)
+
+    n = len(rows)
+    p4 = np.empty((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    p4[:, 0] = p4_from_ptetaphim(*(values(electron[f], (n,)) for f in ("pt", "eta", "phi", "mass")))
+    met_pt, met_phi = values(met_pt, (n,)), values(met_phi, (n,))
+    p4[:, 1] = np.stack(
+        [met_pt * np.cos(met_phi), met_pt * np.sin(met_phi), np.zeros_like(met_pt), met_pt], -1
+    )
+    shape = (n, layout.N_JETS)
+    p4[:, 2:] = p4_from_ptetaphim(*(values(jets[f], shape) for f in ("pt", "eta", "phi", "mass")))
+    return p4.reshape(n, layout.N_FEATURES)
+
+
+def _branches(events: ak.Array, fmt: reader.Format, detector: bool, partons: bool) -> list[str]:
+    names: list[str] = []
+    if fmt == "delphes":
+        names += list(formats.DELPHES.detector) if detector else []
+        names += list(formats.DELPHES.partons) if partons else []
+        return names
+    if detector:
+        names += reader._own_detector_branches(required=True)
+        names += [
+            b for b in reader._own_detector_branches(required=False) if b[1:] in events.fields
+        ]
+    if partons:
+        names += reader._own_parton_branches()
+    return names
+
+
+def _column(events: ak.Array, fmt: reader.Format, branch: str) -> ak.Array:
+    """The array the reader would read for ``branch``, from NanoEvents collections."""
+    if fmt == "delphes":
+        if branch.endswith("_size"):
+            return ak.num(events[branch.removesuffix("_size")], axis=1)
+        collection, field = branch.split(".", 1)
+        if (collection, field) == ("Particle", "E"):
+            field = _DELPHES_PARTICLE_ENERGY
+        values = events[collection][field]
+        # coffea makes MissingET a singleton; the reader sees the one-element list.
+        return ak.unflatten(values, 1) if values.ndim == 1 else values
+    if branch.startswith("n") and branch[1:] in events.fields:
+        return ak.num(events[branch[1:]], axis=1)
+    collection, field = branch.split("_", 1)
+    return events[collection][field]
+
+
+__all__ = ["event_format", "has_detector", "has_partons", "select", "stored_x"]

@@ -1,0 +1,365 @@
+"""The validation report: distances to the truth, the paper's Table 1, plots, histograms.
+
+From the output of `turbosim_hep.processor.TtbarValidationProcessor`:
+
+- `compute_metrics`: for every histogrammed quantity the KS distance (on the unbinned
+  values, as the paper does) and the Wasserstein-1 distance between the truth and the
+  simulation, the fraction of physically valid simulated events, and the ten columns
+  of Table 1 of the Turbo-Sim paper;
+- `write_report`: ``metrics.json``, ``metrics.md`` (Table 1 next to the published rows),
+  one mplhep plot per quantity (PNG and PDF) and the filled histograms as ROOT
+  (``histograms.root``, one directory per dataset, readable with uproot's ``to_hist``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import uproot
+
+from turbosim_hep import metrics
+from turbosim_hep.errors import OutputError
+from turbosim_hep.processor import DATASET_AXIS, QUANTITIES, QUANTITY_BY_NAME, dataset_values
+
+#: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
+TABLE1: Mapping[str, tuple[str, str]] = {
+    "b_py": ("z_py_b", "$p_y^b$"),
+    "b_pz": ("z_pz_b", "$p_z^b$"),
+    "b_E": ("z_E_b", "$E^b$"),
+    "jet1_py": ("x_py_jet1", "$p_y^{jet1}$"),
+    "jet1_pz": ("x_pz_jet1", "$p_z^{jet1}$"),
+    "jet1_E": ("x_E_jet1", "$E^{jet1}$"),
+    "m_tt": ("m_tt", "$m_{tt}$"),
+    "m_W_had": ("m_W_had", "$m_W^{had}$"),
+    "m_t_lep": ("m_t_lep", "$m_t^{lep}$"),
+    "m_t_had": ("m_t_had", "$m_t^{had}$"),
+}
+#: The columns of Table 1 that compare partons (unfolding) rather than detector objects.
+TABLE1_PARTON_COLUMNS = ("b_py", "b_pz", "b_E")
+
+#: Published KS distances (x 10^-2), seed 003 Table 1.
+PUBLISHED_TABLE1: Mapping[str, tuple[float, ...]] = {
+    "Turbo-Sim (published)": (5.28, 7.28, 3.96, 2.89, 10.3, 4.43, 2.97, 7.72, 5.20, 8.52),
+    "OTUS (published)": (1.59, 1.23, 2.76, 3.78, 2.39, 5.75, 15.8, 11.7, 14.1, 24.9),
+}
+
+#: Dataset names the report compares.
+TRUTH, SIMULATION, UNFOLDED = "truth", "simulation", "unfolded"
+
+
+def compute_metrics(
+    output: Mapping,
+    *,
+    truth: str = TRUTH,
+    simulation: str = SIMULATION,
+    unfolded: str | None = None,
+) -> dict:
+    """Distances between the truth and the simulation for every quantity.
+
+    Parameters
+    ----------
+    output : mapping
+        Output of a run of `TtbarValidationProcessor` (with ``keep_values``).
+    truth, simulation : str
+        Dataset names of the truth and of the fast simulation.
+    unfolded : str, optional
+        Dataset holding unfolded partons; when given, the parton-level quantities (and
+        the b columns of Table 1) compare it with the truth instead of ``simulation``.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``datasets``, ``events``, ``cutflow``, ``valid_fraction``,
+        ``ks_floor``, ``quantities`` (name -> ``ks``, ``w1``, ``n_truth``, ``n_sim``,
+        ``compared_with``, ``label``), ``table1`` (column -> KS or None),
+        ``table1_notes``.
+    """
+    truth_values = dataset_values(output, truth)
+    if not truth_values:
+        raise ValueError(f"the output holds no values of the truth dataset {truth!r}")
+    candidates = {simulation: dataset_values(output, simulation)}
+    if unfolded is not None:
+        candidates[unfolded] = dataset_values(output, unfolded)
+
+    quantities = {}
+    for quantity in QUANTITIES:
+        other = unfolded if (unfolded is not None and quantity.space == "z") else simulation
+        a, b = truth_values.get(quantity.name), candidates[other].get(quantity.name)
+        if a is None or b is None:
+            continue
+        quantities[quantity.name] = {
+            "ks": metrics.ks_distance(a, b),
+            "w1": metrics.wasserstein1(a, b),
+            "n_truth": int(len(a)),
+            "n_sim": int(len(b)),
+            "compared_with": other,
+            "label": quantity.label,
+        }
+
+    notes = {}
+    table1 = {}
+    for key, (name, _) in TABLE1.items():
+        table1[key] = quantities[name]["ks"] if name in quantities else None
+    # An input copied through (simulate keeps its partons, unfold its detector objects)
+    # matches the truth exactly and measures nothing: say so next to the table.
+    parton_name = TABLE1[TABLE1_PARTON_COLUMNS[0]][0]
+    if parton_name in quantities and quantities[parton_name]["compared_with"] == simulation:
+        if _same_values(truth_values[parton_name], candidates[simulation][parton_name]):
+            notes["b"] = (
+                "the simulated file carries the truth partons (its simulation input), "
+                "so the b columns do not measure unfolding; pass the unfolded file"
+            )
+    detector_name = TABLE1["jet1_E"][0]
+    if detector_name in quantities:
+        if _same_values(truth_values[detector_name], candidates[simulation][detector_name]):
+            notes["detector"] = (
+                "the simulated file carries the truth detector objects (an unfold output, "
+                "or the truth itself), so the jet1 and mass columns do not measure simulation"
+            )
+    valid = output.get("valid", {}).get(simulation, {})
+    n_truth = _selected(output, truth)
+    n_sim = _selected(output, simulation)
+    return {
+        "datasets": {"truth": truth, "simulation": simulation, "unfolded": unfolded},
+        "events": {"truth": n_truth, "simulation": n_sim},
+        "cutflow": {k: dict(v) for k, v in output.get("cutflow", {}).items()},
+        "valid_fraction": (valid["valid"] / valid["checked"]) if valid.get("checked") else None,
+        "ks_floor": metrics.ks_floor(n_truth, n_sim) if n_truth and n_sim else None,
+        "quantities": quantities,
+        "table1": table1,
+        "table1_notes": notes,
+    }
+
+
+def table1_markdown(result: Mapping) -> str:
+    """Table 1 (KS x 10^-2) of this run next to the published Turbo-Sim and OTUS rows."""
+    header = "| model | " + " | ".join(h for _, h in TABLE1.values()) + " |"
+    rule = "|---" * (len(TABLE1) + 1) + "|"
+    notes = result.get("table1_notes", {})
+    marks = {k: "*" for k in TABLE1_PARTON_COLUMNS} if "b" in notes else {}
+    if "detector" in notes:
+        marks |= {k: "†" for k in TABLE1 if k not in TABLE1_PARTON_COLUMNS}
+
+    def cell(key: str, value: float | None) -> str:
+        if value is None or not np.isfinite(value):
+            return "n/a"
+        return f"{100 * value:.2f}{marks.get(key, '')}"
+
+    rows = [header, rule]
+    rows.append("| this run | " + " | ".join(cell(k, result["table1"][k]) for k in TABLE1) + " |")
+    for model, values in PUBLISHED_TABLE1.items():
+        rows.append(f"| {model} | " + " | ".join(f"{v:g}" for v in values) + " |")
+    return "\n".join(rows)
+
+
+def metrics_markdown(result: Mapping) -> str:
+    """The whole ``metrics.md``: Table 1, run facts and the per-quantity distances."""
+    events = result["events"]
+    lines = [
+        "# Turbo-Sim validation against the truth",
+        "",
+        f"Truth: {events['truth']} selected events; simulation: {events['simulation']}.",
+    ]
+    if result["valid_fraction"] is not None:
+        lines.append(f"Physically valid simulated events: {result['valid_fraction']:.4f}.")
+    if result["ks_floor"] is not None:
+        lines.append(
+            f"Statistical floor of the KS distance for these sample sizes: "
+            f"{100 * result['ks_floor']:.2f} x 10^-2."
+        )
+    lines += ["", "## Table 1: Kolmogorov-Smirnov distance to the truth (x 10^-2)", ""]
+    lines.append(table1_markdown(result))
+    for key, note in result.get("table1_notes", {}).items():
+        mark = "\\*" if key == "b" else "†"
+        lines += ["", f"{mark} {note}."]
+    lines += [
+        "",
+        "b columns: parton level (unfolding); jet1 and masses: detector level (simulation).",
+        "",
+        "## All quantities",
+        "",
+        "| quantity | KS (x 10^-2) | W1 [GeV] | truth events | compared events | compared with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, q in result["quantities"].items():
+        lines.append(
+            f"| `{name}` | {100 * q['ks']:.2f} | {q['w1']:.3g} | {q['n_truth']} | {q['n_sim']} "
+            f"| {q['compared_with']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(
+    output: Mapping, name: str, result: Mapping, stem: str | os.PathLike
+) -> list[str]:
+    """One truth-versus-simulation plot with a ratio panel, saved as PNG and PDF.
+
+    The simulation is scaled to the number of truth events when the samples differ in
+    size; the ratio panel shows simulation / truth with the statistical uncertainty of
+    the simulation (points) and of the truth (hatched band).
+
+    Returns
+    -------
+    list of str
+        The files written.
+    """
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    q = result["quantities"][name]
+    h = output["hists"][name]
+    truth = h[{DATASET_AXIS: result["datasets"]["truth"]}]
+    other = h[{DATASET_AXIS: q["compared_with"]}]
+    scale = q["n_truth"] / q["n_sim"] if q["n_sim"] else 1.0
+    simulated_label = "Turbo-Sim" if q["compared_with"] != "unfolded" else "Turbo-Sim (unfolded)"
+    if not np.isclose(scale, 1.0):
+        other = other * scale
+        simulated_label += " (scaled to truth)"
+    with plt.style.context(mplhep.style.ROOT):
+        fig, ax_main, ax_ratio = mplhep.comp.hists(
+            other,
+            truth,
+            xlabel=q["label"],
+            ylabel="Events / bin",
+            h1_label=simulated_label,
+            h2_label="Truth",
+            comparison="split_ratio",
+            comparison_ylabel="Sim. / truth",
+            comparison_ylim=(0.4, 1.6),
+        )
+        ax_ratio.set_yticks([0.5, 1.0, 1.5])  # clear of the x tick labels below
+        ax_main.set_title(
+            f"KS = {q['ks']:.4f}   W$_1$ = {q['w1']:.3g} GeV", fontsize="small", loc="right"
+        )
+        ax_main.legend(loc="best", fontsize="small")
+        paths = []
+        for suffix in (".png", ".pdf"):
+            path = os.fspath(stem) + suffix
+            fig.savefig(path, bbox_inches="tight", dpi=110)
+            paths.append(path)
+        plt.close(fig)
+    return paths
+
+
+def save_histograms(output: Mapping, path: str | os.PathLike) -> None:
+    """The histograms as ROOT TH1s, ``<dataset>/<quantity>`` (uproot ``to_hist`` reads them)."""
+    with uproot.recreate(path) as file:
+        for name, h in output["hists"].items():
+            for dataset in h.axes[DATASET_AXIS]:
+                file[f"{dataset}/{name}"] = h[{DATASET_AXIS: dataset}]
+
+
+def write_report(
+    output: Mapping,
+    result: Mapping,
+    directory: str | os.PathLike,
+    *,
+    force: bool = False,
+    plots: bool | Iterable[str] = True,
+) -> str:
+    """Write the report directory: metrics, table, plots and histograms.
+
+    The report is built in a temporary directory beside ``directory`` and renamed into
+    place at the end, so an interrupted run leaves nothing half-written.
+
+    Parameters
+    ----------
+    output : mapping
+        Output of the processor run.
+    result : mapping
+        Output of `compute_metrics`.
+    directory : str or os.PathLike
+        The report directory; it must not exist (or be empty) unless ``force``.
+    plots : bool or iterable of str
+        Plot every compared quantity (True), none (False) or those of the named ones
+        that were compared. Plots are
+        the slowest part of the report: about 1 s per quantity (PNG and PDF).
+
+    Returns
+    -------
+    str
+        The report directory.
+    """
+    directory = check_report_directory(directory, force=force)
+    parent = os.path.dirname(os.path.abspath(directory))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    try:
+        with open(os.path.join(tmp, "metrics.json"), "w") as handle:
+            json.dump(_json_safe(result), handle, indent=2)
+        with open(os.path.join(tmp, "metrics.md"), "w") as handle:
+            handle.write(metrics_markdown(result))
+        save_histograms(output, os.path.join(tmp, "histograms.root"))
+        names = list(result["quantities"]) if plots is True else list(plots or ())
+        unknown = [name for name in names if name not in QUANTITY_BY_NAME]
+        if unknown:
+            raise ValueError(f"unknown quantities to plot: {', '.join(unknown)}")
+        names = [name for name in names if name in result["quantities"]]  # compared ones
+        if names:
+            os.mkdir(os.path.join(tmp, "plots"))
+        for name in names:
+            plot_comparison(output, name, result, os.path.join(tmp, "plots", name))
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def check_report_directory(directory: str | os.PathLike, *, force: bool = False) -> str:
+    """Check that a report directory may be written; raise `OutputError` if not."""
+    directory = os.fspath(directory)
+    parent = os.path.dirname(os.path.abspath(directory))
+    if not os.path.isdir(parent):
+        raise OutputError(directory, f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(directory, f"directory {parent} is not writable")
+    if os.path.exists(directory):
+        if not os.path.isdir(directory):
+            raise OutputError(directory, "exists and is not a directory")
+        if os.listdir(directory) and not force:
+            raise OutputError(
+                directory, "exists already and is not empty (use --force to replace it)"
+            )
+    return directory
+
+
+def _selected(output: Mapping, dataset: str) -> int:
+    cutflow = output.get("cutflow", {}).get(dataset, {})
+    return int(next(reversed(cutflow.values()), 0)) if cutflow else 0
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(a) == len(b) and np.array_equal(np.sort(a), np.sort(b))
+
+
+def _json_safe(value):
+    """NaN and infinities as null, NumPy scalars as Python numbers."""
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+__all__ = [
+    "PUBLISHED_TABLE1",
+    "TABLE1",
+    "check_report_directory",
+    "compute_metrics",
+    "metrics_markdown",
+    "plot_comparison",
+    "save_histograms",
+    "table1_markdown",
+    "write_report",
+]

@@ -1,0 +1,131 @@
+"""Validation of a Turbo-Sim model against the detector truth, end to end.
+
+The same coffea analysis (`turbosim_hep.processor`) runs on the truth and on the fast
+simulation; `turbosim_hep.report` turns its output into distances, the paper's Table 1,
+plots and saved histograms. ``turbosim-hep validate``, the analysis job in
+``analysis/`` and the demo all call `validate` or `validate_fileset`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from turbosim_hep import processor, report
+
+
+
+def validate(
+    truth: str | os.PathLike | Sequence[str | os.PathLike],
+    simulation: str | os.PathLike | Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    unfolded: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    **kwargs,
+) -> dict:
+    """Compare a fast simulation with the truth and write the report.
+
+    Parameters
+    ----------
+    truth : path or list of paths
+        Truth events: a Delphes file or one of the project's files (detector objects,
+        and partons for the parton-level columns).
+    simulation : path or list of paths
+        Output(s) of ``turbosim-hep simulate`` (or of ``unfold``, whose unfolded partons
+        are then compared with the truth partons).
+    output_dir : str or os.PathLike
+        Report directory (see `turbosim_hep.report.write_report`).
+    unfolded : path or list of paths, optional
+        Output(s) of ``turbosim-hep unfold``: the parton-level quantities and the b
+        columns of Table 1 then compare these unfolded partons with the truth.
+    **kwargs
+        Passed to `validate_fileset` (``executor``, ``workers``, ``client``, ...).
+
+    Returns
+    -------
+    dict
+        The metrics (`turbosim_hep.report.compute_metrics`), as written to
+        ``metrics.json``; ``result["table1"]`` holds the ten KS distances of Table 1.
+    """
+    fileset = {report.TRUTH: _paths(truth), report.SIMULATION: _paths(simulation)}
+    if unfolded is not None:
+        fileset[report.UNFOLDED] = _paths(unfolded)
+    return validate_fileset(
+        fileset, output_dir, unfolded=report.UNFOLDED if unfolded is not None else None, **kwargs
+    )
+
+
+def validate_fileset(
+    fileset: Mapping[str, Sequence[str | os.PathLike]],
+    output_dir: str | os.PathLike,
+    *,
+    truth: str = report.TRUTH,
+    simulation: str = report.SIMULATION,
+    unfolded: str | None = None,
+    executor: str = "iterative",
+    workers: int = 1,
+    client=None,
+    chunksize: int = 200_000,
+    bins: int = 80,
+    plots: bool | Sequence[str] = True,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run the validation processor over a fileset and write the report.
+
+    Parameters
+    ----------
+    fileset : mapping
+        ``{dataset: [file, ...]}`` holding at least the ``truth`` and ``simulation``
+        datasets (any others are processed and histogrammed too).
+    output_dir : str or os.PathLike
+        Report directory.
+    truth, simulation, unfolded : str
+        Dataset names the report compares.
+    executor : {"iterative", "futures", "dask"}
+        coffea executor (`turbosim_hep.processor.make_executor`); ``dask`` needs
+        ``client``.
+    workers : int
+        Processes of the futures executor.
+    client : distributed.Client, optional
+        Dask client for the dask executor.
+    chunksize : int
+        Events per coffea chunk.
+    bins : int
+        Bins of every histogram.
+    plots : bool or sequence of str
+        Plot every quantity, none, or the named ones (`turbosim_hep.report.write_report`).
+    force : bool
+        Replace an existing, non-empty report directory.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        The metrics written to ``metrics.json``.
+    """
+    for name in (truth, simulation) + ((unfolded,) if unfolded else ()):
+        if name not in fileset:
+            raise ValueError(f"the fileset has no dataset {name!r}")
+    report.check_report_directory(output_dir, force=force)  # fail before the long run
+    output = processor.run_fileset(
+        fileset,
+        processor.TtbarValidationProcessor(bins=bins),
+        executor=processor.make_executor(
+            executor, workers=workers, client=client, progress=progress
+        ),
+        chunksize=chunksize,
+    )
+    result = report.compute_metrics(output, truth=truth, simulation=simulation, unfolded=unfolded)
+    report.write_report(output, result, output_dir, force=force, plots=plots)
+    return result
+
+
+def _paths(value) -> list[str]:
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+__all__ = ["validate", "validate_fileset"]
