@@ -1,0 +1,218 @@
+"""The end-to-end demo: train, simulate, unfold and validate on the shipped sample.
+
+Every step is the library's own (`train.train`, `simulate.run`, `validate.validate`),
+run on a deterministic split of the shipped pp -> tt-bar sample:
+
+1. split the selected events into training, validation and test parts (fixed seed);
+2. write the test part as a truth file (the project's own ROOT format);
+3. train the ``turbosim`` preset on the training part (validation part for model
+   selection);
+4. ``simulate`` the test partons several times with different seeds (more simulated
+   events per truth event lower the statistical floor of the KS distances) and
+   ``unfold`` the test detector events;
+5. run the validation analysis of the test truth against both and write the report.
+
+``--quick`` runs the same code path on a small subset for one epoch (for tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from turbosim_hep import report
+from turbosim_hep.errors import InputError, OutputError
+from turbosim_hep.io import EventWriter, read_events
+from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+from turbosim_hep.metrics import ks_floor
+from turbosim_hep.model.presets import loss_config as preset_loss
+from turbosim_hep.simulate import run as run_inference
+from turbosim_hep.train import PairedEvents, TrainConfig, train
+from turbosim_hep.validate import validate
+
+#: The shipped sample (package data).
+SAMPLE_NAME = "ttbar_sample.root"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How much of the sample the demo uses and how long it trains.
+
+    Attributes
+    ----------
+    test_fraction, val_fraction : float
+        Parts of the selected events held out for the test and for model selection.
+    max_events : int or None
+        Use at most this many events of the sample (None: all).
+    epochs : int
+        Training epochs.
+    replicas : int
+        Simulated events per test parton event (each replica with its own seed).
+    plots : bool or tuple of str
+        Plots of the report (see `turbosim_hep.report.write_report`).
+    """
+
+    test_fraction: float = 0.3
+    val_fraction: float = 0.1
+    max_events: int | None = None
+    epochs: int = 40
+    replicas: int = 4
+    plots: bool | tuple[str, ...] = True
+
+
+DEFAULT = DemoSettings()
+QUICK = DemoSettings(max_events=6000, epochs=1, replicas=1, plots=("m_t_had", "x_E_jet1"))
+
+
+def shipped_sample() -> Path:
+    """Path of the shipped sample inside the installed package."""
+    return Path(str(resources.files("turbosim_hep") / "data" / SAMPLE_NAME))
+
+
+def split_indices(n: int, settings: DemoSettings, seed: int) -> dict[str, np.ndarray]:
+    """Deterministic train / val / test indices (sorted) of n events."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(settings.test_fraction * n))
+    n_val = int(round(settings.val_fraction * n))
+    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    return {name: np.sort(index) for name, index in parts.items()}
+
+
+def run_demo(
+    output_dir: str | os.PathLike,
+    *,
+    sample: str | os.PathLike | None = None,
+    device: str = "auto",
+    quick: bool = False,
+    seed: int = 2021,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run the demo and write everything under ``output_dir``.
+
+    Parameters
+    ----------
+    output_dir : str or os.PathLike
+        Directory for the model, the ROOT files, the report and ``demo.json`` (the
+        split, the settings and the wall time); created if missing, refused if it holds
+        files unless ``force``.
+    sample : path, optional
+        Events to use instead of the shipped sample (own format or Delphes, with partons).
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    quick : bool
+        Use `QUICK` instead of `DEFAULT` (a one-minute run for tests).
+    seed : int
+        Seed of the split, the training and the simulation.
+    force : bool
+        Reuse a non-empty output directory, replacing what the demo writes there.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        The validation metrics (`turbosim_hep.report.compute_metrics`) with the demo's
+        facts added under ``demo``.
+    """
+    started = time.perf_counter()
+    settings = QUICK if quick else DEFAULT
+    out = _prepare_directory(output_dir, force=force)
+    sample = Path(sample) if sample is not None else shipped_sample()
+    if not sample.exists():
+        raise InputError(sample, "no such file (the shipped sample is missing from this installation)")
+
+    _step(1, "reading the sample", sample)
+    batch, cutflow = read_events(sample)
+    if settings.max_events is not None:
+        batch = type(batch)(entry=batch.entry[: settings.max_events],
+                            z=batch.z[: settings.max_events], x=batch.x[: settings.max_events])
+    parts = split_indices(len(batch), settings, seed)
+    print(f"    {len(batch)} selected events: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+
+    _step(2, "writing the test truth", out / "test_truth.root")
+    truth_file = out / "test_truth.root"
+    test = parts["test"]
+    with EventWriter(truth_file, force=True, metadata={"sample": sample.name, "split": "test", "seed": seed}) as writer:
+        writer.write(event_columns(batch.entry[test]) | reco_columns(batch.x[test]) | parton_columns(batch.z[test]))
+
+    _step(3, f"training the turbosim preset for {settings.epochs} epochs", out / "model.pt")
+    fit = np.concatenate([parts["train"], parts["val"]])
+    model_file = out / "model.pt"
+    result = train(
+        [sample],
+        model_file,
+        loss_config=preset_loss("turbosim"),
+        train_config=TrainConfig(
+            epochs=settings.epochs,
+            val_fraction=len(parts["val"]) / len(fit),
+            seed=seed,
+            device=device,
+        ),
+        force=True,
+        progress=progress,
+        events=PairedEvents(z=batch.z[fit], x=batch.x[fit]),
+    )
+    print(f"    best epoch {result.best_epoch}, validation KS sum {result.best_ks:.3f}")
+
+    _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events", out)
+    simulated = []
+    for replica in range(settings.replicas):
+        path = out / f"simulated_{replica}.root"
+        run_inference("simulate", model_file, [truth_file], path, seed=seed + replica,
+                      device=device, force=True, progress=progress)
+        simulated.append(path)
+    unfolded = out / "unfolded.root"
+    run_inference("unfold", model_file, [truth_file], unfolded, seed=seed, device=device,
+                  force=True, progress=progress)
+
+    _step(5, "validating against the test truth", out / "report")
+    metrics = validate(truth_file, simulated, out / "report", unfolded=unfolded,
+                       plots=settings.plots, force=True, progress=progress)
+    metrics["demo"] = {
+        "sample": str(sample),
+        "sample_cutflow": cutflow.as_dict(),
+        "split": {k: len(v) for k, v in parts.items()},
+        "replicas": settings.replicas,
+        "epochs": settings.epochs,
+        "best_epoch": result.best_epoch,
+        "ks_floor": ks_floor(len(test), settings.replicas * len(test)),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    (out / "demo.json").write_text(json.dumps(metrics["demo"], indent=2) + "\n")
+    _summary(metrics, out)
+    return metrics
+
+
+def _prepare_directory(output_dir: str | os.PathLike, *, force: bool) -> Path:
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(out, "is not empty (use --force to reuse it)")
+    if not out.parent.is_dir():
+        raise OutputError(out, f"directory {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _step(number: int, what: str, where: os.PathLike | str) -> None:
+    print(f"[{number}/5] {what} ({where})", flush=True)
+
+
+def _summary(metrics: dict, out: Path) -> None:
+    demo = metrics["demo"]
+    print()
+    print(f"Table 1 (KS distance x 10^-2), test split of {demo['split']['test']} events, "
+          f"{demo['replicas']} simulated per event; statistical floor ~{100 * demo['ks_floor']:.2f}")
+    print(report.table1_markdown(metrics))
+    valid = metrics.get("valid_fraction")
+    if valid is not None:
+        print(f"physically valid simulated events: {100 * valid:.2f}%")
+    print(f"wall time {demo['wall_seconds']:.0f} s; report in {out / 'report'} (metrics.md, plots)")
