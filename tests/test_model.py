@@ -1,0 +1,261 @@
+"""The Turbo-Sim model: heads, noise, critics, the eight terms, presets, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _ttbar import smear, ttbar_partons
+
+from turbosim_hep import layout, metrics
+from turbosim_hep.errors import InputError
+from turbosim_hep.model import (
+    TERMS,
+    ModelConfig,
+    TurboSim,
+    load_model,
+    loss_config,
+    save_checkpoint,
+)
+from turbosim_hep.model.checkpoint import load_checkpoint
+from turbosim_hep.model.critics import CriticEnsemble
+from turbosim_hep.model.losses import LossConfig, TurboSimObjective, lp_loss, mmd2
+from turbosim_hep.model.presets import PRESETS
+from turbosim_hep.train import Trainer, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def events() -> tuple[torch.Tensor, torch.Tensor]:
+    z = ttbar_partons(2000, seed=3)
+    return torch.from_numpy(z), torch.from_numpy(smear(z, seed=4))
+
+
+@pytest.fixture
+def model(events) -> TurboSim:
+    z, x = events
+    torch.manual_seed(0)
+    return TurboSim.from_config(None, x=x, z=z)
+
+
+@pytest.mark.parametrize("x_head", ["physical", "ptetaphi"])
+def test_physical_heads_give_valid_events(events, x_head):
+    z, x = events
+    model = TurboSim.from_config({"x_head": x_head}, x=x, z=z)
+    with torch.inference_mode():
+        x_gen = model.simulate(z).numpy()
+        z_gen = model.unfold(x).numpy()
+    assert x_gen.shape == z_gen.shape == (len(z), 24)
+    assert metrics.valid_fraction(x_gen) == 1.0
+    # the head can represent the truth: standardised true values map back onto it
+    if x_head == "physical":
+        raw = model.x_scaler(x)[:, model.x_head.columns]
+        assert torch.allclose(model.x_head.physical(raw), x, rtol=1e-4, atol=1e-2)
+    p4 = z_gen.reshape(-1, 6, 4).astype(np.float64)
+    assert np.all(p4[..., 3] >= np.linalg.norm(p4[..., :3], axis=-1) * (1 - 1e-6))
+    # b quarks keep their on-shell mass, the other partons are massless
+    mass = np.sqrt(np.maximum(p4[..., 3] ** 2 - (p4[..., :3] ** 2).sum(-1), 0))
+    assert np.allclose(np.median(mass, axis=0), [0, 0, 4.7, 4.7, 0, 0], atol=0.05)
+
+
+def test_linear_head_is_not_constrained(events):
+    z, x = events
+    model = TurboSim.from_config({"x_head": "linear", "z_head": "linear"}, x=x, z=z)
+    with torch.inference_mode():
+        assert metrics.valid_fraction(model.simulate(z).numpy()) < 0.5
+
+
+def test_standardisation_statistics(model, events):
+    z, x = events
+    met_pz = layout.column_index("x", "pz_met")
+    assert model.x_scaler.std[met_pz] == 1.0  # zero spread guarded
+    assert torch.allclose(model.z_scaler.mean, z.double().mean(0).float(), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["add", "cat", "mul", "none"])
+def test_noise_injection(events, mode):
+    z, x = events
+    model = TurboSim.from_config({"noise_mode": mode, "noise_dim": 8}, x=x, z=z)
+    expected = {"add": 24, "mul": 24, "cat": 8, "none": 0}[mode]
+    assert model.decoder_noise_dim == model.encoder_noise_dim == expected
+    z_in = z[:50].clone()
+    noise = torch.randn(50, expected) if expected else None
+    with torch.inference_mode():
+        a = model.simulate(z_in, noise)
+        b = model.simulate(z_in, noise)
+        c = model.simulate(z_in, torch.randn(50, expected) if expected else None)
+    assert torch.equal(z_in, z[:50])  # never modified in place
+    assert torch.equal(a, b)
+    assert torch.equal(a, c) == (mode == "none")
+
+
+def test_critic_input_gradient_matches_autograd():
+    critics = CriticEnsemble(3, 24, (32, 16))
+    inputs = torch.randn(3, 10, 24, requires_grad=True)
+    (grad,) = torch.autograd.grad(critics(inputs).sum(), inputs)
+    scores, closed_form = critics.forward_with_input_gradient(inputs, grad_from=4)
+    assert torch.allclose(scores, critics(inputs))
+    assert torch.allclose(closed_form, grad[:, 4:], atol=1e-6)
+    # the penalty built on it trains the weights with first-order autograd
+    closed_form.square().sum().backward()
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in critics.weights)
+
+
+# Which networks each term reaches: z~ = E(x), x^ = D(E(x)), x~ = D(z), z^ = E(D(z)).
+REACHES = {
+    "dzt": {"encoder"}, "Dzt": {"encoder"},
+    "dxh": {"encoder", "decoder"}, "Dxh": {"encoder", "decoder"},
+    "dxt": {"decoder"}, "Dxt": {"decoder"},
+    "dzh": {"encoder", "decoder"}, "Dzh": {"encoder", "decoder"},
+}
+CASES = [(t, "wgan-gp") for t in TERMS] + [(t, k) for t in ("Dzt", "Dxt") for k in ("dre", "mmd")]
+
+
+@pytest.mark.parametrize(("term", "divergence"), CASES)
+def test_each_term_alone_moves_only_its_networks(events, term, divergence):
+    z, x = events
+    divergences = {term: divergence} if term[0] == "D" else {}
+    config = LossConfig(weights={term: 1.0}, divergence=divergences)
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    model = trainer.model
+    model.fit_standardisation(x, z)
+    xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    critics_before = [p.clone() for p in trainer.objective.parameters()]
+    values = trainer.step(xs, zs)
+    assert torch.isfinite(values).all()
+    after = model.state_dict()
+    for net in ("encoder", "decoder"):
+        moved = any(not torch.equal(before[k], after[k]) for k in before if k.startswith(net + "."))
+        assert moved == (net in REACHES[term]), f"{term} {'moved' if moved else 'left'} the {net}"
+    assert all(torch.equal(before[k], after[k]) for k in before if "scaler" in k or "mass" in k)
+    has_critic = term[0] == "D" and divergence != "mmd"
+    assert trainer.objective.critic_terms == ((term,) if has_critic else ())
+    if has_critic:
+        after_critics = trainer.objective.parameters()
+        assert any(not torch.equal(a, b) for a, b in zip(critics_before, after_critics))
+    # only what the term needs is computed
+    fake = trainer.generate(xs, zs, lambda n, w: torch.randn(n, w) if w else None)
+    assert set(fake) <= {"zt", "xh", "xt", "zh"} and term[1:] in fake
+    assert len(fake) == {"zt": 1, "xt": 1, "xh": 2, "zh": 2}[term[1:]]
+
+
+def test_critics_train_on_detached_fakes(model, events):
+    z, x = events
+    objective = TurboSimObjective(loss_config("turbosim"))
+    xs, zs = model.x_scaler(x[:32]), model.z_scaler(z[:32])
+    zt = model.encode(xs)
+    xt = model.decode(zs)
+    fake = {"zt": zt, "xh": model.decode(zt), "xt": xt, "zh": model.encode(xt)}
+    loss, per_critic = objective.critic_loss({"x": xs, "z": zs}, fake)
+    loss.backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None for p in objective.critics.parameters())
+    assert per_critic.shape == (3,)  # Dzt, Dxh, Dxt; Dzh has weight 0 in the preset
+
+
+def test_all_eight_terms_are_optimised(events):
+    z, x = events
+    weights = dict.fromkeys(TERMS, 1.0)
+    objective = TurboSimObjective(LossConfig(weights=weights))
+    model = TurboSim.from_config(None, x=x, z=z)
+    xs, zs = model.x_scaler(x[:32]), model.z_scaler(z[:32])
+    zt, xt = model.encode(xs), model.decode(zs)
+    fake = {"zt": zt, "xh": model.decode(zt), "xt": xt, "zh": model.encode(xt)}
+    values = objective.terms({"x": xs, "z": zs}, fake)
+    assert set(values) == set(TERMS)
+    for term in TERMS:  # every term has a gradient reaching the networks
+        grads = torch.autograd.grad(
+            values[term], list(model.parameters()), allow_unused=True, retain_graph=True
+        )
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), term
+
+
+PRESET_WEIGHTS = {
+    "turbosim": {
+        "dzt": 10, "Dzt": 1, "dxh": 10, "Dxh": 1, "dxt": 0, "Dxt": 10, "dzh": 100, "Dzh": 0
+    },
+    "aae": {"Dzt": 1, "dxh": 10},
+    "gan": {"Dxt": 1},
+    "wgan-gp": {"Dxt": 1},
+    "cycle": {"Dzt": 1, "Dxt": 1, "dxh": 10, "dzh": 10},
+    "regression": {"dzt": 1, "dxt": 1},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_WEIGHTS))
+def test_presets_set_documented_weights(name):
+    config = loss_config(name)
+    assert config.weights == {t: float(PRESET_WEIGHTS[name].get(t, 0)) for t in TERMS}
+    assert set(PRESETS) == set(PRESET_WEIGHTS)
+    if name == "gan":
+        assert config.divergence["Dxt"] == "dre"
+    if name == "turbosim":
+        assert config.gp_weights == {"Dzt": 1000, "Dxh": 1000, "Dxt": 10, "Dzh": 1000}
+
+
+def test_preset_overrides_and_errors():
+    config = loss_config("turbosim", {"dxt": 2.5}, divergence={"Dxt": "mmd"}, p=1.0)
+    assert config.weights["dxt"] == 2.5 and config.weights["dzh"] == 100
+    assert config.divergence["Dxt"] == "mmd" and config.critic_terms == ("Dzt", "Dxh")
+    with pytest.raises(ValueError, match="unknown preset"):
+        loss_config("vae")
+    with pytest.raises(ValueError, match="unknown loss term"):
+        loss_config("turbosim", {"Dxx": 1})
+    with pytest.raises(ValueError, match="unknown divergence"):
+        loss_config("turbosim", divergence={"Dzt": "kl"})
+
+
+def test_supervised_and_mmd_estimates():
+    a, b = torch.zeros(10, 3), torch.full((10, 3), 2.0)
+    assert lp_loss(a, b) == 4.0 and lp_loss(a, b, p=1.0) == 2.0 and lp_loss(a, b, p=3.0) == 8.0
+    torch.manual_seed(0)
+    sample = torch.randn(200, 24)
+    same = mmd2(sample[:100], sample[100:], [1.0])
+    shifted = mmd2(sample[:100], sample[100:] + 1.0, [1.0])
+    assert shifted > 10 * abs(same)
+
+
+def test_checkpoint_round_trip(tmp_path, model, events):
+    z, _ = events
+    path = tmp_path / "model.pt"
+    history = [{"epoch": 1, "ks_sum": 1.5}]
+    save_checkpoint(path, model, history=history, loss_config={"weights": {"Dxt": 1.0}})
+    loaded = load_model(path)
+    assert not loaded.training and loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    noise = torch.randn(100, model.decoder_noise_dim)
+    with torch.inference_mode():
+        assert torch.equal(loaded.simulate(z[:100], noise), model.simulate(z[:100], noise))
+    payload = torch.load(path, weights_only=True)
+    assert payload["history"] == history and payload["layout_version"] == layout.LAYOUT_VERSION
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left behind
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path, model):
+    with pytest.raises(InputError, match="missing.pt: no such file"):
+        load_model(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip file")
+    with pytest.raises(InputError, match="corrupt.pt: not a readable turbosim-hep model"):
+        load_model(corrupt)
+    text = tmp_path / "text.pt"
+    text.write_text("garbage\n")
+    with pytest.raises(InputError, match="text.pt: not a turbosim-hep model file"):
+        load_model(text)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(InputError, match="foreign.pt: not a turbosim-hep model file"):
+        load_model(foreign)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    payload["layout_version"] = layout.LAYOUT_VERSION + 1
+    torch.save(payload, path)
+    with pytest.raises(InputError, match="old.pt: model was trained for event layout version"):
+        load_model(path)
+    truncated = tmp_path / "truncated.pt"
+    save_checkpoint(truncated, model)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    with pytest.raises(InputError, match="truncated.pt"):
+        load_checkpoint(truncated)

@@ -1,0 +1,201 @@
+"""The trainer: data, validation, checkpoints and resume, the ``train`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _ttbar import smear, ttbar_partons, write_sample
+
+from turbosim_hep.cli import main
+from turbosim_hep.errors import InputError, OutputError, TurbosimError
+from turbosim_hep.io.hdf5 import write_reference_h5
+from turbosim_hep.io.reader import EventBatch
+from turbosim_hep.model import load_model
+from turbosim_hep.model.checkpoint import load_checkpoint
+from turbosim_hep.model.presets import loss_config
+from turbosim_hep.model.turbosim import ModelConfig
+from turbosim_hep.train import (
+    PairedEvents,
+    Trainer,
+    TrainConfig,
+    build_configs,
+    log_path_for,
+    read_pairs,
+    train,
+)
+
+
+def pairs(n: int, seed: int = 0) -> PairedEvents:
+    z = ttbar_partons(n, seed=seed)
+    return PairedEvents(z, smear(z, seed=seed + 1))
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory) -> str:
+    """A small own-format ROOT file of paired tt-bar events."""
+    data = pairs(1200, seed=11)
+    return write_sample(tmp_path_factory.mktemp("data") / "ttbar.root", data.z, data.x)
+
+
+def test_split_is_deterministic_and_disjoint():
+    data = pairs(500)
+    train_a, val_a = data.split(0.2)
+    train_b, val_b = data.split(0.2)
+    assert len(val_a) == 100 and len(train_a) == 400
+    assert np.array_equal(val_a.z, val_b.z) and np.array_equal(train_a.x, train_b.x)
+    rows = {tuple(r) for r in train_a.z} & {tuple(r) for r in val_a.z}
+    assert not rows
+
+
+def test_read_pairs_from_root_and_hdf5(tmp_path, sample_file):
+    from_root = read_pairs([sample_file])
+    h5 = tmp_path / "ttbar.h5"
+    write_reference_h5(h5, EventBatch(np.arange(len(from_root)), from_root.z, from_root.x))
+    from_h5 = read_pairs([h5, sample_file])
+    assert len(from_root) == 1200 and len(from_h5) == 2400
+    assert np.array_equal(from_h5.z[:1200], from_root.z)
+    with pytest.raises(InputError, match="nothing.root: no such file"):
+        read_pairs([tmp_path / "nothing.root"])
+    x_only = write_sample(tmp_path / "x_only.root", None, from_root.x)
+    with pytest.raises(InputError, match="x_only.root: .*lacks branches"):
+        read_pairs([x_only])
+
+
+def train_fn(output, data, config, resume):
+    """`train` on in-memory events with the turbosim preset and no progress bar."""
+    return train(
+        ["synthetic"], output, train_config=config, loss_config=loss_config("turbosim"),
+        resume=resume, progress=False, events=data,
+    )
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data = pairs(600, seed=5)
+
+    def config(epochs: int) -> TrainConfig:
+        return TrainConfig(epochs=epochs, batch_size=50, seed=3)
+
+    straight = train_fn(tmp_path / "straight.pt", data, config(3), False)
+    train_fn(tmp_path / "killed.pt", data, config(1), False)  # killed after epoch 1
+    resumed = train_fn(tmp_path / "killed.pt", data, config(3), True)
+    a = load_checkpoint(tmp_path / "straight.pt")
+    b = load_checkpoint(tmp_path / "killed.pt")
+    for key in ("model_state",):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), name
+    for name, value in a["training_state"]["model_state"].items():
+        assert torch.equal(value, b["training_state"]["model_state"][name]), name
+    def timeless(history):
+        return [{k: v for k, v in h.items() if k not in ("seconds", "events_per_second")}
+                for h in history]
+
+    assert timeless(a["history"]) == timeless(b["history"])
+    assert resumed.best_epoch == straight.best_epoch and resumed.best_ks == straight.best_ks
+    lines = open(log_path_for(tmp_path / "killed.pt")).read().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
+    data = pairs(300, seed=5)
+    config = TrainConfig(epochs=1, batch_size=50)
+    train_fn(tmp_path / "m.pt", data, config, False)
+    with pytest.raises(OutputError, match="m.pt: exists"):
+        train_fn(tmp_path / "m.pt", data, config, False)
+    with pytest.raises(InputError, match="m.pt: was trained on other events"):
+        train_fn(tmp_path / "m.pt", pairs(300, seed=6), TrainConfig(epochs=2, batch_size=50), True)
+    with pytest.raises(InputError, match="none.pt: no such file to resume"):
+        train_fn(tmp_path / "none.pt", data, config, True)
+
+
+def test_early_stopping(tmp_path):
+    data = pairs(300, seed=5)
+    config = TrainConfig(epochs=10, batch_size=50, lr=0.0, patience=2)  # never improves
+    result = train_fn(tmp_path / "m.pt", data, config, False)
+    assert len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_log_holds_every_term_train_and_validation(tmp_path):
+    data = pairs(300, seed=5)
+    train_fn(tmp_path / "m.pt", data, TrainConfig(epochs=1, batch_size=50), False)
+    (record,) = [json.loads(line) for line in open(tmp_path / "m.log.jsonl")]
+    active = ["dzt", "Dzt", "dxh", "Dxh", "Dxt", "dzh"]
+    assert set(record["train"]) == {"total", *active, "critic_Dzt", "critic_Dxh", "critic_Dxt"}
+    assert set(record["val"]) == {"total", *active}
+    assert record["ks_sum"] == pytest.approx(record["ks_x"] + record["ks_z"])
+    assert record["valid_fraction"] == 1.0
+
+
+def test_short_training_improves_validation_ks(shipped_or_synthetic):
+    data = shipped_or_synthetic
+    train_events, val_events = data.split(0.25)
+    config = TrainConfig(epochs=5, batch_size=50, seed=0, lr=1e-3, critic_lr=1e-3)
+    trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
+    x, z = torch.from_numpy(train_events.x), torch.from_numpy(train_events.z)
+    trainer.model.fit_standardisation(x, z)
+    untrained = trainer.validate(
+        torch.from_numpy(val_events.x), torch.from_numpy(val_events.z), val_events.x, val_events.z
+    )
+    result = trainer.fit(train_events, val_events, progress=False)
+    assert result.best_ks < 0.7 * untrained["ks_sum"], (untrained["ks_sum"], result.best_ks)
+    assert result.history[-1]["ks_x"] < 0.7 * untrained["ks_x"]
+    assert result.history[-1]["valid_fraction"] == 1.0
+
+
+@pytest.fixture
+def shipped_or_synthetic(request) -> PairedEvents:
+    from conftest import SHIPPED_SAMPLE
+
+    if SHIPPED_SAMPLE.exists():
+        data = read_pairs([SHIPPED_SAMPLE])
+        order = np.random.default_rng(0).permutation(len(data))[:4000]  # a 10 s budget
+        return PairedEvents(data.z[order], data.x[order])
+    return pairs(4000, seed=21)
+
+
+def test_build_configs_precedence(tmp_path):
+    from turbosim_hep.train import read_config_file
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "preset: aae\nmodel: {noise_mode: cat, noise_dim: 4}\n"
+        "loss: {weights: {dxt: 3}, divergence: {Dzt: mmd}, p: 1}\n"
+        "train: {epochs: 7, batch_size: 20}\n"
+    )
+    model, loss, run = build_configs(
+        read_config_file(path), weights={"dxt": 5}, train_overrides={"epochs": 2}
+    )
+    assert model.noise_mode == "cat" and model.noise_dim == 4
+    assert loss.weights["Dzt"] == 1 and loss.weights["dxh"] == 10 and loss.weights["dxt"] == 5
+    assert loss.divergence["Dzt"] == "mmd" and loss.p == 1
+    assert run.epochs == 2 and run.batch_size == 20
+    _, gan, _ = build_configs(read_config_file(path), preset="gan")
+    assert gan.weights["Dxt"] == 1 and gan.weights["dxt"] == 3
+    path.write_text("train: {epoch: 3}\n")
+    with pytest.raises(TurbosimError, match="unknown training setting"):
+        build_configs(read_config_file(path), source=str(path))
+    path.write_text("optimiser: {}\n")
+    with pytest.raises(InputError, match="unknown section"):
+        read_config_file(path)
+
+
+def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
+    out = tmp_path / "model.pt"
+    args = ["train", sample_file, "-o", str(out), "--epochs", "1", "--batch-size", "50", "--quiet"]
+    assert main(args + ["--preset", "regression", "--weight", "dzh=2"]) == 0
+    assert "best epoch 1 of 1" in capsys.readouterr().out
+    model = load_model(out)
+    assert model.decoder_noise_dim == 24
+    payload = load_checkpoint(out)
+    assert payload["loss_config"]["weights"]["dzh"] == 2.0
+    assert payload["train_config"]["epochs"] == 1
+    assert main(args) == 2
+    assert "model.pt: exists" in capsys.readouterr().err
+    assert main(args[:4] + ["--epochs", "2", "--resume", "--quiet"]) == 0
+    assert len(load_checkpoint(out)["history"]) == 2
+    assert main(args + ["--force", "--weight", "Dxx=1"]) == 2
+    assert "unknown loss term" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "no.root"), "-o", str(tmp_path / "m2.pt")]) == 2
+    assert "no.root: no such file" in capsys.readouterr().err

@@ -1,0 +1,171 @@
+"""One-file checkpoints: weights, configuration, standardisation, layout version, history.
+
+A checkpoint is a dictionary of tensors and plain Python values written with
+`torch.save` and read with ``torch.load(weights_only=True)``: loading never unpickles
+arbitrary objects. The standardisation and the parton masses are buffers of the model,
+so they are part of its state dict. A training run also stores its ``training_state``
+(last weights, optimisers, critics, random-number generators) so ``--resume`` can
+continue it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from turbosim_hep import __version__, layout
+from turbosim_hep.errors import InputError, OutputError
+from turbosim_hep.model.turbosim import ModelConfig, TurboSim
+
+#: Identifies a turbosim-hep model file.
+FORMAT = "turbosim-hep-model"
+#: Bumped when the checkpoint structure changes.
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: TurboSim,
+    *,
+    loss_config: Mapping[str, Any] | None = None,
+    train_config: Mapping[str, Any] | None = None,
+    history: list[Mapping[str, Any]] | None = None,
+    training_state: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    model_state: Mapping[str, torch.Tensor] | None = None,
+) -> None:
+    """Write a model (and optionally its training record) to one file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; written to a temporary file beside it and renamed, so a killed
+        process never leaves a half-written checkpoint.
+    model : TurboSim
+        The model whose weights, configuration and standardisation are stored.
+    loss_config, train_config : mapping, optional
+        Plain-Python configuration of the objective and of the training run.
+    history : list of mapping, optional
+        The per-epoch log.
+    training_state : mapping, optional
+        What `--resume` needs (tensors and plain values only).
+    metadata : mapping, optional
+        Further plain-Python facts (data set, seed, ...).
+    model_state : mapping, optional
+        Weights to store instead of the model's current ones (for example the best
+        epoch's, while ``model`` holds the last).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(path, f"directory {directory} does not exist")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "layout_version": layout.LAYOUT_VERSION,
+        "turbosim_hep_version": __version__,
+        "model_config": model.config.to_dict(),
+        "model_state": {
+            k: v.detach().cpu() for k, v in (model_state or model.state_dict()).items()
+        },
+        "loss_config": dict(loss_config or {}),
+        "train_config": dict(train_config or {}),
+        "history": [dict(h) for h in history or []],
+        "training_state": dict(training_state) if training_state is not None else None,
+        "metadata": dict(metadata or {}),
+    }
+    handle, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint file.
+
+    Returns
+    -------
+    dict
+        The stored dictionary (tensors mapped to ``device``).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable, not a turbosim-hep model, or made for
+        another event layout.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    if os.path.isdir(path):
+        raise InputError(path, "is a directory, not a model file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise InputError(path, "not a turbosim-hep model file (not a torch checkpoint)")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        problem = f"not a readable turbosim-hep model: corrupt or truncated ({_reason(err)})"
+        raise InputError(path, problem) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(path, "not a turbosim-hep model file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            path,
+            f"model file format {payload.get('format_version')} is not the supported "
+            f"format {FORMAT_VERSION}",
+        )
+    if payload.get("layout_version") != layout.LAYOUT_VERSION:
+        raise InputError(
+            path,
+            f"model was trained for event layout version {payload.get('layout_version')}, "
+            f"this turbosim-hep uses version {layout.LAYOUT_VERSION}; retrain it",
+        )
+    return payload
+
+
+def model_from_checkpoint(
+    payload: Mapping[str, Any], path: str | os.PathLike, state_key: str = "model_state"
+) -> TurboSim:
+    """Build the `TurboSim` stored in a loaded checkpoint (``state_key``: which weights)."""
+    try:
+        model = TurboSim(ModelConfig.from_dict(payload["model_config"]))
+        model.load_state_dict(payload[state_key])
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        problem = f"model file does not match this turbosim-hep ({_reason(err)})"
+        raise InputError(path, problem) from err
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TurboSim:
+    """The trained model of a checkpoint, in eval mode on ``device``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by `save_checkpoint` (``turbosim-hep train -o``).
+    device : str or torch.device
+        Where to put the model.
+
+    Raises
+    ------
+    InputError
+        Naming the file, if it is missing, corrupt, or from another layout version.
+    """
+    payload = load_checkpoint(path, device)
+    model = model_from_checkpoint(payload, path)
+    return model.to(device).eval()
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) < 160 else text[:157] + "..."

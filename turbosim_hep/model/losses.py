@@ -1,0 +1,270 @@
+"""The eight terms of the Turbo-Sim objective (seed 003, equations 2-8).
+
+Direct direction, x -> z~ -> x^ (equation 4)::
+
+    L_direct  = w_dzt L(z, z~) + w_Dzt D(p_z, q~_z) + w_dxh L(x, x^) + w_Dxh D(p_x, p^_x)
+
+Reverse direction, z -> x~ -> z^ (equation 7)::
+
+    L_reverse = w_dxt L(x, x~) + w_Dxt D(p_x, p~_x) + w_dzh L(z, z^) + w_Dzh D(p_z, q^_z)
+
+and L_turbo = L_direct + L_reverse (equation 8, the paper's alpha, beta and gamma
+absorbed into the eight weights). Lower-case ``d`` terms are supervised (paired) losses,
+an l_p distance (p = 2, the mean squared error, by default); upper-case ``D`` terms are
+divergences between a true marginal and a generated one, each estimated by its own
+critic (``wgan-gp``: Wasserstein critic with gradient penalty; ``dre``: density-ratio
+estimator, i.e. a sigmoid classifier trained with binary cross-entropy) or by the
+critic-free kernel estimate ``mmd`` (maximum mean discrepancy).
+
+Everything here works on standardised tensors. A term whose weight is zero is never
+evaluated, and a critic exists only for a non-zero ``D`` term that needs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from turbosim_hep import layout
+from turbosim_hep.model.critics import CriticEnsemble
+
+#: The eight terms, in the order of the paper's equations 4 and 7.
+TERMS: tuple[str, ...] = ("dzt", "Dzt", "dxh", "Dxh", "dxt", "Dxt", "dzh", "Dzh")
+SUPERVISED_TERMS: tuple[str, ...] = ("dzt", "dxh", "dxt", "dzh")
+DISTRIBUTION_TERMS: tuple[str, ...] = ("Dzt", "Dxh", "Dxt", "Dzh")
+#: The generated quantity each term looks at: z~ = E(x), x^ = D(E(x)), x~ = D(z), z^ = E(D(z)).
+GENERATED: Mapping[str, str] = {t: t[1:] for t in TERMS}
+#: The true space each generated quantity is compared with.
+TARGET: Mapping[str, str] = {t: t[1] for t in TERMS}
+#: Divergence estimators of the ``D`` terms.
+DIVERGENCES: tuple[str, ...] = ("wgan-gp", "dre", "mmd")
+
+#: Gradient-penalty weights of the reference run script.
+REFERENCE_GP_WEIGHTS: Mapping[str, float] = {
+    "Dzt": 1000.0,
+    "Dxh": 1000.0,
+    "Dxt": 10.0,
+    "Dzh": 1000.0,
+}
+
+
+@dataclass
+class LossConfig:
+    """Weights and estimators of the eight terms.
+
+    Attributes
+    ----------
+    weights : dict
+        Weight of each of `TERMS` (missing ones are 0).
+    divergence : dict
+        Estimator of each ``D`` term: ``"wgan-gp"`` (default), ``"dre"`` or ``"mmd"``.
+    gp_weights : dict
+        Gradient-penalty weight of each ``wgan-gp`` critic (reference values by default).
+    p : float
+        Exponent of the supervised l_p loss, mean(|a - b|^p); 2 is the MSE.
+    critic_hidden : list of int
+        Hidden widths of every critic.
+    mmd_bandwidths : list of float
+        Gaussian-kernel widths of the MMD estimate, in units of the standardised data.
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)
+    divergence: dict[str, str] = field(default_factory=dict)
+    gp_weights: dict[str, float] = field(default_factory=lambda: dict(REFERENCE_GP_WEIGHTS))
+    p: float = 2.0
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
+    mmd_bandwidths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(TERMS)
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {sorted(unknown)}; the terms are {TERMS}")
+        self.weights = {t: float(self.weights.get(t, 0.0)) for t in TERMS}
+        unknown = set(self.divergence) - set(DISTRIBUTION_TERMS)
+        if unknown:
+            raise ValueError(
+                f"divergence given for {sorted(unknown)}; only {DISTRIBUTION_TERMS} have one"
+            )
+        self.divergence = {t: self.divergence.get(t, "wgan-gp") for t in DISTRIBUTION_TERMS}
+        for term, kind in self.divergence.items():
+            if kind not in DIVERGENCES:
+                raise ValueError(
+                    f"unknown divergence {kind!r} for {term}; choose from {DIVERGENCES}"
+                )
+        self.gp_weights = {t: float(self.gp_weights.get(t, 0.0)) for t in DISTRIBUTION_TERMS}
+        if self.p <= 0:
+            raise ValueError(f"the l_p exponent must be positive, not {self.p}")
+        self.critic_hidden = [int(h) for h in self.critic_hidden]
+        self.mmd_bandwidths = [float(b) for b in self.mmd_bandwidths]
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The terms with a non-zero weight."""
+        return tuple(t for t in TERMS if self.weights[t] != 0.0)
+
+    @property
+    def critic_terms(self) -> tuple[str, ...]:
+        """The active ``D`` terms estimated by a critic network."""
+        active = self.active
+        return tuple(
+            t for t in DISTRIBUTION_TERMS if t in active and self.divergence[t] != "mmd"
+        )
+
+
+def lp_loss(target: torch.Tensor, generated: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Supervised l_p loss mean(|target - generated|^p) (p = 2: mean squared error)."""
+    diff = generated - target
+    if p == 2.0:
+        return diff.square().mean()
+    if p == 1.0:
+        return diff.abs().mean()
+    return diff.abs().pow(p).mean()
+
+
+def mmd2(real: torch.Tensor, fake: torch.Tensor, bandwidths: Sequence[float]) -> torch.Tensor:
+    """Squared maximum mean discrepancy with a sum of Gaussian kernels (biased estimate).
+
+    Parameters
+    ----------
+    real, fake : torch.Tensor
+        Samples of shape (n, d) and (m, d).
+    bandwidths : sequence of float
+        Kernel widths h: k(a, b) = sum_h exp(-|a - b|^2 / (2 h^2 d)), the squared
+        distance divided by the dimension d so the widths do not depend on it.
+    """
+    both = torch.cat([real, fake])
+    d2 = torch.cdist(both, both).square() / both.shape[1]
+    kernel = sum(torch.exp(-d2 / (2.0 * h * h)) for h in bandwidths)
+    n = real.shape[0]
+    return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2.0 * kernel[:n, n:].mean()
+
+
+class TurboSimObjective(nn.Module):
+    """The weighted eight-term objective and the critics of its ``D`` terms.
+
+    Parameters
+    ----------
+    config : LossConfig
+        Weights and estimators.
+    n_features : int
+        Width of the Z and X spaces (24).
+    """
+
+    def __init__(self, config: LossConfig, n_features: int = layout.N_FEATURES):
+        super().__init__()
+        self.config = config
+        self.active = config.active
+        self.critic_terms = config.critic_terms
+        self.critics = (
+            CriticEnsemble(len(self.critic_terms), n_features, config.critic_hidden)
+            if self.critic_terms
+            else None
+        )
+        kinds = [config.divergence[t] for t in self.critic_terms]
+        self._wgan = [k == "wgan-gp" for k in kinds]
+        self.register_buffer("_is_wgan", torch.tensor(self._wgan, dtype=torch.bool))
+        self.register_buffer(
+            "_gp_weights", torch.tensor([config.gp_weights[t] for t in self.critic_terms])
+        )
+        self._use_gp = any(
+            wgan and config.gp_weights[t] > 0 for wgan, t in zip(self._wgan, self.critic_terms)
+        )
+
+    # --- which generated quantities are needed ---------------------------------------
+    @property
+    def needs(self) -> frozenset[str]:
+        """The generated quantities (``zt``, ``xh``, ``xt``, ``zh``) the active terms use."""
+        return frozenset(GENERATED[t] for t in self.active)
+
+    # --- critics ---------------------------------------------------------------------
+    def _stacks(
+        self, real: Mapping[str, torch.Tensor], fake: Mapping[str, torch.Tensor], detach: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        reals = torch.stack([real[TARGET[t]] for t in self.critic_terms])
+        fakes = torch.stack([fake[GENERATED[t]] for t in self.critic_terms])
+        return reals, (fakes.detach() if detach else fakes)
+
+    def critic_loss(
+        self,
+        real: Mapping[str, torch.Tensor],
+        fake: Mapping[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of every critic on true data and detached fakes.
+
+        ``generator`` draws the interpolation points of the gradient penalty.
+
+        Returns
+        -------
+        total : torch.Tensor
+            Sum of the critic losses (the critics are independent, so one backward
+            trains each on its own loss).
+        per_critic : torch.Tensor
+            Detached loss of each critic, in the order of ``critic_terms``.
+        """
+        reals, fakes = self._stacks(real, fake, detach=True)
+        n = reals.shape[1]
+        if self._use_gp:
+            alpha = torch.rand(
+                reals.shape[0], n, 1, device=reals.device, dtype=reals.dtype, generator=generator
+            )
+            mixed = torch.lerp(fakes, reals, alpha)
+            scores, grad = self.critics.forward_with_input_gradient(
+                torch.cat([reals, fakes, mixed], dim=1), grad_from=2 * n
+            )
+            norm = torch.sqrt(grad.square().sum(-1) + 1e-12)
+            penalty = (norm - 1.0).square().mean(1)
+        else:
+            scores = self.critics(torch.cat([reals, fakes], dim=1))
+            penalty = None
+        real_scores, fake_scores = scores[:, :n], scores[:, n : 2 * n]
+        losses = []
+        if any(self._wgan):
+            wgan = fake_scores.mean(1) - real_scores.mean(1)
+            if penalty is not None:
+                wgan = wgan + self._gp_weights * penalty
+            losses.append(wgan)
+        if not all(self._wgan):
+            dre = F.softplus(-real_scores).mean(1) + F.softplus(fake_scores).mean(1)
+            losses.append(dre)
+        per_critic = losses[0] if len(losses) == 1 else torch.where(self._is_wgan, *losses)
+        return per_critic.sum(), per_critic.detach()
+
+    def critic_parameters_frozen(self, frozen: bool) -> None:
+        """Stop (or restart) gradients into the critics, for the generator update."""
+        if self.critics is not None:
+            for parameter in self.critics.parameters():
+                parameter.requires_grad_(not frozen)
+
+    # --- the generator objective -----------------------------------------------------
+    def terms(
+        self, real: Mapping[str, torch.Tensor], fake: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Value of every active term (unweighted), as seen by the encoder and decoder."""
+        values: dict[str, torch.Tensor] = {}
+        for term in self.active:
+            if term[0] == "d":
+                values[term] = lp_loss(real[TARGET[term]], fake[GENERATED[term]], self.config.p)
+            elif self.config.divergence[term] == "mmd":
+                values[term] = mmd2(
+                    real[TARGET[term]], fake[GENERATED[term]], self.config.mmd_bandwidths
+                )
+        if self.critic_terms:
+            scores = self.critics(torch.stack([fake[GENERATED[t]] for t in self.critic_terms]))
+            losses = []
+            if any(self._wgan):
+                losses.append(-scores.mean(1))
+            if not all(self._wgan):
+                losses.append(F.softplus(-scores).mean(1))
+            per_critic = losses[0] if len(losses) == 1 else torch.where(self._is_wgan, *losses)
+            for k, term in enumerate(self.critic_terms):
+                values[term] = per_critic[k]
+        return values
+
+    def total(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted sum of the term values."""
+        return sum(self.config.weights[t] * values[t] for t in self.active)

@@ -1,0 +1,313 @@
+"""Building blocks of the encoder and the decoder: MLPs, noise injection, output heads.
+
+The Turbo-Sim framework does not fix the architecture of q_phi(z|x) and p_theta(x|z):
+any `torch.nn.Module` mapping a standardised (n, 24) input and a standard-normal noise
+tensor to the raw outputs of a head works. The default is the reference MLP with the
+reference noise injection.
+
+Output heads turn the raw network outputs into four-momenta that are physically valid
+by construction:
+
+- `XHead` ("physical"): the network predicts (px, py, pz) of the electron and of the
+  four jets and (px, py) of the missing transverse momentum, in standardised units. Every
+  object is massless (E = |p|), MET has pz = 0 and E = pT, and the jets are sorted by pT.
+- `ZHead` ("physical"): (px, py, pz) of the six partons; E = sqrt(|p|^2 + m^2) with each
+  parton's on-shell mass measured on the training data (`TurboSim.fit_standardisation`).
+- `PtEtaPhiXHead` ("ptetaphi", X only): the same guarantees as `XHead`, from
+  (log pT, eta, direction in the transverse plane) of each object.
+- `LinearHead` ("linear"): the 24 standardised values as they come, as in the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from turbosim_hep import layout
+
+#: Noise-injection modes: how the standard-normal noise enters the network input.
+NOISE_MODES = ("add", "cat", "mul", "none")
+#: Output heads by name.
+HEADS = ("physical", "ptetaphi", "linear")  # ptetaphi: X only
+
+_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def mlp(
+    in_features: int, hidden: Sequence[int], out_features: int, activation: str = "relu"
+) -> nn.Sequential:
+    """A fully connected network: ``Linear`` layers with ``activation`` between them.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths.
+    hidden : sequence of int
+        Widths of the hidden layers.
+    activation : {"relu", "leaky_relu", "silu", "gelu"}
+        Non-linearity after every hidden layer.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}")
+    widths = [in_features, *hidden]
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
+    layers.append(nn.Linear(widths[-1], out_features))
+    return nn.Sequential(*layers)
+
+
+class NoisyMLP(nn.Module):
+    """An MLP made stochastic by injecting Gaussian noise into its input.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths (the noise comes on top of the input).
+    hidden : sequence of int
+        Hidden-layer widths.
+    noise_mode : {"add", "cat", "mul", "none"}
+        ``add``: input + sigma * eps; ``mul``: input * (1 + sigma * eps); ``cat``: the
+        input concatenated with sigma * eps of width ``noise_dim``; ``none``: deterministic.
+    noise_sigma : float
+        Scale of the noise (the input is standardised, so this is in units of its std).
+    noise_dim : int, optional
+        Width of the noise for ``cat`` (default: ``in_features``); ``add`` and ``mul``
+        need one number per input feature.
+    activation : str
+        Non-linearity of the hidden layers.
+
+    Attributes
+    ----------
+    noise_dim : int
+        Width of the standard-normal noise `forward` expects (0 if deterministic).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        noise_mode: str = "add",
+        noise_sigma: float = 0.05,
+        noise_dim: int | None = None,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"unknown noise mode {noise_mode!r}; choose from {NOISE_MODES}")
+        if noise_mode != "none" and noise_sigma <= 0:
+            noise_mode = "none"
+        self.noise_mode = noise_mode
+        self.noise_sigma = float(noise_sigma)
+        if noise_mode == "none":
+            self.noise_dim = 0
+        elif noise_mode == "cat":
+            self.noise_dim = int(noise_dim or in_features)
+        else:
+            self.noise_dim = in_features
+        width = in_features + (self.noise_dim if noise_mode == "cat" else 0)
+        self.net = mlp(width, hidden, out_features, activation)
+
+    def forward(self, inputs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the network to ``inputs`` (n, in) with standard-normal ``noise`` (n, noise_dim).
+
+        ``noise`` is drawn with the global torch generator when None. The input is never
+        modified in place.
+        """
+        if self.noise_dim:
+            if noise is None:
+                noise = torch.randn(
+                    inputs.shape[0], self.noise_dim, device=inputs.device, dtype=inputs.dtype
+                )
+            if self.noise_mode == "add":
+                inputs = inputs + self.noise_sigma * noise
+            elif self.noise_mode == "mul":
+                inputs = inputs * (1.0 + self.noise_sigma * noise)
+            else:
+                inputs = torch.cat([inputs, self.noise_sigma * noise], dim=1)
+        return self.net(inputs)
+
+
+class Standardiser(nn.Module):
+    """Per-feature standardisation (x - mean) / std, statistics kept as buffers.
+
+    A feature with zero spread (MET pz is identically 0) gets std 1, so it maps to 0.
+    """
+
+    def __init__(self, n_features: int = layout.N_FEATURES):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+
+    @torch.no_grad()
+    def fit(self, data: torch.Tensor) -> None:
+        """Set mean and std from an (n, k) tensor (float64 accumulation)."""
+        data = data.double()
+        std = data.std(dim=0)
+        std = torch.where(std > 1e-6 * data.abs().amax(dim=0).clamp_min(1.0), std, 1.0)
+        self.mean.copy_(data.mean(dim=0))
+        self.std.copy_(std)
+
+    def forward(self, data: torch.Tensor) -> torch.Tensor:
+        return (data - self.mean) / self.std
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Physical values from standardised ones."""
+        return data * self.std + self.mean
+
+
+class LinearHead(nn.Module):
+    """The raw outputs are the 24 standardised features (the reference model)."""
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__()
+        self.scaler = scaler
+        self.n_raw = layout.N_FEATURES
+
+    def standardised(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw
+
+    def physical(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.scaler.inverse(raw)
+
+
+class _MomentumHead(nn.Module):
+    """Shared logic: raw outputs are standardised momentum components of some objects."""
+
+    def __init__(self, scaler: Standardiser, columns: Sequence[int]):
+        super().__init__()
+        self.scaler = scaler
+        self.n_raw = len(columns)
+        self.register_buffer("columns", torch.tensor(list(columns), dtype=torch.long))
+
+    def _momenta(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw * self.scaler.std[self.columns] + self.scaler.mean[self.columns]
+
+    def standardised(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.scaler(self.physical(raw))
+
+
+def _momentum_columns(objects: Sequence[str], space: str, skip_pz: Sequence[str] = ()) -> list[int]:
+    columns = []
+    for name in objects:
+        start = layout.object_slice(space, name).start
+        columns += [start, start + 1] + ([] if name in skip_pz else [start + 2])
+    return columns
+
+
+class XHead(_MomentumHead):
+    """Massless electron and jets, MET with pz = 0, jets in decreasing pT order."""
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__(scaler, _momentum_columns(layout.X_OBJECTS, "x", skip_pz=("met",)))
+
+    def physical(self, raw: torch.Tensor) -> torch.Tensor:
+        p = self._momenta(raw)  # electron (3), MET (2), jets (4 x 3)
+        n = p.shape[0]
+        electron = p[:, 0:3]
+        met = p[:, 3:5]
+        jets = p[:, 5:].reshape(n, layout.N_JETS, 3)
+        jet_pt2 = jets[..., 0].square() + jets[..., 1].square()
+        order = torch.argsort(jet_pt2, dim=1, descending=True)
+        jets = torch.gather(jets, 1, order.unsqueeze(-1).expand(-1, -1, 3))
+        zero = torch.zeros_like(met[:, :1])
+        out = torch.cat(
+            [
+                electron,
+                torch.linalg.vector_norm(electron, dim=1, keepdim=True),
+                met,
+                zero,
+                torch.linalg.vector_norm(met, dim=1, keepdim=True),
+                torch.cat([jets, torch.linalg.vector_norm(jets, dim=2, keepdim=True)], dim=2)
+                .reshape(n, 4 * layout.N_JETS),
+            ],
+            dim=1,
+        )
+        return out
+
+
+class ZHead(_MomentumHead):
+    """Six on-shell partons: E = sqrt(|p|^2 + m^2) with per-parton masses (buffer ``mass``)."""
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__(scaler, _momentum_columns(layout.Z_OBJECTS, "z"))
+        self.register_buffer("mass", torch.zeros(layout.N_OBJECTS))
+
+    @torch.no_grad()
+    def fit_masses(self, z: torch.Tensor) -> None:
+        """Set each parton's mass to the median invariant mass in an (n, 24) Z tensor."""
+        p4 = z.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
+        m2 = p4[..., 3].square() - p4[..., :3].square().sum(-1)
+        self.mass.copy_(m2.clamp_min(0).sqrt().median(dim=0).values)
+
+    def physical(self, raw: torch.Tensor) -> torch.Tensor:
+        p = self._momenta(raw).reshape(-1, layout.N_OBJECTS, 3)
+        energy = torch.sqrt(p.square().sum(-1, keepdim=True) + self.mass.square().unsqueeze(-1))
+        return torch.cat([p, energy], dim=2).reshape(-1, layout.N_FEATURES)
+
+
+class PtEtaPhiXHead(nn.Module):
+    """Like `XHead`, from (log pT, eta, cos phi, sin phi) of each object (MET: no eta).
+
+    The network predicts log pT and eta in units of their training spread and an
+    unnormalised direction (a, b) in the transverse plane, phi = atan2(b, a); the
+    four-vectors are massless by construction, MET has pz = 0 and the jets are pT-ordered.
+    """
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__()
+        self.scaler = scaler
+        self.n_raw = 4 + 3 + 4 * layout.N_JETS
+        self.register_buffer("log_pt_mean", torch.zeros(layout.N_OBJECTS))
+        self.register_buffer("log_pt_std", torch.ones(layout.N_OBJECTS))
+        self.register_buffer("eta_std", torch.ones(layout.N_OBJECTS))
+
+    @torch.no_grad()
+    def fit_kinematics(self, x: torch.Tensor) -> None:
+        """Set the log pT offsets and the scales of log pT and eta from an (n, 24) X tensor."""
+        p4 = x.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
+        pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
+        eta = torch.asinh(p4[..., 2] / pt)
+        self.log_pt_mean.copy_(pt.log().mean(0))
+        self.log_pt_std.copy_(pt.log().std(0).clamp_min(1e-3))
+        self.eta_std.copy_(eta.std(0).clamp_min(1e-3))
+
+    def _objects(self, raw: torch.Tensor, slot: slice, with_eta: bool) -> torch.Tensor:
+        """(..., 4) massless four-vectors of the objects ``slot`` from their raw outputs."""
+        log_pt = raw[..., 0] * self.log_pt_std[slot] + self.log_pt_mean[slot]
+        pt = torch.exp(log_pt.clamp(max=12.0))
+        a, b = (raw[..., 2], raw[..., 3]) if with_eta else (raw[..., 1], raw[..., 2])
+        norm = torch.sqrt(a.square() + b.square() + 1e-12)
+        px, py = pt * a / norm, pt * b / norm
+        if not with_eta:
+            return torch.stack([px, py, torch.zeros_like(pt), pt], dim=-1)
+        eta = (raw[..., 1] * self.eta_std[slot]).clamp(-10.0, 10.0)
+        return torch.stack([px, py, pt * torch.sinh(eta), pt * torch.cosh(eta)], dim=-1)
+
+    def physical(self, raw: torch.Tensor) -> torch.Tensor:
+        n = raw.shape[0]
+        electron = self._objects(raw[:, 0:4], slice(0, 1), True).reshape(n, 4)
+        met = self._objects(raw[:, 4:7], slice(1, 2), False).reshape(n, 4)
+        jets = self._objects(raw[:, 7:].reshape(n, layout.N_JETS, 4), slice(2, 6), True)
+        pt2 = jets[..., 0].square() + jets[..., 1].square()
+        order = torch.argsort(pt2, dim=1, descending=True)
+        jets = torch.gather(jets, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+        return torch.cat([electron, met, jets.reshape(n, 4 * layout.N_JETS)], dim=1)
+
+    def standardised(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.scaler(self.physical(raw))
+
+
+def make_head(kind: str, space: str, scaler: Standardiser) -> nn.Module:
+    """The output head ``kind`` ("physical", "ptetaphi" or "linear") of the Z or X space."""
+    if kind == "linear":
+        return LinearHead(scaler)
+    if kind == "physical":
+        return XHead(scaler) if space == "x" else ZHead(scaler)
+    if kind == "ptetaphi" and space == "x":
+        return PtEtaPhiXHead(scaler)
+    raise ValueError(f"unknown output head {kind!r} for {space.upper()}; choose from {HEADS}")

@@ -1,0 +1,177 @@
+"""The Turbo-Sim model: an encoder q_phi(z|x) and a decoder p_theta(x|z) with their data scaling.
+
+`TurboSim` holds the two networks, the per-feature standardisation of both spaces and
+the output heads, all as parameters and buffers of one `torch.nn.Module`, so a state
+dict is the whole model. Its public paths work in physical units (GeV):
+
+- `TurboSim.simulate`: parton-level Z -> detector-level X (the decoder);
+- `TurboSim.unfold`: X -> Z (the encoder).
+
+Training uses `TurboSim.encode` and `TurboSim.decode`, which work on standardised tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from turbosim_hep import layout
+from turbosim_hep.model.networks import NoisyMLP, Standardiser, make_head
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the encoder and the decoder.
+
+    Attributes
+    ----------
+    encoder_hidden, decoder_hidden : list of int
+        Hidden widths of the MLPs (reference: 256-128-64 and 64-128-256).
+    activation : str
+        Hidden-layer non-linearity ("relu" in the reference).
+    noise_mode : {"add", "cat", "mul", "none"}
+        How Gaussian noise enters each network's standardised input.
+    noise_sigma : float
+        Its scale (reference: 0.05).
+    noise_dim : int, optional
+        Width of the noise in ``cat`` mode (default 24).
+    x_head, z_head : {"physical", "ptetaphi", "linear"}
+        Output heads: "physical" builds valid four-vectors by construction from
+        (px, py, pz), "ptetaphi" (X only) from (log pT, eta, phi), "linear" outputs the
+        24 standardised values (the reference).
+    """
+
+    encoder_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
+    decoder_hidden: list[int] = field(default_factory=lambda: [64, 128, 256])
+    activation: str = "relu"
+    noise_mode: str = "add"
+    noise_sigma: float = 0.05
+    noise_dim: int | None = None
+    x_head: str = "physical"
+    z_head: str = "physical"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object] | None) -> ModelConfig:
+        """Build from a plain mapping, rejecting unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain Python values (safe for ``torch.load(weights_only=True)`` and YAML)."""
+        return asdict(self)
+
+
+class TurboSim(nn.Module):
+    """Encoder q_phi(z|x), decoder p_theta(x|z) and the standardisation of Z and X.
+
+    Parameters
+    ----------
+    config : ModelConfig or mapping, optional
+        Architecture; the reference one by default.
+
+    Attributes
+    ----------
+    encoder, decoder : NoisyMLP
+        The networks, on standardised inputs; replace them with any module of the same
+        call signature ``(inputs, noise) -> raw head outputs`` to change architecture.
+    encoder_noise_dim, decoder_noise_dim : int
+        Width of the standard-normal noise each network takes (0: deterministic).
+    """
+
+    def __init__(self, config: ModelConfig | Mapping[str, object] | None = None):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            config = ModelConfig.from_dict(config)
+        self.config = config
+        n = layout.N_FEATURES
+        self.x_scaler = Standardiser(n)
+        self.z_scaler = Standardiser(n)
+        self.x_head = make_head(config.x_head, "x", self.x_scaler)
+        self.z_head = make_head(config.z_head, "z", self.z_scaler)
+        noise = {
+            "noise_mode": config.noise_mode,
+            "noise_sigma": config.noise_sigma,
+            "noise_dim": config.noise_dim,
+            "activation": config.activation,
+        }
+        self.encoder = NoisyMLP(n, config.encoder_hidden, self.z_head.n_raw, **noise)
+        self.decoder = NoisyMLP(n, config.decoder_hidden, self.x_head.n_raw, **noise)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig | Mapping[str, object] | None = None,
+        x: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+    ) -> TurboSim:
+        """A new (untrained) model, with its standardisation fitted to ``x`` and ``z`` if given."""
+        model = cls(config)
+        if x is not None and z is not None:
+            model.fit_standardisation(torch.as_tensor(x), torch.as_tensor(z))
+        return model
+
+    @property
+    def encoder_noise_dim(self) -> int:
+        return int(getattr(self.encoder, "noise_dim", 0))
+
+    @property
+    def decoder_noise_dim(self) -> int:
+        return int(getattr(self.decoder, "noise_dim", 0))
+
+    @torch.no_grad()
+    def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Set the per-feature mean and std of both spaces (and the parton masses) from data.
+
+        Parameters
+        ----------
+        x, z : torch.Tensor
+            Training events, (n, 24) each, in physical units.
+        """
+        self.x_scaler.fit(x)
+        self.z_scaler.fit(z)
+        if hasattr(self.z_head, "fit_masses"):
+            self.z_head.fit_masses(z)
+        if hasattr(self.x_head, "fit_kinematics"):
+            self.x_head.fit_kinematics(x)
+
+    # --- standardised paths (training) ---------------------------------------------
+    def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised X -> standardised Z through the encoder."""
+        return self.z_head.standardised(self.encoder(x, noise))
+
+    def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised Z -> standardised X through the decoder."""
+        return self.x_head.standardised(self.decoder(z, noise))
+
+    # --- physical paths (inference) -------------------------------------------------
+    def simulate(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Detector-level events from parton-level ones.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            (n, 24) float32 parton four-momenta in GeV, on the model's device.
+        noise : torch.Tensor, optional
+            (n, decoder_noise_dim) standard-normal numbers; drawn with torch when None.
+
+        Returns
+        -------
+        torch.Tensor
+            (n, 24) reconstructed four-momenta in GeV.
+        """
+        return self.x_head.physical(self.decoder(self.z_scaler(z), noise))
+
+    def unfold(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Parton-level events from detector-level ones; as `simulate`, with the encoder."""
+        return self.z_head.physical(self.encoder(self.x_scaler(x), noise))
+
+    def forward(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Same as `simulate`."""
+        return self.simulate(z, noise)

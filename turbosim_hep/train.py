@@ -1,0 +1,790 @@
+"""Training of a Turbo-Sim model on paired (Z, X) events.
+
+The events are held as standardised tensors on the device and batched by index (a
+`torch.randperm` per epoch), with no per-sample data loader. Each batch makes one
+forward pass through the encoder and the decoder; the critics are updated on the
+detached fakes, then the encoder and decoder on the weighted eight-term objective.
+Loss values are accumulated on the device and read once per epoch.
+
+After every epoch the model is validated (sum of per-feature KS distances of the
+generated marginals, fraction of physically valid events), the best model is kept and
+a checkpoint is written holding the best weights and everything ``--resume`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from turbosim_hep import metrics
+from turbosim_hep.errors import InputError, OutputError, TurbosimError
+from turbosim_hep.model.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from turbosim_hep.model.losses import LossConfig, TurboSimObjective
+from turbosim_hep.model.presets import loss_config as preset_loss_config
+from turbosim_hep.model.turbosim import ModelConfig, TurboSim
+
+#: Seed of the train/validation split: fixed, so the split does not move with ``seed``.
+SPLIT_SEED = 20211206
+#: Events per chunk when the validation set is pushed through the model.
+VALIDATION_CHUNK = 2048
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (reference values by default).
+
+    Attributes
+    ----------
+    epochs : int
+        Number of passes over the training events.
+    batch_size : int
+        Events per optimiser step.
+    lr, betas, weight_decay : float, tuple, float
+        Adam settings of the encoder and the decoder (reference: 1e-4, (0.9, 0.7), 1e-3).
+    critic_lr, critic_betas, critic_weight_decay : float, tuple, float
+        Adam settings of the critics (reference: 1e-4, (0.9, 0.7), 1e-4).
+    critic_steps : int
+        Critic updates per batch, each with fresh gradient-penalty points.
+    val_fraction : float
+        Fraction of the events set aside for validation (a fixed, seed-independent split).
+    val_max_events : int
+        At most this many validation events are used for the per-epoch KS.
+    seed : int
+        Seed of the initial weights, the batching and the noise.
+    patience : int, optional
+        Stop when the validation KS sum has not improved for this many epochs.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    amp : bool
+        Automatic mixed precision (bfloat16 autocast) on CUDA.
+    threads : int, optional
+        CPU threads of torch's intra-op pool when training on the CPU. Default 1: at the
+        reference batch size every operation is so small that a second thread costs
+        more in synchronisation than it gains (and collapses when the cores are shared);
+        try 2 for batches of 1,000 or more on an idle machine. 0 keeps torch's setting.
+    """
+
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.7)
+    weight_decay: float = 1e-3
+    critic_lr: float = 1e-4
+    critic_betas: tuple[float, float] = (0.9, 0.7)
+    critic_weight_decay: float = 1e-4
+    critic_steps: int = 1
+    val_fraction: float = 0.2
+    val_max_events: int = 50_000
+    seed: int = 0
+    patience: int | None = None
+    device: str = "auto"
+    amp: bool = False
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        self.critic_betas = tuple(float(b) for b in self.critic_betas)
+        if self.epochs < 1 or self.batch_size < 1 or self.critic_steps < 1:
+            raise ValueError("epochs, batch_size and critic_steps must be at least 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
+        """Build from a plain mapping, rejecting unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(
+                f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` value (``auto``: CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TurbosimError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
+# --- data --------------------------------------------------------------------------
+
+
+@dataclass
+class PairedEvents:
+    """Paired parton-level (``z``) and detector-level (``x``) events, float32 (n, 24) each."""
+
+    z: np.ndarray
+    x: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def split(self, val_fraction: float) -> tuple[PairedEvents, PairedEvents]:
+        """Training and validation parts, by a fixed permutation (independent of any seed)."""
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(self))
+        n_val = max(1, int(round(val_fraction * len(self))))
+        val, train = order[:n_val], order[n_val:]
+        return PairedEvents(self.z[train], self.x[train]), PairedEvents(self.z[val], self.x[val])
+
+    def fingerprint(self) -> list[float]:
+        """A few numbers identifying the data set (to refuse resuming on other data)."""
+        sums = [float(a.sum(dtype=np.float64)) for a in (self.z, self.x)]
+        return [float(len(self)), *sums]
+
+
+def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
+    """Selected, paired events of ROOT files (Delphes or turbosim-hep) or HDF5 exports.
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read, lacks the detector objects or the partons, or holds no
+        selected event.
+    """
+    from turbosim_hep.io import read_events
+    from turbosim_hep.io.hdf5 import read_reference_h5
+
+    zs, xs = [], []
+    for path in paths:
+        path = os.fspath(path)
+        if path.lower().endswith((".h5", ".hdf5")):
+            batch = read_reference_h5(path)
+        else:
+            batch, _ = read_events(path, detector=True, partons=True)
+        if len(batch) == 0:
+            raise InputError(path, "no event passes the selection with a complete parton record")
+        bad = ~(np.isfinite(batch.z).all(1) & np.isfinite(batch.x).all(1))
+        if bad.any():
+            raise InputError(path, f"{int(bad.sum())} events hold non-finite values")
+        zs.append(batch.z)
+        xs.append(batch.x)
+    if not zs:
+        raise ValueError("no input file given")
+    return PairedEvents(
+        np.concatenate(zs).astype(np.float32), np.concatenate(xs).astype(np.float32)
+    )
+
+
+# --- the trainer -------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What `Trainer.fit` returns.
+
+    Attributes
+    ----------
+    model : TurboSim
+        The best model (lowest validation KS sum), in eval mode.
+    history : list of dict
+        One record per epoch (the lines of the JSON-lines log).
+    best_epoch : int
+        Epoch (1-based) of the best model.
+    best_ks : float
+        Its validation KS sum.
+    """
+
+    model: TurboSim
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_ks: float = math.inf
+
+
+class Trainer:
+    """Trains a `TurboSim` model with a `TurboSimObjective` on paired events.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+        Architecture of the encoder and decoder.
+    loss_config : LossConfig
+        Weights and estimators of the eight terms.
+    train_config : TrainConfig
+        Optimiser, batching, validation and device settings.
+    """
+
+    def __init__(
+        self, model_config: ModelConfig, loss_config: LossConfig, train_config: TrainConfig
+    ):
+        self.model_config = model_config
+        self.loss_config = loss_config
+        self.config = train_config
+        self.device = resolve_device(train_config.device)
+        if train_config.threads and self.device.type == "cpu":
+            torch.set_num_threads(train_config.threads)
+        torch.manual_seed(train_config.seed)
+        self.model = TurboSim(model_config).to(self.device)
+        self.objective = TurboSimObjective(loss_config).to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(train_config.seed)
+        if not loss_config.active:
+            raise TurbosimError("every loss weight is zero: there is nothing to train")
+        self.optimizer = torch.optim.Adam(
+            self._trained_parameters(),
+            lr=train_config.lr,
+            betas=train_config.betas,
+            weight_decay=train_config.weight_decay,
+            fused=True,
+        )
+        self.critic_optimizer = (
+            torch.optim.Adam(
+                self.objective.critics.parameters(),
+                lr=train_config.critic_lr,
+                betas=train_config.critic_betas,
+                weight_decay=train_config.critic_weight_decay,
+                fused=True,
+            )
+            if self.objective.critics is not None
+            else None
+        )
+        needs = self.objective.needs
+        self._run_encoder_on_x = bool(needs & {"zt", "xh"})
+        self._run_decoder_on_z = bool(needs & {"xt", "zh"})
+        self._autocast = train_config.amp and self.device.type == "cuda"
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.best_ks = math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stale_epochs = 0
+
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters of the networks some active term reaches (the others stay untouched)."""
+        needs = self.objective.needs
+        params = []
+        if needs & {"zt", "xh", "zh"}:
+            params += list(self.model.encoder.parameters())
+        if needs & {"xh", "xt", "zh"}:
+            params += list(self.model.decoder.parameters())
+        return params
+
+    # --- one batch ------------------------------------------------------------------
+    def _noise(self, n: int, width: int) -> torch.Tensor | None:
+        if width == 0:
+            return None
+        return torch.randn(n, width, device=self.device, generator=self.generator)
+
+    def generate(
+        self, x: torch.Tensor, z: torch.Tensor, noise: Callable[[int, int], torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
+        """The generated quantities the active terms need, from standardised x and z.
+
+        z~ = E(x), x^ = D(z~), x~ = D(z), z^ = E(x~).
+        """
+        model, needs, n = self.model, self.objective.needs, x.shape[0]
+        fake: dict[str, torch.Tensor] = {}
+        if self._run_encoder_on_x:
+            fake["zt"] = model.encode(x, noise(n, model.encoder_noise_dim))
+        if self._run_decoder_on_z and "xh" in needs:
+            # one decoder call for both x^ = D(z~) and x~ = D(z)
+            both = model.decode(
+                torch.cat([fake["zt"], z]), noise(2 * n, model.decoder_noise_dim)
+            )
+            fake["xh"], fake["xt"] = both[:n], both[n:]
+        elif "xh" in needs:
+            fake["xh"] = model.decode(fake["zt"], noise(n, model.decoder_noise_dim))
+        elif self._run_decoder_on_z:
+            fake["xt"] = model.decode(z, noise(n, model.decoder_noise_dim))
+        if "zh" in needs:
+            fake["zh"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
+        return fake
+
+    def step(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a standardised batch.
+
+        Returns
+        -------
+        torch.Tensor
+            Detached, on the device: the total objective, the value of each active term
+            and the loss of each critic (the order of `log_names`).
+        """
+        real = {"x": x, "z": z}
+        objective = self.objective
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            fake = self.generate(x, z, self._noise)
+            critic_losses = []
+            if self.critic_optimizer is not None:
+                for _ in range(self.config.critic_steps):
+                    loss, per_critic = objective.critic_loss(real, fake, self.generator)
+                    self.critic_optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.critic_optimizer.step()
+                critic_losses = [per_critic]
+            objective.critic_parameters_frozen(True)
+            values = objective.terms(real, fake)
+            total = objective.total(values)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        objective.critic_parameters_frozen(False)
+        return torch.cat(
+            [torch.stack([total.detach()] + [values[t].detach() for t in objective.active])]
+            + critic_losses
+        )
+
+    @property
+    def log_names(self) -> list[str]:
+        """Names of the values `step` returns."""
+        return (
+            ["total"]
+            + list(self.objective.active)
+            + [f"critic_{t}" for t in self.objective.critic_terms]
+        )
+
+    # --- data on the device -----------------------------------------------------------
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    # --- validation -----------------------------------------------------------------
+    @torch.no_grad()
+    def validate(
+        self, x_phys: torch.Tensor, z_phys: torch.Tensor, x_true: np.ndarray, z_true: np.ndarray
+    ) -> dict[str, Any]:
+        """Validation record: term values, KS sums of z~ and x~ against the truth, validity.
+
+        ``x_phys``, ``z_phys`` are the validation events on the device (GeV), ``x_true``,
+        ``z_true`` the same as NumPy arrays.
+
+        The noise is drawn from a generator reseeded at every call, so two epochs differ
+        only by their weights.
+        """
+        model = self.model
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.config.seed + 1)
+
+        def noise(n: int, width: int) -> torch.Tensor | None:
+            if width == 0:
+                return None
+            return torch.randn(n, width, device=self.device, generator=generator)
+
+        sums = {t: 0.0 for t in self.objective.active}
+        x_tilde, z_tilde = [], []
+        n_total = len(x_phys)
+        for start in range(0, n_total, VALIDATION_CHUNK):
+            xp = x_phys[start : start + VALIDATION_CHUNK]
+            zp = z_phys[start : start + VALIDATION_CHUNK]
+            x, z = model.x_scaler(xp), model.z_scaler(zp)
+            fake = self.generate(x, z, noise)
+            values = self.objective.terms({"x": x, "z": z}, fake)
+            weight = len(xp) / n_total
+            for term, value in values.items():
+                sums[term] += float(value) * weight
+            x_tilde.append(model.simulate(zp, noise(len(zp), model.decoder_noise_dim)))
+            z_tilde.append(model.unfold(xp, noise(len(xp), model.encoder_noise_dim)))
+        x_gen = torch.cat(x_tilde).float().cpu().numpy()
+        z_gen = torch.cat(z_tilde).float().cpu().numpy()
+        ks_x = metrics.ks_per_feature(x_gen, x_true)
+        ks_z = metrics.ks_per_feature(z_gen, z_true)
+        sums["total"] = sum(self.loss_config.weights[t] * sums[t] for t in self.objective.active)
+        return {
+            "val": sums,
+            "ks_x": float(np.nansum(ks_x)),
+            "ks_z": float(np.nansum(ks_z)),
+            "ks_sum": float(np.nansum(ks_x) + np.nansum(ks_z)),
+            "valid_fraction": metrics.valid_fraction(x_gen),
+        }
+
+    # --- the loop -------------------------------------------------------------------
+    def fit(
+        self,
+        train: PairedEvents,
+        val: PairedEvents,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        log_path: str | os.PathLike | None = None,
+        progress: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TrainResult:
+        """Train until ``config.epochs`` (or early stopping), validating every epoch.
+
+        Parameters
+        ----------
+        train, val : PairedEvents
+            Training and validation events in physical units.
+        checkpoint : path, optional
+            Written after every epoch: the best weights plus what `resume` needs.
+        log_path : path, optional
+            JSON-lines log, one record per epoch (rewritten from the history on resume).
+        progress : bool
+            Show a tqdm progress bar.
+        metadata : mapping, optional
+            Stored in the checkpoint.
+        """
+        config = self.config
+        if self.epoch == 0:
+            self.model.fit_standardisation(
+                torch.from_numpy(train.x).to(self.device), torch.from_numpy(train.z).to(self.device)
+            )
+        self._fingerprint = train.fingerprint() + val.fingerprint()
+        x_train = self.model.x_scaler(self._to_device(train.x))
+        z_train = self.model.z_scaler(self._to_device(train.z))
+        n_val = min(len(val), config.val_max_events)
+        x_val_np, z_val_np = val.x[:n_val], val.z[:n_val]
+        x_val, z_val = self._to_device(x_val_np), self._to_device(z_val_np)
+        batch = min(config.batch_size, len(train))
+        if log_path is not None:
+            _write_log(log_path, self.history)
+        bar = tqdm(
+            total=(config.epochs - self.epoch) * (len(train) // batch),
+            disable=not progress,
+            unit="batch",
+            desc="train",
+            dynamic_ncols=True,
+        )
+        # denormal floats (tiny gradients, Adam moments) slow CPU arithmetic down
+        flush_denormal = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        try:
+            with bar:
+                while self.epoch < config.epochs:
+                    if config.patience is not None and self.stale_epochs >= config.patience:
+                        break
+                    record = {"epoch": self.epoch + 1}
+                    record.update(self._train_epoch(x_train, z_train, batch, bar))
+                    record.update(self.validate(x_val, z_val, x_val_np, z_val_np))
+                    self._end_epoch(record)
+                    bar.set_postfix(
+                        ks=f"{record['ks_sum']:.3f}", best=f"{self.best_ks:.3f}@{self.best_epoch}"
+                    )
+                    if checkpoint is not None:
+                        self.save(checkpoint, metadata=metadata)
+                    if log_path is not None:
+                        _append_log(log_path, record)
+        finally:
+            if flush_denormal:
+                torch.set_flush_denormal(False)
+        best = TurboSim(self.model_config).to(self.device)
+        best.load_state_dict(self.best_state or self.model.state_dict())
+        return TrainResult(best.eval(), list(self.history), self.best_epoch, self.best_ks)
+
+    def _train_epoch(
+        self, x_train: torch.Tensor, z_train: torch.Tensor, batch: int, bar: tqdm
+    ) -> dict[str, Any]:
+        """One pass over the (standardised) training events; mean of the logged values."""
+        self.model.train()
+        started = time.perf_counter()
+        n = len(x_train)
+        n_batches = n // batch
+        names = self.log_names
+        order = torch.randperm(n, device=self.device, generator=self.generator)
+        totals = torch.zeros(len(names), device=self.device)
+        for b in range(n_batches):
+            index = order[b * batch : (b + 1) * batch]
+            totals += self.step(x_train[index], z_train[index])
+            if (b + 1) % 50 == 0:
+                bar.update(50)
+        bar.update(n_batches % 50)
+        means = (totals / n_batches).tolist()  # the one host sync of the epoch
+        elapsed = time.perf_counter() - started
+        self.model.eval()
+        return {
+            "train": dict(zip(names, means)),
+            "seconds": elapsed,
+            "events_per_second": n_batches * batch / elapsed,
+        }
+
+    def _end_epoch(self, record: dict[str, Any]) -> None:
+        """Count the epoch, keep the best model, track early stopping, log the record."""
+        self.epoch += 1
+        record["best"] = record["ks_sum"] < self.best_ks
+        if record["best"]:
+            self.best_ks, self.best_epoch = record["ks_sum"], self.epoch
+            self.stale_epochs = 0
+            state = self.model.state_dict()
+            self.best_state = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            self.stale_epochs += 1
+        self.history.append(record)
+
+    # --- checkpoints ----------------------------------------------------------------
+    def training_state(self) -> dict[str, Any]:
+        """Everything `resume` needs, as tensors and plain values."""
+        return {
+            "epoch": self.epoch,
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "objective_state": {
+                k: v.detach().cpu() for k, v in self.objective.state_dict().items()
+            },
+            "optimizer": self.optimizer.state_dict(),
+            "critic_optimizer": (
+                self.critic_optimizer.state_dict() if self.critic_optimizer else None
+            ),
+            "generator": self.generator.get_state(),
+            "best_ks": self.best_ks,
+            "best_epoch": self.best_epoch,
+            "stale_epochs": self.stale_epochs,
+            "fingerprint": self._fingerprint,
+        }
+
+    def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+        """Write the checkpoint: best weights, configuration, history and training state."""
+        save_checkpoint(
+            path,
+            self.model,
+            model_state=self.best_state,
+            loss_config=asdict(self.loss_config),
+            train_config=self.config.to_dict(),
+            history=self.history,
+            training_state=self.training_state(),
+            metadata=metadata,
+        )
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike,
+        train: PairedEvents,
+        val: PairedEvents,
+        epochs: int | None = None,
+    ) -> Trainer:
+        """A trainer continuing the run saved in ``path`` (on the same data).
+
+        Parameters
+        ----------
+        path : path
+            A checkpoint written by `save` (``turbosim-hep train -o``).
+        train, val : PairedEvents
+            The same events as the original run.
+        epochs : int, optional
+            New total number of epochs (to extend a finished run).
+        """
+        payload = load_checkpoint(path)
+        state = payload.get("training_state")
+        if not state:
+            raise InputError(path, "holds no training state to resume from")
+        train_config = dict(payload["train_config"])
+        if epochs is not None:
+            train_config["epochs"] = epochs
+        trainer = cls(
+            ModelConfig.from_dict(payload["model_config"]),
+            LossConfig(**payload["loss_config"]),
+            TrainConfig.from_dict(train_config),
+        )
+        if list(state["fingerprint"]) != train.fingerprint() + val.fingerprint():
+            raise InputError(
+                path, "was trained on other events; give the same input files to resume"
+            )
+        device = trainer.device
+        trainer.model.load_state_dict(state["model_state"])
+        trainer.objective.load_state_dict(state["objective_state"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        if trainer.critic_optimizer is not None:
+            trainer.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        trainer.generator.set_state(state["generator"])
+        trainer.epoch = int(state["epoch"])
+        trainer.best_ks = float(state["best_ks"])
+        trainer.best_epoch = int(state["best_epoch"])
+        trainer.stale_epochs = int(state["stale_epochs"])
+        trainer.history = [dict(h) for h in payload["history"]]
+        best = model_from_checkpoint(payload, path)
+        trainer.best_state = {k: v.to(device) for k, v in best.state_dict().items()}
+        return trainer
+
+
+def _write_log(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
+    with open(path, "w") as handle:
+        for record in history:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _append_log(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def log_path_for(output: str | os.PathLike) -> str:
+    """The JSON-lines log written beside a model file (``model.pt`` -> ``model.log.jsonl``)."""
+    root, _ = os.path.splitext(os.fspath(output))
+    return root + ".log.jsonl"
+
+
+def train(
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    model_config: ModelConfig | None = None,
+    loss_config: LossConfig | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    events: PairedEvents | None = None,
+) -> TrainResult:
+    """Train a model on the events of ``paths`` and write it to ``output``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        ROOT files (Delphes or turbosim-hep) or HDF5 exports holding Z and X.
+    output : path
+        The model file; rewritten after every epoch. A JSON-lines log is written
+        beside it (`log_path_for`).
+    model_config, loss_config, train_config : optional
+        Settings (defaults: the reference architecture, the ``turbosim`` preset and the
+        reference optimiser).
+    resume : bool
+        Continue the run saved in ``output`` (same files); ``train_config.epochs`` is the
+        new total.
+    force : bool
+        Overwrite an existing ``output`` when not resuming.
+    progress : bool
+        Show a progress bar.
+    events : PairedEvents, optional
+        Use these events instead of reading ``paths`` (which are then only recorded).
+    """
+    output = os.fspath(output)
+    if resume:
+        if not os.path.exists(output):
+            raise InputError(output, "no such file to resume from")
+    elif os.path.exists(output) and not force:
+        raise OutputError(output, "exists; use --resume to continue it or --force to overwrite it")
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise OutputError(output, f"directory {directory} does not exist")
+    train_config = train_config or TrainConfig()
+    data = events if events is not None else read_pairs(paths)
+    train_events, val_events = data.split(train_config.val_fraction)
+    if len(train_events) < 2:
+        source = paths[0] if paths else output
+        raise InputError(source, f"only {len(data)} events: too few to train on")
+    if resume:
+        trainer = Trainer.resume(output, train_events, val_events, epochs=train_config.epochs)
+    else:
+        trainer = Trainer(
+            model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
+        )
+    metadata = {
+        "inputs": [os.path.basename(os.fspath(p)) for p in paths],
+        "n_train": len(train_events),
+        "n_val": len(val_events),
+    }
+    return trainer.fit(
+        train_events,
+        val_events,
+        checkpoint=output,
+        log_path=log_path_for(output),
+        progress=progress,
+        metadata=metadata,
+    )
+
+
+__all__ = [
+    "PairedEvents",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "read_pairs",
+    "resolve_device",
+    "train",
+]
+
+
+# --- configuration files -----------------------------------------------------------
+
+#: Top-level sections of a YAML training configuration.
+CONFIG_SECTIONS = ("preset", "model", "loss", "train")
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML training configuration.
+
+    The file may hold ``preset`` (a name), ``model`` (`ModelConfig` fields), ``loss``
+    (`LossConfig` fields: ``weights``, ``divergence``, ``gp_weights``, ``p``, ...) and
+    ``train`` (`TrainConfig` fields).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not YAML, or has unknown sections.
+    """
+    import yaml
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(path, "no such file")
+    try:
+        with open(path) as handle:
+            content = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as err:
+        raise InputError(path, f"not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(content, dict):
+        raise InputError(path, "must hold a mapping of sections")
+    unknown = set(content) - set(CONFIG_SECTIONS)
+    if unknown:
+        raise InputError(
+            path, f"unknown section(s) {sorted(unknown)}; known: {list(CONFIG_SECTIONS)}"
+        )
+    return content
+
+
+def build_configs(
+    file_config: Mapping[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    weights: Mapping[str, float] | None = None,
+    divergence: Mapping[str, str] | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
+    source: str = "configuration",
+) -> tuple[ModelConfig, LossConfig, TrainConfig]:
+    """Model, loss and training settings from defaults, a config file and overrides.
+
+    Precedence, lowest first: built-in defaults and the preset's weights, the file's
+    ``loss`` section, then the explicit ``weights``/``divergence``/``train_overrides``
+    (the command-line flags). ``preset`` replaces the file's preset.
+
+    Raises
+    ------
+    TurbosimError
+        Naming ``source`` when a setting is unknown or invalid.
+    """
+    from turbosim_hep.model.presets import DEFAULT_PRESET
+
+    file_config = dict(file_config or {})
+    try:
+        model_config = ModelConfig.from_dict(file_config.get("model"))
+        loss_section = dict(file_config.get("loss") or {})
+        loss_weights = {**dict(loss_section.pop("weights", None) or {}), **dict(weights or {})}
+        loss_divergence = {
+            **dict(loss_section.pop("divergence", None) or {}),
+            **dict(divergence or {}),
+        }
+        loss = preset_loss_config(
+            preset or file_config.get("preset") or DEFAULT_PRESET,
+            loss_weights,
+            divergence=loss_divergence,
+            **loss_section,
+        )
+        train_values = {**dict(file_config.get("train") or {}), **dict(train_overrides or {})}
+        train_config = TrainConfig.from_dict(train_values)
+    except (TypeError, ValueError) as err:
+        raise TurbosimError(f"{source}: {err}") from err
+    return model_config, loss, train_config
+
+
+__all__ += ["build_configs", "read_config_file", "log_path_for"]
