@@ -25,6 +25,10 @@ class InputError(TurbosimError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from (path, problem) when it crosses processes (process pools, Dask).
+        return type(self), (self.path, self.problem)
+
 
 class OutputError(InputError):
     """An output path cannot be written (exists, missing directory, not writable)."""

@@ -1,0 +1,296 @@
+"""`turbosim-hep simulate` and `unfold`: formats, selection, seeding, metadata, bad input."""
+
+from __future__ import annotations
+
+import os
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import uproot
+from _delphes import write_delphes
+from _lhe import write_lhe
+from _ttbar import smear, ttbar_partons, write_sample
+
+from turbosim_hep import __version__, layout
+from turbosim_hep.cli import main
+from turbosim_hep.errors import InputError, OutputError, TurbosimError
+from turbosim_hep.inference import file_sha256
+from turbosim_hep.io.schemas import open_nanoevents
+from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns, read_metadata
+from turbosim_hep.model import TurboSim, load_model, save_checkpoint
+from turbosim_hep.random import event_normal, stream_id
+from turbosim_hep.simulate import run
+
+N = 1500
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    """A model, a parton-only file, a parton + detector file, and their truth."""
+    directory = tmp_path_factory.mktemp("simulate")
+    z = ttbar_partons(N, seed=11)
+    x = smear(z, seed=12)
+    model = TurboSim.from_config(None, x=torch.from_numpy(x), z=torch.from_numpy(z))
+    save_checkpoint(directory / "model.pt", model)
+    return {
+        "dir": str(directory),
+        "model": str(directory / "model.pt"),
+        "partons": write_sample(directory / "partons.root", z, None),
+        "full": write_sample(directory / "full.root", z, x),
+        "z": z,
+        "x": x,
+    }
+
+
+def outputs(path: str) -> dict[str, np.ndarray]:
+    """The output's X (from the cartesian branches), partons and event ids."""
+    with uproot.open(path) as file:
+        a = file["Events"].arrays()
+    n = len(a)
+    electron = np.stack([ak.to_numpy(ak.flatten(a[f"Electron_{c}"])) for c in ("px", "py", "pz", "E")], -1)
+    met = np.stack([ak.to_numpy(a[f"MET_{c}"]) for c in ("px", "py", "pt")], -1)
+    met = np.insert(met, 2, 0.0, axis=1)  # pz = 0
+    jets = np.stack(
+        [ak.to_numpy(ak.flatten(a[f"Jet_{c}"])).reshape(n, 4) for c in ("px", "py", "pz", "E")], -1
+    )
+    x = np.concatenate([electron, met, jets.reshape(n, 16)], axis=1)
+    return {"x": x, "event": a.event.to_numpy(), "source": a.source.to_numpy(), "arrays": a}
+
+
+def reference_simulation(model_path, z, entry, seed, name) -> np.ndarray:
+    """What the decoder gives for these events with the documented noise."""
+    model = load_model(model_path)
+    noise = event_normal(seed, stream_id(name), entry, model.decoder_noise_dim)
+    with torch.inference_mode():
+        return model.simulate(torch.from_numpy(z), torch.from_numpy(noise)).numpy()
+
+
+def test_simulate_project_file_matches_the_decoder(files, tmp_path):
+    out = tmp_path / "sim.root"
+    summary = run("simulate", files["model"], [files["partons"]], out, seed=5, progress=False)
+    assert summary.written == N and summary.files[0].cutflow["all"] == N
+    got = outputs(out)
+    np.testing.assert_array_equal(got["event"], np.arange(N))
+    np.testing.assert_array_equal(got["source"], 0)
+    expected = reference_simulation(files["model"], files["z"], np.arange(N), 5, "partons.root")
+    np.testing.assert_allclose(got["x"], expected, rtol=1e-4, atol=1e-2)
+    partons = got["arrays"]
+    assert ak.all(partons.nParton == 6)
+    assert ak.all(partons.Parton_pdgId == np.asarray(layout.PARTON_PDG_IDS)[np.newaxis])
+    for field in ("pt", "eta", "phi", "mass", "px", "py", "pz", "E"):
+        assert f"Electron_{field}" in partons.fields and f"Jet_{field}" in partons.fields
+
+
+def test_metadata(files, tmp_path):
+    out = tmp_path / "sim.root"
+    run("simulate", files["model"], [files["partons"]], out, seed=9, progress=False)
+    meta = read_metadata(out)
+    assert meta["model_sha256"] == file_sha256(files["model"])
+    assert meta["seed"] == 9
+    assert meta["turbosim_hep_version"] == __version__
+    assert meta["inputs"] == ["partons.root"]
+    assert meta["cutflow"][0]["finite_output"] == N
+    assert meta["entries"] == N
+
+
+def test_seed_reproducible_and_independent_of_chunking(files, tmp_path):
+    kwargs = {"progress": False}
+    run("simulate", files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
+    run("simulate", files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
+    run("simulate", files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
+        step_size=333, batch_size=100, **kwargs)
+    run("simulate", files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
+    a, b, c, d = (outputs(tmp_path / f"{k}.root")["x"] for k in "abcd")
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-3)
+    assert np.mean(np.isclose(a, d, rtol=1e-3)) < 0.5
+
+
+def test_lhe_inputs_and_final_state_selection(files, tmp_path):
+    z = files["z"][:200]
+    wrong = np.arange(200) % 5 == 0
+    plain = write_lhe(tmp_path / "run.lhe", z, wrong_final_state=wrong)
+    zipped = write_lhe(tmp_path / "run2.lhe.gz", z)
+    out = tmp_path / "sim.root"
+    summary = run("simulate", files["model"], [plain, zipped], out, seed=3, jobs=1, progress=False)
+    first, second = summary.files
+    assert (first.total, first.selected, first.written) == (200, 160, 160)
+    assert (second.total, second.written) == (200, 200)
+    got = outputs(out)
+    np.testing.assert_array_equal(got["event"], np.r_[np.flatnonzero(~wrong), np.arange(200)])
+    np.testing.assert_array_equal(got["source"], np.r_[np.zeros(160), np.ones(200)])
+    expected = reference_simulation(files["model"], z[~wrong], np.flatnonzero(~wrong), 3, "run.lhe")
+    np.testing.assert_allclose(got["x"][:160], expected, rtol=1e-3, atol=2e-2)
+
+
+def test_delphes_partons(files, tmp_path):
+    z = files["z"][:100]
+    good = np.arange(100) % 3 != 0
+    path = str(tmp_path / "delphes.root")
+    write_delphes(path, z, good)
+    out = tmp_path / "sim.root"
+    summary = run("simulate", files["model"], [path], out, seed=4, progress=False)
+    assert summary.files[0].written == good.sum()
+    got = outputs(out)
+    np.testing.assert_array_equal(got["event"], np.flatnonzero(good))
+    expected = reference_simulation(files["model"], z[good], np.flatnonzero(good), 4, "delphes.root")
+    np.testing.assert_allclose(got["x"], expected, rtol=1e-4, atol=1e-2)
+
+
+def test_real_delphes_file_without_the_final_state(files, delphes_file, tmp_path):
+    out = tmp_path / "sim.root"
+    with pytest.raises(InputError, match="no usable events"):
+        run("simulate", files["model"], [delphes_file], out, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_opens_in_coffea(files, tmp_path):
+    out = tmp_path / "sim.root"
+    run("simulate", files["model"], [files["partons"]], out, progress=False)
+    events = open_nanoevents(out, mode="eager")
+    assert len(events) == N
+    electron, jets = events.Electron[:, 0], events.Jet
+    stored = outputs(out)["x"]  # the px, py, pz, E branches as uproot reads them
+    np.testing.assert_allclose(ak.to_numpy(electron.px), stored[:, 0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(ak.to_numpy(jets[:, 3].energy), stored[:, 23], rtol=1e-4, atol=1e-3)
+    total = electron + jets[:, 0] + jets[:, 1] + jets[:, 2] + jets[:, 3]
+    assert ak.all(total.mass > 0)
+    assert ak.all(np.abs(events.MET.pt - np.hypot(events.MET.px, events.MET.py)) < 1e-3 * events.MET.pt + 1e-3)
+    assert ak.all(events.Parton.pdgId == np.asarray(layout.PARTON_PDG_IDS)[np.newaxis])
+
+
+def test_unfold(files, tmp_path):
+    out = tmp_path / "unfolded.root"
+    summary = run("unfold", files["model"], [files["full"]], out, seed=6, progress=False)
+    assert summary.written == N
+    with uproot.open(out) as file:
+        a = file["Events"].arrays()
+    z = np.stack([ak.to_numpy(ak.flatten(a[f"Parton_{c}"])).reshape(N, 6) for c in ("px", "py", "pz", "E")], -1)
+    model = load_model(files["model"])
+    noise = event_normal(6, stream_id("full.root"), np.arange(N), model.encoder_noise_dim)
+    with torch.inference_mode():
+        expected = model.unfold(torch.from_numpy(files["x"]), torch.from_numpy(noise)).numpy()
+    np.testing.assert_allclose(z.reshape(N, 24), expected, rtol=1e-4, atol=1e-2)
+    assert "Electron_pt" in a.fields and "Jet_pt" in a.fields
+    events = open_nanoevents(out, mode="eager")
+    assert ak.all(events.Parton.pdgId == np.asarray(layout.PARTON_PDG_IDS)[np.newaxis])
+
+
+def test_unfold_applies_the_reference_selection(files, mixed_file, tmp_path):
+    path, truth = mixed_file
+    summary = run("unfold", files["model"], [path], tmp_path / "u.root", progress=False)
+    selected = ((truth["n_electrons"] == 1) & (truth["charge"] == -1) & (truth["n_muons"] == 0)
+                & (truth["n_photons"] == 0) & (truth["n_jets"] == 4))
+    assert summary.written == selected.sum()
+    with pytest.raises(InputError, match="LHE file holds partons only"):
+        run("unfold", files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
+            tmp_path / "v.root", progress=False)
+
+
+def test_parallel_jobs_and_dask_give_the_same_output(files, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    inputs = [files["partons"], write_sample(tmp_path / "second.root", files["z"][:500], None)]
+    run("simulate", files["model"], inputs, tmp_path / "serial.root", jobs=1, progress=False)
+    run("simulate", files["model"], inputs, tmp_path / "local.root", jobs=2, progress=False)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        run("simulate", files["model"], inputs, tmp_path / "dask.root",
+            scheduler=cluster.scheduler_address, progress=False)
+    serial, local, dask = (outputs(tmp_path / f"{k}.root") for k in ("serial", "local", "dask"))
+    for other in (local, dask):
+        np.testing.assert_array_equal(other["source"], serial["source"])
+        np.testing.assert_array_equal(other["event"], serial["event"])
+        np.testing.assert_allclose(other["x"], serial["x"], rtol=1e-5, atol=1e-3)
+    assert sorted(os.listdir(tmp_path)) == ["dask.root", "local.root", "second.root", "serial.root"]
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_nonfinite_inputs_are_counted_and_dropped(files, tmp_path):
+    z = files["z"][:300].copy()
+    z[5, 3] = np.nan
+    z[17, 0] = np.inf
+    z[42, 20] = -np.inf
+    path = str(tmp_path / "nan.root")
+    with EventWriter(path) as writer, np.errstate(invalid="ignore"):
+        writer.write(event_columns(np.arange(300)) | parton_columns(z))
+    summary = run("simulate", files["model"], [path], tmp_path / "out.root", progress=False)
+    assert summary.files[0].nonfinite_inputs == 3
+    assert summary.written == 297
+    got = outputs(tmp_path / "out.root")
+    assert np.isfinite(got["x"]).all()
+    assert not np.isin([5, 17, 42], got["event"]).any()
+
+
+@pytest.mark.parametrize(
+    "make_model, message",
+    [
+        (lambda d: d / "missing.pt", "no such file"),
+        (lambda d: (d / "text.pt").write_text("not a model") and d / "text.pt",
+         "not a (readable )?turbosim-hep model"),
+        (lambda d: torch.save({"weights": torch.zeros(3)}, d / "other.pt") or d / "other.pt",
+         "not a turbosim-hep model"),
+    ],
+)
+def test_bad_model_files(files, tmp_path, make_model, message):
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    model = make_model(model_dir)
+    out = tmp_path / "out.root"
+    with pytest.raises(InputError, match=message):
+        run("simulate", model, [files["partons"]], out, progress=False)
+    assert not out.exists() and [p for p in os.listdir(tmp_path) if p != "models"] == []
+
+
+def test_input_errors_leave_no_output(files, tmp_path):
+    truncated = write_lhe(tmp_path / "cut.lhe", files["z"][:30], cut_after=20)
+    no_partons = write_sample(tmp_path / "reco.root", None, files["x"][:10])
+    out = tmp_path / "out.root"
+    cases = [
+        ([truncated], "cut off"),
+        ([files["partons"], truncated], "cut off"),
+        ([no_partons], "lacks branches"),
+        ([tmp_path / "missing.root"], "no such file"),
+    ]
+    for inputs, message in cases:
+        with pytest.raises(InputError, match=message):
+            run("simulate", files["model"], inputs, out, jobs=1, progress=False)
+        assert not out.exists()
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    out.write_text("keep me")
+    with pytest.raises(OutputError, match="exists"):
+        run("simulate", files["model"], [files["partons"]], out, progress=False)
+    assert out.read_text() == "keep me"
+    with pytest.raises(TurbosimError, match="seed"):
+        run("simulate", files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
+
+
+def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):
+    truncated = write_lhe(tmp_path / "cut.lhe.gz", files["z"][:30], cut_after=20)
+    assert main(["simulate", files["model"], truncated, "-o", str(tmp_path / "o.root")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cut.lhe.gz" in err and "cut off" in err
+    assert not (tmp_path / "o.root").exists()
+    out = str(tmp_path / "ok.root")
+    assert main(["simulate", files["model"], files["partons"], "-o", out, "--seed", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{N} of {N} events written" in printed and "events/s" in printed
+
+
+def test_errors_cross_process_boundaries():
+    import pickle
+
+    for error in (InputError("a.root", "bad"), OutputError("b.root", "exists")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and (copy.path, copy.problem) == (error.path, error.problem)
+
+
+def test_inputs_sharing_a_name_warn(files, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inputs = [write_sample(tmp_path / d / "partons.root", files["z"][:50], None) for d in "ab"]
+    with pytest.warns(UserWarning, match="same noise"):
+        run("simulate", files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)

@@ -1,0 +1,102 @@
+"""``turbosim-hep simulate``: detector-level events from parton-level files (Z -> x~)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch and uproot load only when a command runs
+    from turbosim_hep.simulate import RunSummary
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate detector-level events from parton-level files with a trained model",
+        description="Generate the electron, missing transverse momentum and four jets of "
+        "every e- nu_e-bar b b-bar u d-bar event of the INPUT files (the project's ROOT "
+        "files, Delphes files, LHE files plain or gzipped) with the decoder of MODEL, and "
+        "write them with the input partons to one ROOT file. Events with another final "
+        "state or with NaN/infinite values are counted and skipped.",
+    )
+    add_run_arguments(parser)
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments simulate and unfold share."""
+    parser.add_argument("model", metavar="MODEL.pt", help="model file of 'turbosim-hep train'")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="input files")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the per-event noise (default 0)"
+    )
+    parser.add_argument(
+        "--device", default="auto",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, metavar="B",
+        help="events per forward pass (default 16384 on CPU, 262144 on CUDA)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, metavar="J",
+        help="input files processed at once in local processes (default: one per core)",
+    )
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run the input files on this Dask distributed scheduler (tcp://host:8786)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_command(args: argparse.Namespace, direction: str) -> int:
+    """Run simulate or unfold from parsed arguments and print the summary."""
+    from turbosim_hep import simulate as pipeline
+
+    summary = pipeline.run(
+        direction,
+        args.model,
+        args.inputs,
+        args.output,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        force=args.force,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    print_summary(summary, direction)
+    return 0
+
+
+#: What the events skipped by the reader lack, by direction.
+_SKIPPED = {
+    "simulate": "without the e- nu_e-bar b b-bar u d-bar final state",
+    "unfold": "failing the reference selection",
+}
+
+
+def print_summary(summary: RunSummary, direction: str) -> None:
+    """One line per input (events read, skipped and why, written), then the total."""
+    for f in summary.files:
+        print(
+            f"{os.path.basename(f.path)}: {f.written} of {f.total} events written; skipped "
+            f"{f.total - f.selected} {_SKIPPED[direction]}, {f.nonfinite_inputs} with NaN or "
+            f"infinite inputs, {f.nonfinite_outputs} with NaN or infinite outputs"
+        )
+    rate = summary.written / summary.seconds if summary.seconds > 0 else float("nan")
+    print(
+        f"{summary.output}: {summary.written} events in {summary.seconds:.1f} s "
+        f"({rate:,.0f} events/s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command(args, "simulate")
