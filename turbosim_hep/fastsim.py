@@ -30,7 +30,8 @@ import numpy as np
 from coffea.nanoevents.methods import nanoaod
 
 from turbosim_hep import layout
-from turbosim_hep.inference import cached_model, resolve_device
+from turbosim_hep.device import resolve_device
+from turbosim_hep.inference import cached_model
 from turbosim_hep.io import formats, reader
 from turbosim_hep.io.lhe import final_state_partons
 from turbosim_hep.kinematics import ptetaphim_from_p4

@@ -20,28 +20,10 @@ import os
 import torch
 from torch import nn
 
+from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError
 from turbosim_hep.model.checkpoint import load_model
 from turbosim_hep.model.turbosim import TurboSim
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device of a ``--device`` value: ``auto`` picks CUDA when it is available.
-
-    Raises
-    ------
-    InputError
-        If CUDA is asked for and not available, or the name is not a device.
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise InputError(str(device), "not a torch device (use auto, cpu or cuda)") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(str(device), "CUDA is not available on this machine")
-    return resolved
-
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's content."""

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from turbosim_hep import __version__, layout
 from turbosim_hep.errors import InputError, TurbosimError
-from turbosim_hep.inference import cached_model, file_sha256, flush_denormals, resolve_device
+from turbosim_hep.device import resolve_device
+from turbosim_hep.inference import cached_model, file_sha256, flush_denormals
 from turbosim_hep.io import formats
 from turbosim_hep.io.lhe import LHEFile, is_lhe
 from turbosim_hep.io.reader import Cutflow, EventBatch, EventFile

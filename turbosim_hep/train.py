@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from turbosim_hep import metrics
+from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
 from turbosim_hep.model.checkpoint import (
     load_checkpoint,
@@ -118,16 +119,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of a ``--device`` value (``auto``: CUDA when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TurbosimError("--device cuda was asked for but no CUDA device is available")
-    return device
 
 
 # --- data --------------------------------------------------------------------------

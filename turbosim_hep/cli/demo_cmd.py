@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from turbosim_hep.demo import run_demo
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -31,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from turbosim_hep.demo import run_demo  # torch and coffea: only when the demo runs
+
     run_demo(args.output, sample=args.sample, device=args.device, quick=args.quick,
              seed=args.seed, force=args.force, progress=args.progress)
     return 0

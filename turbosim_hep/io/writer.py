@@ -90,6 +90,7 @@ class AtomicOutput:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
+            os.chmod(self.tmp_path, 0o666 & ~_umask())  # mkstemp made it owner-only
             os.replace(self.tmp_path, self.path)
         elif os.path.exists(self.tmp_path):
             os.unlink(self.tmp_path)
@@ -171,6 +172,12 @@ class EventWriter:
             finally:
                 self._file.close()
         self._output.__exit__(exc_type, exc, tb)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, object]:
