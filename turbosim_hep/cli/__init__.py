@@ -15,7 +15,7 @@ from turbosim_hep import __version__
 from turbosim_hep.errors import TurbosimError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("inspect", "export")
+COMMANDS = ("inspect", "export", "generate", "train", "simulate", "unfold", "validate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

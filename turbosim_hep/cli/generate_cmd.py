@@ -1,0 +1,106 @@
+"""``turbosim-hep generate``: pp -> tt-bar events from Pythia 8 through a parametric detector."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+import uproot
+
+from turbosim_hep.errors import TurbosimError
+
+#: ``--compression`` names and the uproot classes they stand for.
+_COMPRESSION = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate pp -> tt-bar training events (Pythia 8 + parametric Delphes-card detector)",
+        description="Generate pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar events at 13 TeV with "
+        "Pythia 8 and pass them through a parametric detector that follows a Delphes card. "
+        "The output holds the hard-process partons (Parton) and, at detector level, Electron, "
+        "Muon, Photon, Jet and MET, for every event unless --selected-only.",
+    )
+    parser.add_argument(
+        "-n", "--events", type=int, required=True, metavar="N", help="events to generate"
+    )
+    parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="J", help="worker processes (default 1)"
+    )
+    parser.add_argument(
+        "--level", default="detector", metavar="{detector,parton}",
+        help="'detector' (shower, hadronisation, detector) or 'parton' (hard process only)",
+    )
+    parser.add_argument("--card", default="otus_ttbar", help="detector card (default otus_ttbar)")
+    parser.add_argument(
+        "--selected-only", action="store_true",
+        help="keep only events that pass the reference selection",
+    )
+    parser.add_argument(
+        "--compression", default="zstd:1", metavar="ALGO[:LEVEL]",
+        help="zstd, lzma, zlib or lz4 with an optional level (default zstd:1)",
+    )
+    parser.add_argument(
+        "--mantissa-bits", type=int, default=None, metavar="B",
+        help="round floats to B mantissa bits (1-23, as NanoAOD) for a smaller file; "
+        "default: full float32 precision",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _compression(text: str) -> uproot.compression.Compression:
+    name, _, level = text.partition(":")
+    if name not in _COMPRESSION or (level and not level.isdigit()):
+        raise TurbosimError(
+            f"--compression: expected one of {', '.join(_COMPRESSION)} with an optional "
+            f":LEVEL, got {text!r}"
+        )
+    return _COMPRESSION[name](int(level)) if level else _COMPRESSION[name]()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from turbosim_hep.generate.run import check_request, generate_file
+
+    check_request(args.events, args.seed, args.jobs, args.level, args.card)
+    # A batch system's SIGTERM stops the run like Ctrl-C: workers ended, no partial file.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+    try:
+        summary = generate_file(
+            args.output,
+            args.events,
+            seed=args.seed,
+            jobs=args.jobs,
+            level=args.level,
+            card=args.card,
+            selected_only=args.selected_only,
+            force=args.force,
+            compression=_compression(args.compression),
+            progress=not args.no_progress,
+            mantissa_bits=args.mantissa_bits,
+        )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    print(
+        f"{summary.path}: {summary.written} events written of {summary.generated} generated",
+        file=sys.stderr,
+    )
+    if len(summary.cutflow) > 1:
+        total = summary.cutflow["all"]
+        for name, count in summary.cutflow.items():
+            print(f"  {name:<16} {count:>10}  {count / total:7.2%}", file=sys.stderr)
+    return 0

@@ -1,0 +1,308 @@
+"""Generate a file of tt-bar events: Pythia 8 jobs in processes, written in a fixed order.
+
+The events are cut into blocks of a fixed number of events (`BLOCK_SIZE`). Block ``b``
+gets its own Pythia instance seeded from (seed, b) and its own detector random stream, so
+the content of the output depends on the seed and the number of events only, not on the
+number of jobs or on timing: jobs work on blocks in any order and the main process writes
+them in block order through `turbosim_hep.io.writer.EventWriter` (a temporary file,
+renamed at the end; Ctrl-C stops the workers and leaves nothing).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import awkward as ak
+import numpy as np
+import uproot
+from tqdm.auto import tqdm
+
+from turbosim_hep import __version__, layout
+from turbosim_hep.errors import TurbosimError
+from turbosim_hep.generate.cards import get_card
+from turbosim_hep.generate.pythia import LEVELS, MAX_PYTHIA_SEED, Level, TTbarGenerator
+from turbosim_hep.io import formats
+from turbosim_hep.io.reader import Cutflow
+from turbosim_hep.io.writer import EventWriter, check_output_path, event_columns, parton_columns
+
+#: Events per block (one Pythia initialisation, one write) at each level.
+BLOCK_SIZE: Mapping[str, int] = {"detector": 1000, "parton": 20000}
+#: Largest number of events one command accepts.
+MAX_EVENTS = 100_000_000
+#: Largest number of worker processes.
+MAX_JOBS = 256
+#: Events gathered before a write: large baskets compress better and read faster.
+WRITE_EVENTS = 20_000
+
+
+@dataclass
+class GenerationSummary:
+    """What a generation run produced."""
+
+    path: str
+    generated: int
+    written: int
+    cutflow: dict[str, int] = field(default_factory=dict)
+
+
+def block_seeds(seed: int, block: int) -> tuple[int, np.random.SeedSequence]:
+    """The Pythia seed and the detector seed sequence of one block."""
+    sequence = np.random.SeedSequence([seed, block])
+    pythia_seed = int(sequence.generate_state(1, np.uint32)[0]) % MAX_PYTHIA_SEED + 1
+    return pythia_seed, sequence.spawn(1)[0]
+
+
+@dataclass(frozen=True)
+class _Task:
+    seed: int
+    block: int
+    start: int  # global entry number of the block's first event
+    size: int
+    level: str
+    card: str
+    selected_only: bool
+    mantissa_bits: int | None
+
+
+def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
+    """float32 values rounded to ``bits`` bits of mantissa (as NanoAOD stores its floats).
+
+    The dropped low bits become zeros, which compress away; the relative rounding error
+    is at most 2**-(bits + 1).
+    """
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    drop = 23 - bits
+    if drop <= 0:
+        return values
+    raw = values.view(np.uint32)
+    half = np.uint32(1 << (drop - 1))
+    mask = np.uint32((0xFFFFFFFF << drop) & 0xFFFFFFFF)
+    rounded = (raw + half) & mask
+    finite = np.isfinite(values)
+    return np.where(finite, rounded.view(np.float32), values)
+
+
+def _round_floats(value, bits: int):
+    """`round_mantissa` on every float32 leaf of a NumPy column or awkward collection."""
+    if isinstance(value, np.ndarray):
+        return round_mantissa(value, bits) if value.dtype == np.float32 else value
+    counts = ak.num(value)
+    flat = ak.flatten(value)
+    fields = {}
+    for name in flat.fields:
+        leaf = ak.to_numpy(flat[name])
+        fields[name] = round_mantissa(leaf, bits) if leaf.dtype == np.float32 else leaf
+    return ak.unflatten(ak.zip(fields), counts)
+
+
+def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
+    """Generate and reconstruct one block; returns (events generated, columns, cut-flow)."""
+    pythia_seed, detector_seed = block_seeds(task.seed, task.block)
+    generator = TTbarGenerator(pythia_seed, task.level)  # type: ignore[arg-type]
+    events = generator.generate(task.size)
+    entry = task.start + np.arange(len(events), dtype=np.int64)
+    columns: dict = {}
+    cutflow = {"all": len(events)}
+    keep = np.ones(len(events), dtype=bool)
+    if task.level == "detector":
+        from turbosim_hep.generate.detector import ParametricDetector
+
+        detector = ParametricDetector(get_card(task.card))
+        rng = np.random.Generator(np.random.Philox(detector_seed))
+        reco = detector.simulate(events.particles, rng)
+        counts = layout.ObjectCounts(
+            n_electrons=ak.to_numpy(ak.num(reco.electrons)),
+            electron_charge=ak.to_numpy(ak.fill_none(ak.firsts(reco.electrons["charge"]), 0)),
+            n_muons=ak.to_numpy(ak.num(reco.muons)),
+            n_photons=ak.to_numpy(ak.num(reco.photons)),
+            n_jets=ak.to_numpy(ak.num(reco.jets)),
+        )
+        for name, mask in layout.selection_masks(counts).items():
+            cutflow[name] = int(np.count_nonzero(mask))
+            if task.selected_only:
+                keep = mask
+        columns = {
+            formats.ELECTRON: reco.electrons,
+            formats.MUON: reco.muons,
+            formats.PHOTON: reco.photons,
+            formats.JET: reco.jets,
+            formats.branch(formats.MET, "pt"): reco.met_pt,
+            formats.branch(formats.MET, "phi"): reco.met_phi,
+        }
+    columns = event_columns(entry) | columns | parton_columns(events.z)
+    if not np.all(keep):
+        columns = {name: value[keep] for name, value in columns.items()}
+    if task.mantissa_bits is not None:
+        columns = {name: _round_floats(value, task.mantissa_bits) for name, value in columns.items()}
+    return len(events), columns, cutflow
+
+
+def _concatenate(chunks: list[dict]) -> dict:
+    """Join column chunks in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return {
+        name: (
+            np.concatenate([c[name] for c in chunks])
+            if isinstance(chunks[0][name], np.ndarray)
+            else ak.concatenate([c[name] for c in chunks])
+        )
+        for name in chunks[0]
+    }
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _results(tasks: list[_Task], jobs: int) -> Iterator[tuple[int, dict, dict[str, int]]]:
+    if jobs == 1:
+        for task in tasks:
+            yield _run_block(task)
+        return
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(jobs, initializer=_ignore_sigint)
+    try:
+        yield from pool.imap(_run_block, tasks, chunksize=1)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def check_request(n_events: int, seed: int, jobs: int, level: str, card: str) -> None:
+    """Raise `TurbosimError` for a request that cannot be run."""
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise TurbosimError(f"the number of events must be a positive integer, got {n_events!r}")
+    if n_events > MAX_EVENTS:
+        raise TurbosimError(
+            f"the number of events must be at most {MAX_EVENTS:,}, got {n_events:,}"
+        )
+    if seed < 0 or seed >= 2**63:
+        raise TurbosimError(f"the seed must be a non-negative 64-bit integer, got {seed}")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise TurbosimError(f"--jobs must be between 1 and {MAX_JOBS}, got {jobs}")
+    if level not in LEVELS:
+        raise TurbosimError(f"unknown level {level!r} (expected one of: {', '.join(LEVELS)})")
+    try:
+        get_card(card)
+    except KeyError as err:
+        raise TurbosimError(str(err.args[0])) from None
+
+
+def generate_file(
+    path: str | os.PathLike,
+    n_events: int,
+    *,
+    seed: int = 1,
+    jobs: int = 1,
+    level: Level = "detector",
+    card: str = "otus_ttbar",
+    selected_only: bool = False,
+    force: bool = False,
+    compression: uproot.compression.Compression | None = None,
+    progress: bool = True,
+    block_size: int | None = None,
+    mantissa_bits: int | None = None,
+) -> GenerationSummary:
+    """Generate ``n_events`` tt-bar events and write them to ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output ROOT file (an ``Events`` tree in the project's own format).
+    n_events : int
+        Events to generate.
+    seed : int
+        Seed of the run; with the same seed and ``n_events`` the arrays are identical,
+        whatever ``jobs`` is.
+    jobs : int
+        Worker processes.
+    level : {"detector", "parton"}
+        ``"detector"``: Pythia with shower, MPI and hadronisation, then the parametric
+        detector; the file holds Electron, Muon, Photon, Jet, MET and Parton.
+        ``"parton"``: the hard process only; the file holds Parton.
+    card : str
+        Detector card name (see `turbosim_hep.generate.cards.CARDS`).
+    selected_only : bool
+        Keep only the events that pass the reference selection (detector level).
+    force : bool
+        Overwrite an existing output.
+    compression : uproot compression, optional
+        Defaults to the writer's default.
+    progress : bool
+        Show a progress bar.
+    block_size : int, optional
+        Events per block (default `BLOCK_SIZE` of the level). The arrays depend on the
+        seed, ``n_events`` and the block size; it is stored in the metadata.
+    mantissa_bits : int, optional
+        Round every float to this many mantissa bits (1 to 23) before writing, as NanoAOD
+        does, for smaller files; None keeps full float32 precision.
+
+    Returns
+    -------
+    GenerationSummary
+    """
+    card_name = card
+    check_request(n_events, seed, jobs, level, card_name)
+    if selected_only and level != "detector":
+        raise TurbosimError("--selected-only needs --level detector")
+    check_output_path(path, force=force)
+    block = BLOCK_SIZE[level] if block_size is None else int(block_size)
+    if block < 1:
+        raise TurbosimError(f"the block size must be positive, got {block}")
+    if mantissa_bits is not None and not 1 <= mantissa_bits <= 23:
+        raise TurbosimError(f"--mantissa-bits must be between 1 and 23, got {mantissa_bits}")
+    tasks = [
+        _Task(
+            seed, b, start, min(block, n_events - start), level, card_name, selected_only,
+            mantissa_bits,
+        )
+        for b, start in enumerate(range(0, n_events, block))
+    ]
+    jobs = min(jobs, len(tasks))
+    cutflow = Cutflow()
+    metadata = {
+        "generator": "turbosim-hep generate",
+        "version": __version__,
+        "process": "pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar, 13 TeV, Pythia 8",
+        "pythia": importlib.metadata.version("pythia8mc"),
+        "seed": seed,
+        "n_events": n_events,
+        "level": level,
+        "card": card_name if level == "detector" else None,
+        "block_size": block,
+        "selected_only": selected_only,
+        "mantissa_bits": mantissa_bits,
+        "layout_version": layout.LAYOUT_VERSION,
+    }
+    bar = tqdm(total=n_events, unit="ev", desc="generate", disable=not progress, smoothing=0.05)
+    written = 0
+    try:
+        with EventWriter(path, force=force, metadata=metadata, compression=compression) as writer:
+            pending: list[dict] = []
+            waiting = 0
+            for index, (generated, columns, counts) in enumerate(_results(tasks, jobs)):
+                for name, count in counts.items():
+                    cutflow.add(name, count)
+                pending.append(columns)
+                waiting += len(columns["event"])
+                last = index == len(tasks) - 1
+                if waiting >= WRITE_EVENTS or last:
+                    chunk = _concatenate(pending)
+                    if len(chunk["event"]) or writer.entries == 0:
+                        writer.write(chunk)  # an empty last chunk still creates the tree
+                    written += len(chunk["event"])
+                    pending, waiting = [], 0
+                bar.update(generated)
+            writer.metadata["cutflow"] = cutflow.as_dict()
+    finally:
+        bar.close()
+    return GenerationSummary(os.fspath(path), n_events, written, cutflow.as_dict())
