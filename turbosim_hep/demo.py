@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from turbosim_hep import report
-from turbosim_hep.errors import InputError, OutputError
+from turbosim_hep.errors import InputError
 from turbosim_hep.io import EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
@@ -196,13 +196,8 @@ def run_demo(
 
 
 def _prepare_directory(output_dir: str | os.PathLike, *, force: bool) -> Path:
+    report.check_report_directory(output_dir, force=force)
     out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(out, "is not empty (use --force to reuse it)")
-    if not out.parent.is_dir():
-        raise OutputError(out, f"directory {out.parent} does not exist")
     out.mkdir(exist_ok=True)
     return out
 

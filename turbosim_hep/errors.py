@@ -30,5 +30,30 @@ class InputError(TurbosimError):
         return type(self), (self.path, self.problem)
 
 
+def read_head(path: str | os.PathLike, kind: str, size: int = 4) -> bytes:
+    """The first bytes of an input file, after checking that it is one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The input file.
+    kind : str
+        What the file should be, for the message (``"ROOT file"``, ``"model file"``).
+    size : int
+        How many bytes to return (for a magic-number check).
+
+    Raises
+    ------
+    InputError
+        If the path does not exist or is a directory.
+    """
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    if os.path.isdir(path):
+        raise InputError(path, f"is a directory, not a {kind}")
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
 class OutputError(InputError):
     """An output path cannot be written (exists, missing directory, not writable)."""

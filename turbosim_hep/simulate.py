@@ -38,7 +38,7 @@ import uproot
 from tqdm.auto import tqdm
 
 from turbosim_hep import __version__, layout
-from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.errors import InputError, TurbosimError, read_head
 from turbosim_hep.device import resolve_device
 from turbosim_hep.inference import cached_model, file_sha256, flush_denormals
 from turbosim_hep.io import formats
@@ -154,13 +154,8 @@ def input_kind(path: str | os.PathLike) -> Literal["root", "lhe"]:
         If the file is missing or neither ROOT nor LHE.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    if os.path.isdir(path):
-        raise InputError(path, "is a directory, not an event file")
-    with open(path, "rb") as handle:
-        if handle.read(4) == b"root":
-            return "root"
+    if read_head(path, "event file") == b"root":
+        return "root"
     if is_lhe(path):
         return "lhe"
     raise InputError(path, "neither a ROOT file nor an LHE file")

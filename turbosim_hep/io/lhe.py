@@ -25,7 +25,7 @@ import numpy as np
 import pylhe
 
 from turbosim_hep import layout
-from turbosim_hep.errors import InputError
+from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io.reader import Cutflow, EventBatch
 
 #: Events per chunk of `LHEFile.iterate`.
@@ -67,10 +67,7 @@ class LHEFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise InputError(self.path, "no such file")
-        if os.path.isdir(self.path):
-            raise InputError(self.path, "is a directory, not an LHE file")
+        read_head(self.path, "LHE file")
         self._open()  # fail early on a bad header
 
     def _open(self) -> Iterator[pylhe.LHEEvent]:

@@ -22,7 +22,7 @@ import numpy as np
 import uproot
 
 from turbosim_hep import layout
-from turbosim_hep.errors import InputError
+from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import p4_from_ptetaphim
 
@@ -116,13 +116,8 @@ class EventFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise InputError(self.path, "no such file")
-        if os.path.isdir(self.path):
-            raise InputError(self.path, "is a directory, not a ROOT file")
-        with open(self.path, "rb") as handle:
-            if handle.read(4) != b"root":
-                raise InputError(self.path, "not a ROOT file")
+        if read_head(self.path, "ROOT file") != b"root":
+            raise InputError(self.path, "not a ROOT file")
         try:
             self._file = uproot.open(self.path)
         except Exception as err:  # uproot raises ValueError, OSError, struct errors, ...

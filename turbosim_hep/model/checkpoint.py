@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from turbosim_hep import __version__, layout
-from turbosim_hep.errors import InputError, OutputError
+from turbosim_hep.errors import InputError, OutputError, read_head
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 
 #: Identifies a turbosim-hep model file.
@@ -104,13 +104,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         another event layout.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    if os.path.isdir(path):
-        raise InputError(path, "is a directory, not a model file")
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
-            raise InputError(path, "not a turbosim-hep model file (not a torch checkpoint)")
+    if read_head(path, "model file") != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise InputError(path, "not a turbosim-hep model file (not a torch checkpoint)")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # UnpicklingError, RuntimeError (zip), EOFError, ...
