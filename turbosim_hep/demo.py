@@ -64,7 +64,7 @@ class DemoSettings:
     test_fraction: float = 0.3
     val_fraction: float = 0.1
     max_events: int | None = None
-    epochs: int = 40
+    epochs: int = 80
     lr: float = 3e-4
     replicas: int = 4
     plots: bool | tuple[str, ...] = True
