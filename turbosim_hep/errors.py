@@ -57,3 +57,25 @@ def read_head(path: str | os.PathLike, kind: str, size: int = 4) -> bytes:
 
 class OutputError(InputError):
     """An output path cannot be written (exists, missing directory, not writable)."""
+
+
+def check_parent_directory(path: str | os.PathLike) -> str:
+    """Check that the directory an output will be written into exists and is writable.
+
+    Returns
+    -------
+    str
+        The path as a string.
+
+    Raises
+    ------
+    OutputError
+        If the directory is missing or not writable.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(path, f"directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise OutputError(path, f"directory {directory} is not writable")
+    return path

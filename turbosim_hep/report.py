@@ -23,7 +23,7 @@ import numpy as np
 import uproot
 
 from turbosim_hep import metrics
-from turbosim_hep.errors import OutputError
+from turbosim_hep.errors import OutputError, check_parent_directory
 from turbosim_hep.processor import DATASET_AXIS, QUANTITIES, QUANTITY_BY_NAME, dataset_values
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
@@ -314,12 +314,7 @@ def write_report(
 
 def check_report_directory(directory: str | os.PathLike, *, force: bool = False) -> str:
     """Check that a report directory may be written; raise `OutputError` if not."""
-    directory = os.fspath(directory)
-    parent = os.path.dirname(os.path.abspath(directory))
-    if not os.path.isdir(parent):
-        raise OutputError(directory, f"directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(directory, f"directory {parent} is not writable")
+    directory = check_parent_directory(directory)
     if os.path.exists(directory):
         if not os.path.isdir(directory):
             raise OutputError(directory, "exists and is not a directory")

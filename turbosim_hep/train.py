@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from turbosim_hep import metrics
 from turbosim_hep.device import resolve_device
-from turbosim_hep.errors import InputError, OutputError, TurbosimError
+from turbosim_hep.errors import InputError, OutputError, TurbosimError, check_parent_directory
 from turbosim_hep.model.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -655,9 +655,7 @@ def train(
             raise InputError(output, "no such file to resume from")
     elif os.path.exists(output) and not force:
         raise OutputError(output, "exists; use --resume to continue it or --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        raise OutputError(output, f"directory {directory} does not exist")
+    check_parent_directory(output)
     train_config = train_config or TrainConfig()
     data = events if events is not None else read_pairs(paths)
     train_events, val_events = data.split(train_config.val_fraction)

@@ -14,7 +14,6 @@ import os
 
 from coffea.nanoevents import DelphesSchema, NanoAODSchema, NanoEventsFactory
 
-from turbosim_hep.errors import InputError
 from turbosim_hep.io import formats
 
 

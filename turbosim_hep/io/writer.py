@@ -22,7 +22,7 @@ import numpy as np
 import uproot
 
 from turbosim_hep import layout
-from turbosim_hep.errors import OutputError
+from turbosim_hep.errors import OutputError, check_parent_directory
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
 
@@ -54,12 +54,7 @@ def check_output_path(path: str | os.PathLike, *, force: bool = False) -> str:
         If the directory does not exist or is not writable, or the file exists and
         ``force`` is not set.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OutputError(path, f"directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise OutputError(path, f"directory {directory} is not writable")
+    path = check_parent_directory(path)
     if os.path.isdir(path):
         raise OutputError(path, "is a directory")
     if os.path.exists(path) and not force:

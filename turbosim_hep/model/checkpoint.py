@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from turbosim_hep import __version__, layout
-from turbosim_hep.errors import InputError, OutputError, read_head
+from turbosim_hep.errors import InputError, check_parent_directory, read_head
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 
 #: Identifies a turbosim-hep model file.
@@ -59,10 +59,7 @@ def save_checkpoint(
         Weights to store instead of the model's current ones (for example the best
         epoch's, while ``model`` holds the last).
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OutputError(path, f"directory {directory} does not exist")
+    path = check_parent_directory(path)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -78,6 +75,7 @@ def save_checkpoint(
         "training_state": dict(training_state) if training_state is not None else None,
         "metadata": dict(metadata or {}),
     }
+    directory = os.path.dirname(os.path.abspath(path))
     handle, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
     os.close(handle)
     try:
