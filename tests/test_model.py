@@ -9,6 +9,7 @@ from _ttbar import smear, ttbar_partons
 
 from turbosim_hep import layout, metrics
 from turbosim_hep.errors import InputError
+from turbosim_hep.inference import FusedMLP, fuse_for_inference
 from turbosim_hep.model import (
     TERMS,
     ModelConfig,
@@ -62,6 +63,18 @@ def test_linear_head_is_not_constrained(events):
     model = TurboSim.from_config({"x_head": "linear", "z_head": "linear"}, x=x, z=z)
     with torch.inference_mode():
         assert metrics.valid_fraction(model.simulate(z).numpy()) < 0.5
+
+
+def test_fused_inference_model_matches_the_trained_one(model, events):
+    z, x = events
+    fused = fuse_for_inference(model)
+    assert all(isinstance(m.net, FusedMLP) for m in (fused.encoder, fused.decoder))
+    fused.decoder.net.block_rows = 512  # several blocks and a ragged last one
+    noise = torch.randn(len(z), model.decoder_noise_dim)
+    with torch.inference_mode():
+        assert torch.allclose(fused.simulate(z, noise), model.simulate(z, noise), atol=1e-3)
+        assert torch.allclose(fused.unfold(x, noise), model.unfold(x, noise), atol=1e-3)
+    assert next(model.parameters()).requires_grad  # the original is left as it was
 
 
 def test_standardisation_statistics(model, events):
