@@ -46,11 +46,11 @@ from turbosim_hep.io.lhe import LHEFile, is_lhe
 from turbosim_hep.io.reader import Cutflow, EventBatch, EventFile
 from turbosim_hep.io.writer import (
     EventWriter,
-    check_output_path,
     event_columns,
     parton_columns,
     reco_columns,
 )
+from turbosim_hep.outputs import check_output_path
 from turbosim_hep.random import event_normal, stream_id
 
 Direction = Literal["simulate", "unfold"]

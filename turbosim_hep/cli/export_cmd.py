@@ -6,7 +6,7 @@ import argparse
 
 from turbosim_hep.io import read_events
 from turbosim_hep.io.hdf5 import write_reference_h5
-from turbosim_hep.io.writer import check_output_path
+from turbosim_hep.outputs import check_output_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

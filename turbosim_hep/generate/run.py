@@ -28,7 +28,8 @@ from turbosim_hep.generate.cards import get_card
 from turbosim_hep.generate.pythia import LEVELS, MAX_PYTHIA_SEED, Level, TTbarGenerator
 from turbosim_hep.io import formats
 from turbosim_hep.io.reader import Cutflow
-from turbosim_hep.io.writer import EventWriter, check_output_path, event_columns, parton_columns
+from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns
+from turbosim_hep.outputs import check_output_path
 
 #: Events per block (one Pythia initialisation, one write) at each level.
 BLOCK_SIZE: Mapping[str, int] = {"detector": 1000, "parton": 20000}

@@ -10,7 +10,7 @@ import numpy as np
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError
 from turbosim_hep.io.reader import EventBatch
-from turbosim_hep.io.writer import AtomicOutput
+from turbosim_hep.outputs import AtomicOutput
 
 Z_DATASET = "FDL"
 X_DATASET = "ROL"

@@ -11,15 +11,15 @@ continue it.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from turbosim_hep import __version__, layout
-from turbosim_hep.errors import InputError, check_parent_directory, read_head
+from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
+from turbosim_hep.outputs import AtomicOutput
 
 #: Identifies a turbosim-hep model file.
 FORMAT = "turbosim-hep-model"
@@ -59,7 +59,6 @@ def save_checkpoint(
         Weights to store instead of the model's current ones (for example the best
         epoch's, while ``model`` holds the last).
     """
-    path = check_parent_directory(path)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -75,16 +74,8 @@ def save_checkpoint(
         "training_state": dict(training_state) if training_state is not None else None,
         "metadata": dict(metadata or {}),
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    os.close(handle)
-    try:
-        torch.save(payload, tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    with AtomicOutput(path, force=True) as output:
+        torch.save(payload, output.tmp_path)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
