@@ -17,12 +17,20 @@ from pathlib import Path
 from turbosim_hep import demo, report
 
 
-def parse_variant(text: str) -> dict[str, float | int]:
-    """``"epochs=80,lr=3e-4"`` -> ``{"epochs": 80, "lr": 0.0003}``."""
+def parse_variant(text: str) -> dict[str, object]:
+    """``"epochs=80,lr=3e-4,w_Dzt=5"`` -> ``{"epochs": 80, "lr": 0.0003, "weights": {"Dzt": 5}}``.
+
+    ``w_<term>`` sets one loss weight of the `turbosim` preset.
+    """
     fields = {f.name: f.type for f in dataclasses.fields(demo.DemoSettings)}
-    values = {}
+    values: dict[str, object] = {}
+    weights = dict(demo.DEFAULT.weights)
     for item in text.split(","):
         name, _, value = item.partition("=")
+        if name.startswith("w_"):
+            weights[name[2:]] = float(value)
+            values["weights"] = tuple(weights.items())
+            continue
         if name not in fields:
             raise SystemExit(f"unknown setting {name!r}; known: {', '.join(fields)}")
         values[name] = int(value) if value.isdigit() else float(value)

@@ -20,7 +20,14 @@ from turbosim_hep.model import (
 )
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.critics import CriticEnsemble
-from turbosim_hep.model.losses import LossConfig, TurboSimObjective, lp_loss, mmd2
+from turbosim_hep.model.losses import (
+    LossConfig,
+    TurboSimObjective,
+    lp_loss,
+    marginal_wasserstein1,
+    mmd2,
+)
+from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
 from turbosim_hep.model.presets import PRESETS
 from turbosim_hep.train import Trainer, TrainConfig
 
@@ -166,6 +173,28 @@ def test_critics_train_on_detached_fakes(model, events):
     assert per_critic.shape == (3,)  # Dzt, Dxh, Dxt; Dzh has weight 0 in the preset
 
 
+def test_lazy_gradient_penalty_scales_or_skips_the_penalty(model, events):
+    z, x = events
+    objective = TurboSimObjective(loss_config("turbosim"))
+    xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
+    with torch.no_grad():
+        zt, xt = model.encode(xs), model.decode(zs)
+        fake = {"zt": zt, "xh": model.decode(zt), "xt": xt}
+    real = {"x": xs, "z": zs}
+
+    def per_critic(scale: float) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(1)  # the same interpolates every time
+        return objective.critic_loss(real, fake, generator, penalty_scale=scale)[1]
+
+    plain = per_critic(0.0)  # Wasserstein estimate alone
+    penalty = per_critic(1.0) - plain
+    assert torch.all(penalty > 0)
+    assert torch.allclose(per_critic(4.0) - plain, 4.0 * penalty, rtol=1e-4)
+    stacked = [torch.cat([real[t[1]], fake[t[1:]]]) for t in objective.critic_terms]
+    scores = objective.critics(torch.stack(stacked))
+    assert torch.allclose(plain, scores[:, 64:].mean(1) - scores[:, :64].mean(1), atol=1e-6)
+
+
 def test_all_eight_terms_are_optimised(events):
     z, x = events
     weights = dict.fromkeys(TERMS, 1.0)
@@ -272,3 +301,60 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, model):
     truncated.write_bytes(truncated.read_bytes()[:2000])
     with pytest.raises(InputError, match="truncated.pt"):
         load_checkpoint(truncated)
+
+
+def test_mass_features_match_vector(events):
+    import vector
+
+    _, x = events
+    features = mass_features(x[:200].double()).numpy()
+    p4 = x[:200].double().numpy().reshape(-1, 6, 4)
+
+    def lorentz(i):
+        return vector.array({"px": p4[:, i, 0], "py": p4[:, i, 1], "pz": p4[:, i, 2], "E": p4[:, i, 3]})
+
+    electron, met, jets = lorentz(0), lorentz(1), [lorentz(i) for i in range(2, 6)]
+    expected = {
+        "m_j1j3": (jets[0] + jets[2]).mass,
+        "m_j2j3j4": (jets[1] + jets[2] + jets[3]).mass,
+        "m_ej4": (electron + jets[3]).mass,
+        "m_4j": (jets[0] + jets[1] + jets[2] + jets[3]).mass,
+        "m_all": (electron + met + jets[0] + jets[1] + jets[2] + jets[3]).mass,
+        "mt_e_met": np.sqrt(2 * (electron.pt * met.pt - electron.px * met.px - electron.py * met.py)),
+    }
+    assert features.shape == (200, len(MASS_FEATURE_NAMES)) == (200, 17)
+    for name, mass in expected.items():
+        column = features[:, MASS_FEATURE_NAMES.index(name)]
+        assert np.allclose(np.expm1(column), mass, rtol=1e-4, atol=0.05), name
+
+
+def test_marginal_wasserstein_matches_scipy():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 3, generator=generator)
+    fake = 0.5 + 2.0 * torch.randn(300, 3, generator=generator)
+    expected = np.mean([metrics.wasserstein1(real[:, j], fake[:, j]) for j in range(3)])
+    assert marginal_wasserstein1(real, fake).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="different shapes"):
+        marginal_wasserstein1(real, fake[:10])
+
+
+def test_mass_term_trains_the_decoder_only_and_is_logged(events):
+    z, x = events
+    config = LossConfig(weights={}, mass_weight=1.0)
+    with pytest.raises(ValueError, match="must not be negative"):
+        LossConfig(mass_weight=-1.0)
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    model = trainer.model
+    model.fit_standardisation(x, z)
+    trainer.objective.fit_mass_scale(x, model.x_scaler.mean, model.x_scaler.std)
+    assert trainer.log_names == ["total", "mass"]
+    xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    values = trainer.step(xs, zs)
+    assert torch.isfinite(values).all() and values[1] > 0
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    # the term is a distance between the batch's masses: zero for the truth itself
+    objective = trainer.objective
+    assert objective.terms({"x": xs, "z": zs}, {"xt": xs})["mass"].item() == pytest.approx(0.0)

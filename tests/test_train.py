@@ -76,7 +76,13 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     data = pairs(600, seed=5)
 
     def config(epochs: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=50, seed=3)
+        # 9 batches per epoch and a penalty every 4th critic update: the schedule
+        # runs across epoch boundaries, so resuming must restore it, as well as the
+        # moving average of the weights
+        return TrainConfig(
+            epochs=epochs, batch_size=50, seed=3, gp_interval=4, ema_decay=0.9,
+            select_on_physics=True,
+        )
 
     straight = train_fn(tmp_path / "straight.pt", data, config(3), False)
     train_fn(tmp_path / "killed.pt", data, config(1), False)  # killed after epoch 1
@@ -96,6 +102,26 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert resumed.best_epoch == straight.best_epoch and resumed.best_ks == straight.best_ks
     lines = open(log_path_for(tmp_path / "killed.pt")).read().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_moving_average_is_what_is_validated_and_kept():
+    data = pairs(600, seed=5)
+    train_events, val_events = data.split(0.2)
+    trainer = Trainer(
+        ModelConfig(), loss_config("turbosim"), TrainConfig(epochs=1, batch_size=50, ema_decay=0.9)
+    )
+    result = trainer.fit(train_events, val_events, progress=False)
+    assert int(trainer.ema.n_averaged) == len(train_events) // 50  # one update per step
+    average, trained = trainer.ema.module.state_dict(), trainer.model.state_dict()
+    kept = result.model.state_dict()
+    weights = [name for name in kept if name.endswith("weight")]
+    assert all(torch.equal(kept[name], average[name]) for name in kept)
+    assert not all(torch.equal(kept[name], trained[name]) for name in weights)
+    # the standardisation fitted before the average began is part of it
+    assert torch.equal(average["x_scaler.mean"], trained["x_scaler.mean"])
+    record = result.history[0]
+    assert set(record["ks_physics"]) >= {"m_tt", "m_W_had", "m_t_lep", "m_t_had"}
+    assert record["ks_sum"] == pytest.approx(record["ks_x"] + record["ks_z"])
 
 
 def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
@@ -174,13 +200,16 @@ def test_build_configs_precedence(tmp_path):
 def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
     out = tmp_path / "model.pt"
     args = ["train", sample_file, "-o", str(out), "--epochs", "1", "--batch-size", "50", "--quiet"]
-    assert main(args + ["--preset", "regression", "--weight", "dzh=2"]) == 0
+    speed = ["--gp-interval", "3", "--ema-decay", "0.99", "--select-on-physics"]
+    assert main(args + ["--preset", "regression", "--weight", "dzh=2"] + speed) == 0
     assert "best epoch 1 of 1" in capsys.readouterr().out
     model = load_model(out)
     assert model.decoder_noise_dim == 24
     payload = load_checkpoint(out)
     assert payload["loss_config"]["weights"]["dzh"] == 2.0
-    assert payload["train_config"]["epochs"] == 1
+    settings = payload["train_config"]
+    assert settings["epochs"] == 1 and settings["gp_interval"] == 3
+    assert settings["ema_decay"] == 0.99 and settings["select_on_physics"] is True
     assert main(args) == 2
     assert "model.pt: exists" in capsys.readouterr().err
     assert main(args[:4] + ["--epochs", "2", "--resume", "--quiet"]) == 0

@@ -55,6 +55,16 @@ class DemoSettings:
     lr : float
         Learning rate of the encoder and the decoder (3e-4 trains faster than the
         reference 1e-4 and stayed stable; 1e-3 did not).
+    gp_interval, ema_decay, select_on_physics
+        Lazy gradient penalty, moving average of the weights and choice of the best
+        epoch (see `turbosim_hep.train.TrainConfig`).
+    weights : tuple of (str, float)
+        Loss weights that replace the `turbosim` preset's, as (term, weight) pairs.
+    mass_weight : float
+        Weight of the mass term added to the `turbosim` preset
+        (`turbosim_hep.model.losses.LossConfig`).
+    threads : int
+        Torch threads of the training on a CPU (0: every core; the demo runs alone).
     replicas : int
         Simulated events per test parton event (each replica with its own seed).
     plots : bool or tuple of str
@@ -66,6 +76,12 @@ class DemoSettings:
     max_events: int | None = None
     epochs: int = 80
     lr: float = 3e-4
+    gp_interval: int = 1
+    ema_decay: float | None = None
+    select_on_physics: bool = False
+    weights: tuple[tuple[str, float], ...] = ()
+    mass_weight: float = 0.0
+    threads: int = 0
     replicas: int = 4
     plots: bool | tuple[str, ...] = True
 
@@ -152,10 +168,16 @@ def run_demo(
     result = train(
         [sample],
         model_file,
-        loss_config=preset_loss("turbosim"),
+        loss_config=preset_loss(
+            "turbosim", dict(settings.weights), mass_weight=settings.mass_weight
+        ),
         train_config=TrainConfig(
             epochs=settings.epochs,
             lr=settings.lr,
+            gp_interval=settings.gp_interval,
+            ema_decay=settings.ema_decay,
+            select_on_physics=bool(settings.select_on_physics),
+            threads=settings.threads,
             val_fraction=len(parts["val"]) / len(fit),
             seed=seed,
             device=device,

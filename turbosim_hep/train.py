@@ -9,6 +9,8 @@ Loss values are accumulated on the device and read once per epoch.
 After every epoch the model is validated (sum of per-feature KS distances of the
 generated marginals, fraction of physically valid events), the best model is kept and
 a checkpoint is written holding the best weights and everything ``--resume`` needs.
+With ``ema_decay`` set, the model validated and kept is an exponential moving average
+of the trained weights (`torch.optim.swa_utils.AveragedModel`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from turbosim_hep import metrics
+from turbosim_hep import metrics, physics
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError, OutputError, TurbosimError, check_parent_directory
 from turbosim_hep.model.checkpoint import (
@@ -59,6 +62,20 @@ class TrainConfig:
         Adam settings of the critics (reference: 1e-4, (0.9, 0.7), 1e-4).
     critic_steps : int
         Critic updates per batch, each with fresh gradient-penalty points.
+    gp_interval : int
+        Lazy gradient penalty: the penalty enters every ``gp_interval``-th critic update
+        with ``gp_interval`` times its weight, the same penalty on average for a fraction
+        of its cost (StyleGAN2's lazy regularisation). 1 penalises every update, as the
+        reference does.
+    ema_decay : float, optional
+        Validate and keep an exponential moving average of the encoder and decoder
+        weights, updated after every step with this decay (for example 0.999: an
+        average over the last ~1,000 steps). It smooths the oscillations of adversarial
+        training (Yazici et al. 2019). None: the trained weights themselves.
+    select_on_physics : bool
+        Add the KS distances of the reconstructed tt-bar observables of x~ (m_tt, the W
+        and top masses, ...; `turbosim_hep.physics`) to the per-feature KS sum that picks
+        the best epoch. They are always logged (``ks_physics``).
     val_fraction : float
         Fraction of the events set aside for validation (a fixed, seed-independent split).
     val_max_events : int
@@ -87,6 +104,9 @@ class TrainConfig:
     critic_betas: tuple[float, float] = (0.9, 0.7)
     critic_weight_decay: float = 1e-4
     critic_steps: int = 1
+    gp_interval: int = 1
+    ema_decay: float | None = None
+    select_on_physics: bool = False
     val_fraction: float = 0.2
     val_max_events: int = 50_000
     seed: int = 0
@@ -98,10 +118,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
         self.critic_betas = tuple(float(b) for b in self.critic_betas)
-        if self.epochs < 1 or self.batch_size < 1 or self.critic_steps < 1:
-            raise ValueError("epochs, batch_size and critic_steps must be at least 1")
+        if min(self.epochs, self.batch_size, self.critic_steps, self.gp_interval) < 1:
+            raise ValueError("epochs, batch_size, critic_steps and gp_interval must be at least 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be between 0 and 1, not {self.ema_decay}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
 
@@ -232,7 +254,7 @@ class Trainer:
         self.objective = TurboSimObjective(loss_config).to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(train_config.seed)
-        if not loss_config.active:
+        if not self.objective.term_names:
             raise TurbosimError("every loss weight is zero: there is nothing to train")
         self.optimizer = torch.optim.Adam(
             self._trained_parameters(),
@@ -257,11 +279,25 @@ class Trainer:
         self._run_decoder_on_z = bool(needs & {"xt", "zh"})
         self._autocast = train_config.amp and self.device.type == "cuda"
         self.history: list[dict[str, Any]] = []
+        self.critic_updates = 0
+        self.ema: AveragedModel | None = None
         self.epoch = 0
         self.best_ks = math.inf
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stale_epochs = 0
+
+    @property
+    def evaluated_model(self) -> TurboSim:
+        """The model validated and kept: the moving average if ``ema_decay`` is set."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _start_moving_average(self) -> None:
+        """Begin the weight average (once the standardisation, a buffer, is fitted)."""
+        if self.config.ema_decay is not None and self.ema is None:
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay)
+            ).eval()
 
     def _trained_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters of the networks some active term reaches (the others stay untouched)."""
@@ -280,13 +316,19 @@ class Trainer:
         return torch.randn(n, width, device=self.device, generator=self.generator)
 
     def generate(
-        self, x: torch.Tensor, z: torch.Tensor, noise: Callable[[int, int], torch.Tensor | None]
+        self,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        noise: Callable[[int, int], torch.Tensor | None],
+        model: TurboSim | None = None,
     ) -> dict[str, torch.Tensor]:
         """The generated quantities the active terms need, from standardised x and z.
 
-        z~ = E(x), x^ = D(z~), x~ = D(z), z^ = E(x~).
+        z~ = E(x), x^ = D(z~), x~ = D(z), z^ = E(x~), by ``model`` (the trained one
+        by default).
         """
-        model, needs, n = self.model, self.objective.needs, x.shape[0]
+        model = model if model is not None else self.model
+        needs, n = self.objective.needs, x.shape[0]
         fake: dict[str, torch.Tensor] = {}
         if self._run_encoder_on_x:
             fake["zt"] = model.encode(x, noise(n, model.encoder_noise_dim))
@@ -319,8 +361,11 @@ class Trainer:
             fake = self.generate(x, z, self._noise)
             critic_losses = []
             if self.critic_optimizer is not None:
+                interval = self.config.gp_interval
                 for _ in range(self.config.critic_steps):
-                    loss, per_critic = objective.critic_loss(real, fake, self.generator)
+                    scale = float(interval) if self.critic_updates % interval == 0 else 0.0
+                    self.critic_updates += 1
+                    loss, per_critic = objective.critic_loss(real, fake, self.generator, scale)
                     self.critic_optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.critic_optimizer.step()
@@ -331,9 +376,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         objective.critic_parameters_frozen(False)
         return torch.cat(
-            [torch.stack([total.detach()] + [values[t].detach() for t in objective.active])]
+            [torch.stack([total.detach()] + [values[t].detach() for t in objective.term_names])]
             + critic_losses
         )
 
@@ -342,7 +389,7 @@ class Trainer:
         """Names of the values `step` returns."""
         return (
             ["total"]
-            + list(self.objective.active)
+            + list(self.objective.term_names)
             + [f"critic_{t}" for t in self.objective.critic_terms]
         )
 
@@ -366,7 +413,7 @@ class Trainer:
         The noise is drawn from a generator reseeded at every call, so two epochs differ
         only by their weights.
         """
-        model = self.model
+        model = self.evaluated_model
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.config.seed + 1)
 
@@ -375,14 +422,14 @@ class Trainer:
                 return None
             return torch.randn(n, width, device=self.device, generator=generator)
 
-        sums = {t: 0.0 for t in self.objective.active}
+        sums = {t: 0.0 for t in self.objective.term_names}
         x_tilde, z_tilde = [], []
         n_total = len(x_phys)
         for start in range(0, n_total, VALIDATION_CHUNK):
             xp = x_phys[start : start + VALIDATION_CHUNK]
             zp = z_phys[start : start + VALIDATION_CHUNK]
             x, z = model.x_scaler(xp), model.z_scaler(zp)
-            fake = self.generate(x, z, noise)
+            fake = self.generate(x, z, noise, model)
             values = self.objective.terms({"x": x, "z": z}, fake)
             weight = len(xp) / n_total
             for term, value in values.items():
@@ -393,12 +440,21 @@ class Trainer:
         z_gen = torch.cat(z_tilde).float().cpu().numpy()
         ks_x = metrics.ks_per_feature(x_gen, x_true)
         ks_z = metrics.ks_per_feature(z_gen, z_true)
-        sums["total"] = sum(self.loss_config.weights[t] * sums[t] for t in self.objective.active)
+        observed, generated = physics.reconstruct(x_true), physics.reconstruct(x_gen)
+        ks_physics = {
+            name: metrics.ks_distance(generated[name], observed[name])
+            for name in physics.OBSERVABLE_NAMES
+        }
+        features = float(np.nansum(ks_x) + np.nansum(ks_z))
+        sums["total"] = sum(self.objective.weight(t) * sums[t] for t in self.objective.term_names)
         return {
             "val": sums,
             "ks_x": float(np.nansum(ks_x)),
             "ks_z": float(np.nansum(ks_z)),
-            "ks_sum": float(np.nansum(ks_x) + np.nansum(ks_z)),
+            "ks_physics": ks_physics,
+            "ks_sum": features + (
+                float(np.nansum(list(ks_physics.values()))) if self.config.select_on_physics else 0.0
+            ),
             "valid_fraction": metrics.valid_fraction(x_gen),
         }
 
@@ -432,6 +488,12 @@ class Trainer:
         if self.epoch == 0:
             self.model.fit_standardisation(
                 torch.from_numpy(train.x).to(self.device), torch.from_numpy(train.z).to(self.device)
+            )
+        self._start_moving_average()
+        if self.objective.uses_mass:
+            scaler = self.model.x_scaler
+            self.objective.fit_mass_scale(
+                torch.from_numpy(train.x).to(self.device), scaler.mean, scaler.std
             )
         self._fingerprint = train.fingerprint() + val.fingerprint()
         x_train = self.model.x_scaler(self._to_device(train.x))
@@ -471,7 +533,7 @@ class Trainer:
             if flush_denormal:
                 torch.set_flush_denormal(False)
         best = TurboSim(self.model_config).to(self.device)
-        best.load_state_dict(self.best_state or self.model.state_dict())
+        best.load_state_dict(self.best_state or self.evaluated_model.state_dict())
         return TrainResult(best.eval(), list(self.history), self.best_epoch, self.best_ks)
 
     def _train_epoch(
@@ -507,7 +569,7 @@ class Trainer:
         if record["best"]:
             self.best_ks, self.best_epoch = record["ks_sum"], self.epoch
             self.stale_epochs = 0
-            state = self.model.state_dict()
+            state = self.evaluated_model.state_dict()
             self.best_state = {k: v.detach().clone() for k, v in state.items()}
         else:
             self.stale_epochs += 1
@@ -518,7 +580,13 @@ class Trainer:
         """Everything `resume` needs, as tensors and plain values."""
         return {
             "epoch": self.epoch,
+            "critic_updates": self.critic_updates,
             "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema_state": (
+                {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}
+                if self.ema is not None
+                else None
+            ),
             "objective_state": {
                 k: v.detach().cpu() for k, v in self.objective.state_dict().items()
             },
@@ -583,12 +651,16 @@ class Trainer:
             )
         device = trainer.device
         trainer.model.load_state_dict(state["model_state"])
+        if state.get("ema_state"):
+            trainer._start_moving_average()
+            trainer.ema.load_state_dict(state["ema_state"])
         trainer.objective.load_state_dict(state["objective_state"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         if trainer.critic_optimizer is not None:
             trainer.critic_optimizer.load_state_dict(state["critic_optimizer"])
         trainer.generator.set_state(state["generator"])
         trainer.epoch = int(state["epoch"])
+        trainer.critic_updates = int(state.get("critic_updates", 0))
         trainer.best_ks = float(state["best_ks"])
         trainer.best_epoch = int(state["best_epoch"])
         trainer.stale_epochs = int(state["stale_epochs"])
@@ -738,14 +810,15 @@ def build_configs(
     preset: str | None = None,
     weights: Mapping[str, float] | None = None,
     divergence: Mapping[str, str] | None = None,
+    loss_overrides: Mapping[str, Any] | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     source: str = "configuration",
 ) -> tuple[ModelConfig, LossConfig, TrainConfig]:
     """Model, loss and training settings from defaults, a config file and overrides.
 
     Precedence, lowest first: built-in defaults and the preset's weights, the file's
-    ``loss`` section, then the explicit ``weights``/``divergence``/``train_overrides``
-    (the command-line flags). ``preset`` replaces the file's preset.
+    ``loss`` section, then the explicit ``weights``/``divergence``/``loss_overrides``/
+    ``train_overrides`` (the command-line flags). ``preset`` replaces the file's preset.
 
     Raises
     ------
@@ -757,7 +830,7 @@ def build_configs(
     file_config = dict(file_config or {})
     try:
         model_config = ModelConfig.from_dict(file_config.get("model"))
-        loss_section = dict(file_config.get("loss") or {})
+        loss_section = {**dict(file_config.get("loss") or {}), **dict(loss_overrides or {})}
         loss_weights = {**dict(loss_section.pop("weights", None) or {}), **dict(weights or {})}
         loss_divergence = {
             **dict(loss_section.pop("divergence", None) or {}),

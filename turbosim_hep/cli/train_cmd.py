@@ -62,11 +62,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="TERM=KIND",
         help=f"estimator of a D term ({', '.join(DISTRIBUTION_TERMS)}): {', '.join(DIVERGENCES)}",
     )
+    parser.add_argument(
+        "--mass-weight",
+        type=float,
+        metavar="W",
+        help="weight of the MMD on jet-pair and jet-triplet masses of x~ (default 0: off)",
+    )
     parser.add_argument("--epochs", type=int, metavar="N", help="total number of epochs")
     parser.add_argument("--batch-size", type=int, metavar="B", help="events per step (default 100)")
     parser.add_argument("--lr", type=float, help="learning rate of the networks (default 1e-4)")
     parser.add_argument(
         "--patience", type=int, metavar="N", help="stop after N epochs without improvement"
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        metavar="D",
+        help="keep a moving average of the weights with this decay, e.g. 0.999 (default off)",
+    )
+    parser.add_argument(
+        "--select-on-physics",
+        action="store_true",
+        default=None,
+        help="pick the best epoch also by the KS of the reconstructed tt-bar masses",
+    )
+    parser.add_argument(
+        "--gp-interval",
+        type=int,
+        metavar="K",
+        help="gradient penalty every K-th critic update, K times as strong (default 1)",
     )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)"
@@ -97,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "patience": args.patience,
+        "gp_interval": args.gp_interval,
+        "ema_decay": args.ema_decay,
+        "select_on_physics": args.select_on_physics,
         "device": args.device,
         "amp": args.amp,
         "threads": args.threads,
@@ -108,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         weights=weights,
         divergence=dict(args.divergence),
+        loss_overrides={"mass_weight": args.mass_weight} if args.mass_weight is not None else None,
         train_overrides={k: v for k, v in overrides.items() if v is not None},
         source=args.config or "command line",
     )
