@@ -3,11 +3,13 @@
 Usage::
 
     python benchmarks/bench_train.py [--preset turbosim] [--batch-sizes 100 1000]
-                                     [--threads 1 2] [--seconds 10]
+                                     [--threads 1 2] [--gp-intervals 1 4]
+                                     [--mass-weight 0] [--seconds 10]
 
 Measures `turbosim_hep.train.Trainer.step` (one critic update with gradient penalty and
 one encoder/decoder update per batch, index batching from device-resident tensors, as
-in a real epoch) with the reference architecture, and `TurboSim.simulate` under
+in a real epoch) with the reference architecture, for each lazy-penalty interval (1:
+the penalty at every critic update, as the reference), and `TurboSim.simulate` under
 ``torch.inference_mode``. Events are synthetic tt-bar-like pairs; the speed does not
 depend on their values. The machine load is printed: the cores may be shared.
 """
@@ -41,12 +43,16 @@ def fake_pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(objects(6)), torch.from_numpy(objects(6))
 
 
-def bench_training(preset: str, batch: int, threads: int, seconds: float) -> float:
+def bench_training(
+    preset: str, batch: int, threads: int, seconds: float, gp_interval: int, mass_weight: float
+) -> float:
     torch.set_num_threads(threads)
     z, x = fake_pairs(50_000)
-    config = TrainConfig(batch_size=batch, threads=threads)
-    trainer = Trainer(ModelConfig(), loss_config(preset), config)
+    config = TrainConfig(batch_size=batch, threads=threads, gp_interval=gp_interval)
+    trainer = Trainer(ModelConfig(), loss_config(preset, mass_weight=mass_weight), config)
     trainer.model.fit_standardisation(x, z)
+    scaler = trainer.model.x_scaler
+    trainer.objective.fit_mass_scale(x, scaler.mean, scaler.std)
     xs, zs = trainer.model.x_scaler(x), trainer.model.z_scaler(z)
     order = torch.randperm(len(xs), generator=trainer.generator)
     n_batches = len(xs) // batch
@@ -87,16 +93,23 @@ def main() -> None:
     parser.add_argument("--preset", default="turbosim")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--gp-intervals", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--mass-weight", type=float, default=0.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--decoder-chunk", type=int, default=65536)
     args = parser.parse_args()
     torch.set_flush_denormal(True)  # as Trainer.fit does on the CPU
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average: {os.getloadavg()}")
-    print(f"preset {args.preset}: terms {loss_config(args.preset).active}")
+    print(f"preset {args.preset}: terms {loss_config(args.preset).active}, "
+          f"mass weight {args.mass_weight}")
     for batch in args.batch_sizes:
         for threads in args.threads:
-            rate = bench_training(args.preset, batch, threads, args.seconds)
-            print(f"train  batch {batch:5d}  threads {threads}: {rate:8,.0f} events/s")
+            for interval in args.gp_intervals:
+                rate = bench_training(
+                    args.preset, batch, threads, args.seconds, interval, args.mass_weight
+                )
+                print(f"train  batch {batch:5d}  threads {threads}  gp-interval {interval}: "
+                      f"{rate:8,.0f} events/s")
     for threads in args.threads:
         rate = bench_decoder(threads, args.decoder_chunk, args.seconds)
         chunk = args.decoder_chunk

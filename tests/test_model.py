@@ -7,7 +7,7 @@ import pytest
 import torch
 from _ttbar import smear, ttbar_partons
 
-from turbosim_hep import layout, metrics
+from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
 from turbosim_hep.inference import FusedMLP, fuse_for_inference
 from turbosim_hep.model import (
@@ -27,6 +27,7 @@ from turbosim_hep.model.losses import (
     marginal_wasserstein1,
     mmd2,
 )
+from turbosim_hep.model import masses
 from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
 from turbosim_hep.model.presets import PRESETS
 from turbosim_hep.train import Trainer, TrainConfig
@@ -322,20 +323,37 @@ def test_mass_features_match_vector(events):
         "m_all": (electron + met + jets[0] + jets[1] + jets[2] + jets[3]).mass,
         "mt_e_met": np.sqrt(2 * (electron.pt * met.pt - electron.px * met.px - electron.py * met.py)),
     }
-    assert features.shape == (200, len(MASS_FEATURE_NAMES)) == (200, 17)
+    # the neutrino and the tt-bar system as the validation reconstructs them
+    observed = physics.reconstruct(p4.reshape(-1, 24))
+    for name in ("m_tt", "m_W_had", "m_t_had", "m_t_lep"):
+        expected[name] = observed[name]
+    nu_pz = masses.neutrino_pz(x[:200, 0:4].double(), x[:200, 4:6].double()).numpy()
+    assert np.allclose(nu_pz, observed["neutrino_pz"], rtol=1e-4, atol=0.05)
+    assert features.shape == (200, len(MASS_FEATURE_NAMES)) == (200, 25)
     for name, mass in expected.items():
         column = features[:, MASS_FEATURE_NAMES.index(name)]
         assert np.allclose(np.expm1(column), mass, rtol=1e-4, atol=0.05), name
+    # finite gradients everywhere, also where the neutrino roots are complex
+    x_grad = x[:200].clone().requires_grad_(True)
+    mass_features(x_grad).sum().backward()
+    assert torch.isfinite(x_grad.grad).all()
 
 
 def test_marginal_wasserstein_matches_scipy():
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(300, 3, generator=generator)
     fake = 0.5 + 2.0 * torch.randn(300, 3, generator=generator)
+    reference = torch.sort(real, dim=0).values
     expected = np.mean([metrics.wasserstein1(real[:, j], fake[:, j]) for j in range(3)])
-    assert marginal_wasserstein1(real, fake).item() == pytest.approx(expected, rel=1e-5)
-    with pytest.raises(ValueError, match="different shapes"):
-        marginal_wasserstein1(real, fake[:10])
+    assert marginal_wasserstein1(reference, fake).item() == pytest.approx(expected, rel=1e-5)
+    # against a large reference: the distance to the reference distribution itself
+    large = torch.sort(torch.randn(300_000, 3, generator=generator), dim=0).values
+    normal = torch.distributions.Normal(0.0, 1.0)
+    levels = (torch.arange(300) + 0.5) / 300
+    exact = (torch.sort(fake, dim=0).values - normal.icdf(levels)[:, None]).abs().mean()
+    assert marginal_wasserstein1(large, fake).item() == pytest.approx(exact.item(), rel=1e-2)
+    with pytest.raises(ValueError, match="cannot be compared"):
+        marginal_wasserstein1(reference, fake[:, :2])
 
 
 def test_mass_term_trains_the_decoder_only_and_is_logged(events):
@@ -355,6 +373,8 @@ def test_mass_term_trains_the_decoder_only_and_is_logged(events):
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
-    # the term is a distance between the batch's masses: zero for the truth itself
+    # the term is the distance to the masses of the training events: zero for themselves
     objective = trainer.objective
-    assert objective.terms({"x": xs, "z": zs}, {"xt": xs})["mass"].item() == pytest.approx(0.0)
+    everything = {"x": model.x_scaler(x), "z": model.z_scaler(z)}
+    assert objective.terms(everything, {"xt": everything["x"]})["mass"].item() < 1e-5
+    assert objective.terms({"x": xs, "z": zs}, {"xt": xs})["mass"].item() > 1e-3

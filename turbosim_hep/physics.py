@@ -98,7 +98,8 @@ def neutrino_pz(
     Returns
     -------
     numpy.ndarray
-        float64 (n,) neutrino pz.
+        float64 (n,) neutrino pz; NaN for a lepton without transverse momentum (a
+        generated one can have it), which has no solution.
     """
     lepton = np.asarray(lepton, dtype=np.float64)
     px, py, pz, energy = (lepton[:, i] for i in range(4))
@@ -108,11 +109,13 @@ def neutrino_pz(
     # E_l E_nu - pz_l pz_nu = k, with k from the transverse parts and the two masses.
     k = 0.5 * (m_w**2 - m2_lepton) + px * met_px + py * met_py
     a = energy**2 - pz**2  # > 0 for a time-like lepton with pT > 0
-    centre = k * pz / a
-    discriminant = (k * pz) ** 2 - a * (energy**2 * (met_px**2 + met_py**2) - k**2)
-    half_width = np.sqrt(np.maximum(discriminant, 0.0)) / a
-    # The root closer to zero: move from the centre towards zero by the half width.
-    return centre - np.copysign(half_width, centre)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = k * pz / a
+        discriminant = (k * pz) ** 2 - a * (energy**2 * (met_px**2 + met_py**2) - k**2)
+        half_width = np.sqrt(np.maximum(discriminant, 0.0)) / a
+        # The root closer to zero: move from the centre towards zero by the half width.
+        pz_nu = centre - np.copysign(half_width, centre)
+    return np.where(a > 0, pz_nu, np.nan)
 
 
 #: Events per block of the reconstruction: (4, block, 12) float64 temporaries stay

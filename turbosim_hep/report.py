@@ -237,10 +237,12 @@ def plot_comparison(
             f"KS = {q['ks']:.4f}   W$_1$ = {q['w1']:.3g} GeV", fontsize="small", loc="right"
         )
         ax_main.legend(loc="best", fontsize="small")
+        # the tight bounding box, measured once for both formats (one draw less each)
+        bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
         paths = []
         for suffix in (".png", ".pdf"):
             path = os.fspath(stem) + suffix
-            fig.savefig(path, bbox_inches="tight", dpi=110)
+            fig.savefig(path, bbox_inches=bbox, dpi=110)
             paths.append(path)
         plt.close(fig)
     return paths

@@ -10,8 +10,13 @@ proposes).
 
 The squared mass of a set S of objects is the sum of the Minkowski products of its
 members, m^2(S) = sum over a, b in S of p_a . p_b, so every mass is one entry of the
-(n, 6 x 6) matrix of products times a fixed 0/1 matrix: one batched product for all of
-them.
+(n, 7 x 7) matrix of products times a fixed 0/1 matrix: one batched product for all of
+them. The seventh object is the neutrino of the validation's reconstruction (MET with
+the pz that gives the W mass), so the leptonic top candidates and m_tt are features too.
+Last come the hadronic W, hadronic top and leptonic top masses of the jet assignment of
+minimum chi square (`turbosim_hep.physics.ASSIGNMENTS`), which are the validation's
+reconstructed masses: the choice of the assignment is not differentiated, the masses of
+the chosen one are.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import itertools
 import torch
 
 from turbosim_hep import layout
+from turbosim_hep.physics import ASSIGNMENTS
 
 _FIRST_JET = layout.X_OBJECTS.index("jet1")
 _JETS = tuple(range(_FIRST_JET, _FIRST_JET + layout.N_JETS))
 _ELECTRON = layout.X_OBJECTS.index("e-")
 _MET = layout.X_OBJECTS.index("met")
+_NEUTRINO = layout.N_OBJECTS  # appended after the six X objects
+_N_VECTORS = layout.N_OBJECTS + 1
 
 #: The object sets whose invariant mass is a feature, by name (indices of X_OBJECTS).
 MASS_SETS: dict[str, tuple[int, ...]] = {
@@ -34,17 +42,37 @@ MASS_SETS: dict[str, tuple[int, ...]] = {
     **{f"m_j{a - _FIRST_JET + 1}j{b - _FIRST_JET + 1}j{c - _FIRST_JET + 1}": (a, b, c)
        for a, b, c in itertools.combinations(_JETS, 3)},
     **{f"m_ej{j - _FIRST_JET + 1}": (_ELECTRON, j) for j in _JETS},
+    **{f"m_enuj{j - _FIRST_JET + 1}": (_ELECTRON, _NEUTRINO, j) for j in _JETS},
     "m_4j": _JETS,
     "m_all": tuple(range(layout.N_OBJECTS)),
+    "m_tt": (_ELECTRON, _NEUTRINO, *_JETS),
 }
-#: Names of the columns of `mass_features`, in order: the masses, then the
-#: electron-MET transverse mass.
-MASS_FEATURE_NAMES: tuple[str, ...] = (*MASS_SETS, "mt_e_met")
+#: Names of the columns of `mass_features`, in order: the masses of `MASS_SETS`, the
+#: electron-MET transverse mass and the reconstructed masses.
+MASS_FEATURE_NAMES: tuple[str, ...] = (*MASS_SETS, "mt_e_met", "m_W_had", "m_t_had", "m_t_lep")
+
+
+def _jets_name(*jets: int) -> str:
+    return "m_" + "".join(f"j{j + 1}" for j in sorted(jets))
+
+
+def _assignment_columns() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Columns of `MASS_SETS` holding each assignment's W, hadronic and leptonic top."""
+    names = list(MASS_SETS)
+    w_had, t_had, t_lep = [], [], []
+    for b_lep, w1, w2, b_had in ASSIGNMENTS.tolist():
+        w_had.append(names.index(_jets_name(w1, w2)))
+        t_had.append(names.index(_jets_name(w1, w2, b_had)))
+        t_lep.append(names.index(f"m_enuj{b_lep + 1}"))
+    return torch.tensor(w_had), torch.tensor(t_had), torch.tensor(t_lep)
+
+
+_W_HAD, _T_HAD, _T_LEP = _assignment_columns()
 
 
 def _selection() -> torch.Tensor:
-    """(36, n_sets) 0/1 matrix summing the products p_a . p_b of each set."""
-    n = layout.N_OBJECTS
+    """(49, n_sets) 0/1 matrix summing the products p_a . p_b of each set."""
+    n = _N_VECTORS
     selection = torch.zeros(n * n, len(MASS_SETS))
     for column, members in enumerate(MASS_SETS.values()):
         for a in members:
@@ -57,9 +85,38 @@ _SELECTION = _selection()
 _METRIC = torch.tensor([-1.0, -1.0, -1.0, 1.0])
 
 
+def neutrino_pz(
+    electron: torch.Tensor, met: torch.Tensor, m_w: float = layout.M_W
+) -> torch.Tensor:
+    """Neutrino pz from the W-mass constraint, differentiable.
+
+    The same solution as `turbosim_hep.physics.neutrino_pz` (the root of smaller |pz|,
+    the real part when the roots are complex; the tests check that they agree), with the
+    square root kept away from zero so that its gradient stays finite.
+
+    Parameters
+    ----------
+    electron : torch.Tensor
+        (n, 4) (px, py, pz, E) of the electron.
+    met : torch.Tensor
+        (n, 2) (px, py) of the missing transverse momentum.
+    m_w : float
+        W mass in GeV.
+    """
+    px, py, pz, energy = electron.unbind(1)
+    m2_lepton = energy.square() - px.square() - py.square() - pz.square()
+    k = 0.5 * (m_w**2 - m2_lepton) + px * met[:, 0] + py * met[:, 1]
+    a = (energy.square() - pz.square()).clamp_min(1e-6)
+    centre = k * pz / a
+    discriminant = (k * pz).square() - a * (energy.square() * met.square().sum(1) - k.square())
+    half_width = torch.sqrt(discriminant.clamp_min(0.0) + 1e-6) / a
+    return centre - torch.copysign(half_width, centre)
+
+
 def mass_features(x: torch.Tensor) -> torch.Tensor:
-    """log(1 + m / GeV) of every jet pair and triplet, each electron-jet pair, the four
-    jets, the whole event and the electron-MET transverse mass.
+    """log(1 + m / GeV) of every jet pair and triplet, each electron-jet and
+    electron-neutrino-jet triplet, the four jets, the whole event (MET with pz = 0), the
+    tt-bar system (m_tt of the validation) and the electron-MET transverse mass.
 
     Parameters
     ----------
@@ -71,13 +128,30 @@ def mass_features(x: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         (n, len(MASS_FEATURE_NAMES)) features, differentiable with respect to ``x``.
     """
-    p4 = x.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
-    products = torch.bmm(p4 * _METRIC.to(x), p4.transpose(1, 2))  # (n, 6, 6) p_a . p_b
+    objects = x.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
+    met = objects[:, _MET, :2]
+    nu_pz = neutrino_pz(objects[:, _ELECTRON], met)
+    nu_energy = torch.sqrt(met.square().sum(1) + nu_pz.square() + 1e-6)
+    neutrino = torch.cat([met, nu_pz.unsqueeze(1), nu_energy.unsqueeze(1)], dim=1)
+    p4 = torch.cat([objects, neutrino.unsqueeze(1)], dim=1)  # (n, 7, 4)
+    products = torch.bmm(p4 * _METRIC.to(x), p4.transpose(1, 2))  # (n, 7, 7) p_a . p_b
     m2 = products.flatten(1) @ _SELECTION.to(x)
-    electron, met = p4[:, _ELECTRON, :2], p4[:, _MET, :2]
+    electron = objects[:, _ELECTRON, :2]
     mt2 = 2.0 * (
         torch.linalg.vector_norm(electron, dim=1) * torch.linalg.vector_norm(met, dim=1)
         - (electron * met).sum(1)
     )
     masses = torch.sqrt(torch.cat([m2, mt2.unsqueeze(1)], dim=1).clamp_min(0.0) + 1e-6)
-    return torch.log1p(masses)
+    return torch.log1p(torch.cat([masses, _reconstructed(masses)], dim=1))
+
+
+def _reconstructed(masses: torch.Tensor) -> torch.Tensor:
+    """(n, 3) W, hadronic top and leptonic top masses of the minimum-chi-square assignment."""
+    w_had, t_had, t_lep = masses[:, _W_HAD], masses[:, _T_HAD], masses[:, _T_LEP]  # (n, 12)
+    chi2 = (
+        ((t_lep - layout.M_TOP) / layout.SIGMA_T_LEP).square()
+        + ((w_had - layout.M_W) / layout.SIGMA_W_HAD).square()
+        + ((t_had - layout.M_TOP) / layout.SIGMA_T_HAD).square()
+    )
+    best = torch.argmin(chi2.detach(), dim=1, keepdim=True)
+    return torch.cat([w_had.gather(1, best), t_had.gather(1, best), t_lep.gather(1, best)], dim=1)
