@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import awkward as ak
 import numpy as np
@@ -120,6 +121,11 @@ def test_neutrino_pz_solves_the_w_constraint_with_the_smaller_root():
     assert 0.2 < real.mean() < 1.0
     np.testing.assert_allclose(m[real], layout.M_W, rtol=1e-9)
     assert np.all(m[~real] > layout.M_W - 1e-6)  # complex roots: the real part overshoots
+    # a lepton without transverse momentum (a generated one can have it) has no solution
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pz = physics.neutrino_pz(np.array([[0.0, 0.0, 30.0, 30.0], lepton[0]]), met[:2, 0], met[:2, 1])
+    assert np.isnan(pz[0]) and np.isfinite(pz[1])
 
 
 def test_vector_entry_point_takes_any_coordinates_and_jagged_jets():
