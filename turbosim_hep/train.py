@@ -446,15 +446,14 @@ class Trainer:
             for name in physics.OBSERVABLE_NAMES
         }
         features = float(np.nansum(ks_x) + np.nansum(ks_z))
+        reconstructed = float(np.nansum(list(ks_physics.values())))
         sums["total"] = sum(self.objective.weight(t) * sums[t] for t in self.objective.term_names)
         return {
             "val": sums,
             "ks_x": float(np.nansum(ks_x)),
             "ks_z": float(np.nansum(ks_z)),
             "ks_physics": ks_physics,
-            "ks_sum": features + (
-                float(np.nansum(list(ks_physics.values()))) if self.config.select_on_physics else 0.0
-            ),
+            "ks_sum": features + (reconstructed if self.config.select_on_physics else 0.0),
             "valid_fraction": metrics.valid_fraction(x_gen),
         }
 
@@ -485,19 +484,15 @@ class Trainer:
             Stored in the checkpoint.
         """
         config = self.config
+        x_train, z_train = self._to_device(train.x), self._to_device(train.z)  # GeV
         if self.epoch == 0:
-            self.model.fit_standardisation(
-                torch.from_numpy(train.x).to(self.device), torch.from_numpy(train.z).to(self.device)
-            )
+            self.model.fit_standardisation(x_train, z_train)
         self._start_moving_average()
+        scaler = self.model.x_scaler
         if self.objective.uses_mass:
-            scaler = self.model.x_scaler
-            self.objective.fit_mass_scale(
-                torch.from_numpy(train.x).to(self.device), scaler.mean, scaler.std
-            )
+            self.objective.fit_mass_scale(x_train, scaler.mean, scaler.std)
         self._fingerprint = train.fingerprint() + val.fingerprint()
-        x_train = self.model.x_scaler(self._to_device(train.x))
-        z_train = self.model.z_scaler(self._to_device(train.z))
+        x_train, z_train = scaler(x_train), self.model.z_scaler(z_train)
         n_val = min(len(val), config.val_max_events)
         x_val_np, z_val_np = val.x[:n_val], val.z[:n_val]
         x_val, z_val = self._to_device(x_val_np), self._to_device(z_val_np)
