@@ -17,12 +17,13 @@ estimator, i.e. a sigmoid classifier trained with binary cross-entropy) or by th
 critic-free kernel estimate ``mmd`` (maximum mean discrepancy).
 
 Beyond the paper, an optional ``mass`` term (weight ``LossConfig.mass_weight``) compares
-the invariant masses of jet pairs and triplets and of electron-jet pairs of x~ with
-those of the training events (`turbosim_hep.model.masses`) through the one-dimensional
-Wasserstein distance of each mass: the reconstructed W and top peaks depend on these correlations,
-which the eight terms learn last (seed 002 adds a distance on resonance masses for this;
-in one dimension the Wasserstein distance is exact from sorted samples and costs
-nothing next to the networks, where a kernel MMD would double the cost of a step).
+the invariant masses of x~ (jet pairs and triplets, lepton-jet combinations, m_tt and the
+reconstructed W and top masses; `turbosim_hep.model.masses`) with those of the training
+events through the one-dimensional Wasserstein distance of each mass. The W and top
+peaks depend on these correlations, which the eight terms learn last (seed 002 adds a
+distance on resonance masses for this; in one dimension the Wasserstein distance is
+exact from sorted samples and costs little next to the networks, where a kernel MMD
+would double the cost of a step).
 
 Everything here works on standardised tensors. A term whose weight is zero is never
 evaluated, and a critic exists only for a non-zero ``D`` term that needs one.
