@@ -66,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--mass-weight",
         type=float,
         metavar="W",
-        help="weight of the MMD on jet-pair and jet-triplet masses of x~ (default 0: off)",
+        help="weight of the mass term on x~ (jet-pair, triplet and top masses; default 0: off)",
     )
     parser.add_argument("--epochs", type=int, metavar="N", help="total number of epochs")
     parser.add_argument("--batch-size", type=int, metavar="B", help="events per step (default 100)")
