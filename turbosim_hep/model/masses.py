@@ -21,7 +21,9 @@ the chosen one are.
 
 from __future__ import annotations
 
+import functools
 import itertools
+from typing import NamedTuple
 
 import torch
 
@@ -67,9 +69,6 @@ def _assignment_columns() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.tensor(w_had), torch.tensor(t_had), torch.tensor(t_lep)
 
 
-_W_HAD, _T_HAD, _T_LEP = _assignment_columns()
-
-
 def _selection() -> torch.Tensor:
     """(49, n_sets) 0/1 matrix summing the products p_a . p_b of each set."""
     n = _N_VECTORS
@@ -81,8 +80,26 @@ def _selection() -> torch.Tensor:
     return selection
 
 
-_SELECTION = _selection()
-_METRIC = torch.tensor([-1.0, -1.0, -1.0, 1.0])
+class _Constants(NamedTuple):
+    metric: torch.Tensor  # (4,) Minkowski signs of (px, py, pz, E)
+    selection: torch.Tensor  # (49, n_sets), see `_selection`
+    w_had: torch.Tensor  # (12,) columns of each assignment's masses, `_assignment_columns`
+    t_had: torch.Tensor
+    t_lep: torch.Tensor
+
+
+@functools.lru_cache(maxsize=8)
+def _constants(device: torch.device, dtype: torch.dtype) -> _Constants:
+    """The fixed tensors of `mass_features`, made once per device and dtype (no copy to
+    the device at every training step)."""
+    w_had, t_had, t_lep = (c.to(device) for c in _assignment_columns())
+    return _Constants(
+        torch.tensor([-1.0, -1.0, -1.0, 1.0], device=device, dtype=dtype),
+        _selection().to(device, dtype),
+        w_had,
+        t_had,
+        t_lep,
+    )
 
 
 def neutrino_pz(
@@ -134,20 +151,22 @@ def mass_features(x: torch.Tensor) -> torch.Tensor:
     nu_energy = torch.sqrt(met.square().sum(1) + nu_pz.square() + 1e-6)
     neutrino = torch.cat([met, nu_pz.unsqueeze(1), nu_energy.unsqueeze(1)], dim=1)
     p4 = torch.cat([objects, neutrino.unsqueeze(1)], dim=1)  # (n, 7, 4)
-    products = torch.bmm(p4 * _METRIC.to(x), p4.transpose(1, 2))  # (n, 7, 7) p_a . p_b
-    m2 = products.flatten(1) @ _SELECTION.to(x)
+    constants = _constants(x.device, x.dtype)
+    products = torch.bmm(p4 * constants.metric, p4.transpose(1, 2))  # (n, 7, 7) p_a . p_b
+    m2 = products.flatten(1) @ constants.selection
     electron = objects[:, _ELECTRON, :2]
     mt2 = 2.0 * (
         torch.linalg.vector_norm(electron, dim=1) * torch.linalg.vector_norm(met, dim=1)
         - (electron * met).sum(1)
     )
     masses = torch.sqrt(torch.cat([m2, mt2.unsqueeze(1)], dim=1).clamp_min(0.0) + 1e-6)
-    return torch.log1p(torch.cat([masses, _reconstructed(masses)], dim=1))
+    return torch.log1p(torch.cat([masses, _reconstructed(masses, constants)], dim=1))
 
 
-def _reconstructed(masses: torch.Tensor) -> torch.Tensor:
+def _reconstructed(masses: torch.Tensor, constants: _Constants) -> torch.Tensor:
     """(n, 3) W, hadronic top and leptonic top masses of the minimum-chi-square assignment."""
-    w_had, t_had, t_lep = masses[:, _W_HAD], masses[:, _T_HAD], masses[:, _T_LEP]  # (n, 12)
+    w_had = masses[:, constants.w_had]  # (n, 12), one column per assignment
+    t_had, t_lep = masses[:, constants.t_had], masses[:, constants.t_lep]
     chi2 = (
         ((t_lep - layout.M_TOP) / layout.SIGMA_T_LEP).square()
         + ((w_had - layout.M_W) / layout.SIGMA_W_HAD).square()
