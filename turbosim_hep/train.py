@@ -403,12 +403,18 @@ class Trainer:
     # --- validation -----------------------------------------------------------------
     @torch.no_grad()
     def validate(
-        self, x_phys: torch.Tensor, z_phys: torch.Tensor, x_true: np.ndarray, z_true: np.ndarray
+        self,
+        x_phys: torch.Tensor,
+        z_phys: torch.Tensor,
+        x_true: np.ndarray,
+        z_true: np.ndarray,
+        observed: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """Validation record: term values, KS sums of z~ and x~ against the truth, validity.
 
         ``x_phys``, ``z_phys`` are the validation events on the device (GeV), ``x_true``,
-        ``z_true`` the same as NumPy arrays.
+        ``z_true`` the same as NumPy arrays; ``observed`` is ``physics.reconstruct(x_true)``
+        (computed here when not given; `fit` computes it once for all epochs).
 
         The noise is drawn from a generator reseeded at every call, so two epochs differ
         only by their weights.
@@ -440,7 +446,9 @@ class Trainer:
         z_gen = torch.cat(z_tilde).float().cpu().numpy()
         ks_x = metrics.ks_per_feature(x_gen, x_true)
         ks_z = metrics.ks_per_feature(z_gen, z_true)
-        observed, generated = physics.reconstruct(x_true), physics.reconstruct(x_gen)
+        if observed is None:
+            observed = physics.reconstruct(x_true)
+        generated = physics.reconstruct(x_gen)
         ks_physics = {
             name: metrics.ks_distance(generated[name], observed[name])
             for name in physics.OBSERVABLE_NAMES
@@ -496,6 +504,7 @@ class Trainer:
         n_val = min(len(val), config.val_max_events)
         x_val_np, z_val_np = val.x[:n_val], val.z[:n_val]
         x_val, z_val = self._to_device(x_val_np), self._to_device(z_val_np)
+        observed = physics.reconstruct(x_val_np)  # the same truth at every epoch
         batch = min(config.batch_size, len(train))
         if log_path is not None:
             _write_log(log_path, self.history)
@@ -515,7 +524,7 @@ class Trainer:
                         break
                     record = {"epoch": self.epoch + 1}
                     record.update(self._train_epoch(x_train, z_train, batch, bar))
-                    record.update(self.validate(x_val, z_val, x_val_np, z_val_np))
+                    record.update(self.validate(x_val, z_val, x_val_np, z_val_np, observed))
                     self._end_epoch(record)
                     bar.set_postfix(
                         ks=f"{record['ks_sum']:.3f}", best=f"{self.best_ks:.3f}@{self.best_epoch}"
