@@ -65,10 +65,18 @@ def test_read_pairs_from_root_and_hdf5(tmp_path, sample_file):
 
 
 def train_fn(output, data, config, resume):
-    """`train` on in-memory events with the turbosim preset and no progress bar."""
+    """`train` on in-memory events with the turbosim preset and no progress bar.
+
+    A resumed run takes only the new number of epochs of ``config``.
+    """
+    if resume:
+        return train(
+            ["synthetic"], output, resume=True, resume_changes={"epochs": config.epochs},
+            progress=False, events=data,
+        )
     return train(
         ["synthetic"], output, train_config=config, loss_config=loss_config("turbosim"),
-        resume=resume, progress=False, events=data,
+        progress=False, events=data,
     )
 
 
@@ -79,9 +87,11 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
         # 9 batches per epoch and a penalty every 4th critic update: the schedule
         # runs across epoch boundaries, so resuming must restore it, as well as the
         # moving average of the weights
+        # (and a validation fraction other than the default: the resumed run must split
+        # the events as the stored run did)
         return TrainConfig(
             epochs=epochs, batch_size=50, seed=3, gp_interval=4, ema_decay=0.9,
-            select_on_physics=True,
+            select_on_physics=True, val_fraction=0.25,
         )
 
     straight = train_fn(tmp_path / "straight.pt", data, config(3), False)
@@ -134,6 +144,11 @@ def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
         train_fn(tmp_path / "m.pt", pairs(300, seed=6), TrainConfig(epochs=2, batch_size=50), True)
     with pytest.raises(InputError, match="none.pt: no such file to resume"):
         train_fn(tmp_path / "none.pt", data, config, True)
+    with pytest.raises(TurbosimError, match="m.pt: .*only epochs, .* not batch_size, lr"):
+        train(["synthetic"], tmp_path / "m.pt", resume=True, events=data,
+              resume_changes={"lr": 1e-3, "batch_size": 10, "epochs": 3})
+    with pytest.raises(TurbosimError, match="m.pt: a resumed run keeps its stored settings"):
+        train(["synthetic"], tmp_path / "m.pt", resume=True, events=data, train_config=config)
 
 
 def test_early_stopping(tmp_path):
@@ -214,6 +229,13 @@ def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
     assert "model.pt: exists" in capsys.readouterr().err
     assert main(args[:4] + ["--epochs", "2", "--resume", "--quiet"]) == 0
     assert len(load_checkpoint(out)["history"]) == 2
+    # without --epochs the stored total stands: the finished run has nothing left to do
+    assert main(args[:4] + ["--resume", "--quiet"]) == 0
+    assert load_checkpoint(out)["train_config"]["epochs"] == 2
+    assert len(load_checkpoint(out)["history"]) == 2
+    capsys.readouterr()
+    assert main(args[:4] + ["--resume", "--preset", "gan", "--lr", "1e-3"]) == 2
+    assert "--preset, --lr cannot change (only --epochs" in capsys.readouterr().err
     assert main(args + ["--force", "--weight", "Dxx=1"]) == 2
     assert "unknown loss term" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "no.root"), "-o", str(tmp_path / "m2.pt")]) == 2

@@ -143,6 +143,32 @@ class TrainConfig:
         return asdict(self)
 
 
+#: Training settings a resumed run may change; the others stay as stored.
+RESUMABLE_SETTINGS: tuple[str, ...] = ("epochs", "patience", "device", "threads")
+
+
+def resumed_train_config(
+    payload: Mapping[str, Any], path: str | os.PathLike, changes: Mapping[str, Any]
+) -> TrainConfig:
+    """The stored training settings of a checkpoint with the allowed ``changes`` applied.
+
+    Raises
+    ------
+    TurbosimError
+        If ``changes`` names a setting outside `RESUMABLE_SETTINGS`, or a value is invalid.
+    """
+    fixed = sorted(set(changes) - set(RESUMABLE_SETTINGS))
+    if fixed:
+        raise TurbosimError(
+            f"{os.fspath(path)}: a resumed run keeps its stored settings; only "
+            f"{', '.join(RESUMABLE_SETTINGS)} can change, not {', '.join(fixed)}"
+        )
+    try:
+        return TrainConfig.from_dict({**payload["train_config"], **changes})
+    except (TypeError, ValueError) as err:
+        raise TurbosimError(f"{os.fspath(path)}: {err}") from err
+
+
 # --- data --------------------------------------------------------------------------
 
 
@@ -624,9 +650,15 @@ class Trainer:
         path: str | os.PathLike,
         train: PairedEvents,
         val: PairedEvents,
-        epochs: int | None = None,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        **changes: Any,
     ) -> Trainer:
         """A trainer continuing the run saved in ``path`` (on the same data).
+
+        The run keeps its stored model, loss and training settings; only the settings in
+        `RESUMABLE_SETTINGS` may change (for example a new total of ``epochs`` extends a
+        finished run).
 
         Parameters
         ----------
@@ -634,20 +666,26 @@ class Trainer:
             A checkpoint written by `save` (``turbosim-hep train -o``).
         train, val : PairedEvents
             The same events as the original run.
-        epochs : int, optional
-            New total number of epochs (to extend a finished run).
+        payload : mapping, optional
+            The checkpoint's content, when the caller has already loaded it.
+        **changes
+            New values of `RESUMABLE_SETTINGS`.
+
+        Raises
+        ------
+        InputError
+            If ``path`` holds no training state, or the events are not those of the run.
+        TurbosimError
+            If ``changes`` names a setting that a resumed run cannot change.
         """
-        payload = load_checkpoint(path)
+        payload = load_checkpoint(path) if payload is None else payload
         state = payload.get("training_state")
         if not state:
             raise InputError(path, "holds no training state to resume from")
-        train_config = dict(payload["train_config"])
-        if epochs is not None:
-            train_config["epochs"] = epochs
         trainer = cls(
             ModelConfig.from_dict(payload["model_config"]),
             LossConfig(**payload["loss_config"]),
-            TrainConfig.from_dict(train_config),
+            resumed_train_config(payload, path, changes),
         )
         if list(state["fingerprint"]) != train.fingerprint() + val.fingerprint():
             raise InputError(
@@ -699,6 +737,7 @@ def train(
     loss_config: LossConfig | None = None,
     train_config: TrainConfig | None = None,
     resume: bool = False,
+    resume_changes: Mapping[str, Any] | None = None,
     force: bool = False,
     progress: bool = True,
     events: PairedEvents | None = None,
@@ -713,33 +752,55 @@ def train(
         The model file; rewritten after every epoch. A JSON-lines log is written
         beside it (`log_path_for`).
     model_config, loss_config, train_config : optional
-        Settings (defaults: the reference architecture, the ``turbosim`` preset and the
-        reference optimiser).
+        Settings of a new run (defaults: the reference architecture, the ``turbosim``
+        preset and the reference optimiser).
     resume : bool
-        Continue the run saved in ``output`` (same files); ``train_config.epochs`` is the
-        new total.
+        Continue the run saved in ``output`` (same files) with its stored settings.
+    resume_changes : mapping, optional
+        When resuming, new values of `RESUMABLE_SETTINGS`, e.g. ``{"epochs": 40}`` (the
+        new total number of epochs).
     force : bool
         Overwrite an existing ``output`` when not resuming.
     progress : bool
         Show a progress bar.
     events : PairedEvents, optional
         Use these events instead of reading ``paths`` (which are then only recorded).
+
+    Raises
+    ------
+    TurbosimError
+        When resuming with new configurations, or with a change to a setting that a
+        resumed run keeps.
     """
     output = os.fspath(output)
     if resume:
         if not os.path.exists(output):
             raise InputError(output, "no such file to resume from")
-    elif os.path.exists(output) and not force:
-        raise OutputError(output, "exists; use --resume to continue it or --force to overwrite it")
+        if any(c is not None for c in (model_config, loss_config, train_config)):
+            raise TurbosimError(
+                f"{output}: a resumed run keeps its stored settings; give resume_changes, "
+                "not new configurations"
+            )
+        payload = load_checkpoint(output)
+        train_config = resumed_train_config(payload, output, resume_changes or {})
+    else:
+        if resume_changes:
+            raise TurbosimError("resume_changes needs resume=True")
+        if os.path.exists(output) and not force:
+            raise OutputError(
+                output, "exists; use --resume to continue it or --force to overwrite it"
+            )
+        train_config = train_config or TrainConfig()
     check_parent_directory(output)
-    train_config = train_config or TrainConfig()
     data = events if events is not None else read_pairs(paths)
     train_events, val_events = data.split(train_config.val_fraction)
     if len(train_events) < 2:
         source = paths[0] if paths else output
         raise InputError(source, f"only {len(data)} events: too few to train on")
     if resume:
-        trainer = Trainer.resume(output, train_events, val_events, epochs=train_config.epochs)
+        trainer = Trainer.resume(
+            output, train_events, val_events, payload=payload, **(resume_changes or {})
+        )
     else:
         trainer = Trainer(
             model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
@@ -760,6 +821,7 @@ def train(
 
 
 __all__ = [
+    "RESUMABLE_SETTINGS",
     "PairedEvents",
     "TrainConfig",
     "TrainResult",
@@ -853,4 +915,4 @@ def build_configs(
     return model_config, loss, train_config
 
 
-__all__ += ["build_configs", "read_config_file", "log_path_for"]
+__all__ += ["build_configs", "read_config_file", "log_path_for", "resumed_train_config"]

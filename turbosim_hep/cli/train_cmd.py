@@ -18,6 +18,19 @@ def _assignment(kind: str):
     return parse
 
 
+#: Flags a resumed run takes (`turbosim_hep.train.RESUMABLE_SETTINGS`), by destination.
+RESUME_FLAGS: dict[str, str] = {
+    "epochs": "--epochs", "patience": "--patience", "device": "--device", "threads": "--threads"
+}
+#: Every flag that sets a model, loss or training setting, by destination.
+SETTING_FLAGS: dict[str, str] = {
+    "preset": "--preset", "config": "--config", "weight": "--weight",
+    "divergence": "--divergence", "mass_weight": "--mass-weight", "batch_size": "--batch-size",
+    "lr": "--lr", "ema_decay": "--ema-decay", "select_on_physics": "--select-on-physics",
+    "gp_interval": "--gp-interval", "amp": "--amp", "seed": "--seed", **RESUME_FLAGS,
+}
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
@@ -100,15 +113,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default 1)")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
-    parser.add_argument("--resume", action="store_true", help="continue the run saved in MODEL.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in MODEL.pt with its stored settings "
+        f"(only {', '.join(RESUME_FLAGS.values())} may be given)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing MODEL.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+#: Flags a resumed run takes (the settings of `turbosim_hep.train.RESUMABLE_SETTINGS`).
+RESUME_FLAGS: dict[str, str] = {
+    "epochs": "--epochs", "patience": "--patience", "device": "--device", "threads": "--threads"
+}
+
+
+def _given(args: argparse.Namespace) -> dict[str, str]:
+    """The setting flags given on the command line, by destination."""
+    flags = {
+        "preset": "--preset", "config": "--config", "weight": "--weight",
+        "divergence": "--divergence", "mass_weight": "--mass-weight",
+        "batch_size": "--batch-size", "lr": "--lr", "ema_decay": "--ema-decay",
+        "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval",
+        "amp": "--amp", "seed": "--seed", **RESUME_FLAGS,
+    }
+    return {dest: flag for dest, flag in flags.items() if getattr(args, dest) not in (None, [])}
+
+
+def _new_run(args: argparse.Namespace):
+    """Train a new model with the settings of the flags and the config file."""
     from turbosim_hep.errors import TurbosimError
-    from turbosim_hep.train import build_configs, log_path_for, read_config_file, train
+    from turbosim_hep.train import build_configs, read_config_file, train
 
     weights = {}
     for term, value in args.weight:
@@ -139,16 +176,44 @@ def run(args: argparse.Namespace) -> int:
         train_overrides={k: v for k, v in overrides.items() if v is not None},
         source=args.config or "command line",
     )
-    result = train(
+    return train(
         args.data,
         args.output,
         model_config=model_config,
         loss_config=loss_config,
         train_config=train_config,
-        resume=args.resume,
         force=args.force,
         progress=not args.quiet,
     )
+
+
+def _resumed_run(args: argparse.Namespace):
+    """Continue the run saved in the output file; only `RESUME_FLAGS` may be given."""
+    from turbosim_hep.errors import TurbosimError
+    from turbosim_hep.train import train
+
+    given = {
+        dest: flag for dest, flag in SETTING_FLAGS.items() if getattr(args, dest) not in (None, [])
+    }
+    fixed = [flag for dest, flag in given.items() if dest not in RESUME_FLAGS]
+    if fixed:
+        raise TurbosimError(
+            f"{args.output}: --resume continues the run with its stored settings; "
+            f"{', '.join(fixed)} cannot change (only {', '.join(RESUME_FLAGS.values())})"
+        )
+    return train(
+        args.data,
+        args.output,
+        resume=True,
+        resume_changes={dest: getattr(args, dest) for dest in given},
+        progress=not args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from turbosim_hep.train import log_path_for
+
+    result = _resumed_run(args) if args.resume else _new_run(args)
     last = result.history[-1] if result.history else {}
     print(
         f"{args.output}: best epoch {result.best_epoch} of {len(result.history)}, "
