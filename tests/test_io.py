@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import awkward as ak
 import numpy as np
@@ -132,6 +133,14 @@ def test_own_file_in_coffea_has_four_vector_collections(tmp_path):
     np.testing.assert_allclose(ak.to_numpy(events.MET.px), x[:, 4], rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(ak.to_numpy(events.Parton.mass[:, 2]), 4.7, rtol=1e-2)
     assert ak.to_list(events.Parton.pdgId[0]) == layout.PARTON_PDG_IDS.tolist()
+
+
+def test_generated_file_in_coffea_without_warnings(shipped_sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # coffea warned "Photon_mass already exists"
+        events = open_nanoevents(shipped_sample)
+        assert ak.all(events.Photon.mass == 0) and ak.all(events.Jet.pt > 0)
+        assert len(events.Electron.charge) == len(events)
 
 
 def test_delphes_file_in_coffea(delphes_file):

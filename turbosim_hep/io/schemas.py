@@ -36,6 +36,11 @@ class TurboSimSchema(NanoAODSchema):
             for component in ("px", "py", "pz", "E")
         }
         kept = [(n, c) for n, c in zip(field_names, input_contents) if n not in redundant]
+        # NanoAOD has no Photon_mass, so coffea makes one of zeros (and warns when a file
+        # has it). Ours store it (zero): keep the stored branches, make only missing ones.
+        self.full_like_items = {
+            name: item for name, item in NanoAODSchema.full_like_items.items() if name not in names
+        }
         return super()._build_collections([n for n, _ in kept], [c for _, c in kept])
 
 
