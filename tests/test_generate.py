@@ -237,7 +237,11 @@ def test_jet_response_against_particle_jets(showered):
     d_r = np.hypot(pairs.r.eta - pairs.g.eta, d_phi)
     best = ak.argmin(d_r, axis=-1, keepdims=True)
     matched = ak.flatten(ak.flatten(pairs[best], axis=-1))
-    close = ak.to_numpy(ak.flatten(ak.flatten(d_r[best], axis=-1))) < 0.2
+    distance = ak.flatten(ak.flatten(d_r[best], axis=-1))
+    has_gen_jet = ~ak.is_none(distance)  # None: no particle jet in the event
+    matched = ak.drop_none(matched[has_gen_jet])
+    distance = ak.drop_none(distance[has_gen_jet])
+    close = ak.to_numpy(distance) < 0.2
     g = ak.to_numpy(matched.g.pt)[close]
     response = ak.to_numpy(matched.r.pt)[close] / g
     central = (g > 40) & (np.abs(ak.to_numpy(matched.g.eta)[close]) < 2.5)
