@@ -132,7 +132,11 @@ class TTbarGenerator:
         self.pythia.setUserHooksPtr(self._hook)
         if not self.pythia.init():
             raise RuntimeError("Pythia initialisation failed")
-        self._charges: dict[int, float] = {}
+        # sorted particle ids and their charges, grown as new ids appear (id 0, which no
+        # particle has, keeps the table from being empty)
+        self._charge_table: tuple[np.ndarray, np.ndarray] = (
+            np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.float64)
+        )
 
     def generate(self, n: int) -> GeneratedEvents:
         """Generate ``n`` events (events Pythia fails on are retried, as Pythia's 'skip')."""
@@ -156,30 +160,41 @@ class TTbarGenerator:
         )
 
     def _final_state(self, prt: ak.Array) -> ak.Array:
-        final = prt[prt["status"] > 0]
-        counts = ak.to_numpy(ak.num(final))
-        pid = ak.to_numpy(ak.flatten(final["id"])).astype(np.int32)
-        momentum = final["p"]
+        """The final-state particles of the event record (status > 0) as flat leaves.
+
+        Only the leaves needed are flattened and masked; masking the whole record (14
+        fields per entry, final-state or not) would copy far more.
+        """
+        status = ak.to_numpy(ak.flatten(prt["status"]))
+        final = status > 0
+        counts = ak.to_numpy(ak.sum(prt["status"] > 0, axis=1))
+        pid = ak.to_numpy(ak.flatten(prt["id"]))[final]
+        momentum = prt["p"]
         flat = {
             "pid": pid,
             "charge": self._charge(pid),
-            "px": ak.to_numpy(ak.flatten(momentum["px"])),
-            "py": ak.to_numpy(ak.flatten(momentum["py"])),
-            "pz": ak.to_numpy(ak.flatten(momentum["pz"])),
-            "E": ak.to_numpy(ak.flatten(momentum["e"])),
-            "mass": ak.to_numpy(ak.flatten(final["m"])),
+            **{
+                name: ak.to_numpy(ak.flatten(momentum[component]))[final]
+                for name, component in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))
+            },
+            "mass": ak.to_numpy(ak.flatten(prt["m"]))[final],
         }
         return ak.unflatten(ak.zip(flat), counts)
 
     def _charge(self, pid: np.ndarray) -> np.ndarray:
         """Electric charge of each particle, from Pythia's particle data (cached by id)."""
-        unique, inverse = np.unique(pid, return_inverse=True)
-        data = self.pythia.particleData
-        for code in unique.tolist():
-            if code not in self._charges:
-                self._charges[code] = data.charge(code)
-        table = np.array([self._charges[code] for code in unique.tolist()], dtype=np.float32)
-        return table[inverse].astype(np.int8)
+        codes, table = self._charge_table
+        index = np.minimum(np.searchsorted(codes, pid), len(codes) - 1)
+        unknown = codes[index] != pid
+        if unknown.any():  # ids not seen before: extend the table, then look up again
+            data = self.pythia.particleData
+            new = np.unique(pid[unknown])
+            codes = np.concatenate([codes, new])
+            table = np.concatenate([table, [data.charge(int(code)) for code in new]])
+            order = np.argsort(codes)
+            self._charge_table = codes, table = codes[order], table[order]
+            index = np.searchsorted(codes, pid)
+        return table[index].astype(np.int8)
 
 
 def _match_records(records: np.ndarray, prt: ak.Array) -> np.ndarray:
