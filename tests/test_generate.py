@@ -28,7 +28,7 @@ from turbosim_hep.generate.detector import (  # noqa: E402
     _tower_index,
     log_normal,
 )
-from turbosim_hep.generate.pythia import TTbarGenerator  # noqa: E402
+from turbosim_hep.generate.pythia import TTbarGenerator, _match_records  # noqa: E402
 from turbosim_hep.io import EventFile, read_events  # noqa: E402
 from turbosim_hep.io.writer import read_metadata  # noqa: E402
 from turbosim_hep.kinematics import ptetaphim_from_p4  # noqa: E402
@@ -112,6 +112,22 @@ def test_parton_momentum_balance(partons):
     np.testing.assert_allclose(total[:, 2], half * (partons.x1 - partons.x2), rtol=1e-9, atol=1e-6)
     masses = _mass(partons.z.reshape(-1, 6, 4))
     assert np.all(masses[:, :2] < 1e-2)  # e-, nu_e-bar massless (within rounding)
+
+
+def test_records_of_skipped_events_are_left_out():
+    # process records of 5 tried events; the 2nd and 4th failed after their hard
+    # process, so the event record holds the other three (tops equal to the last bits)
+    rng = np.random.default_rng(3)
+    records = rng.normal(0, 100, (5, 15, 6))
+    kept = [0, 2, 4]
+    tops = records[kept, 5, 2:] * (1 + 1e-15)
+    momentum = ak.zip({c: np.repeat(tops[:, [k]], 7, axis=1) for k, c in enumerate(
+        ("px", "py", "pz", "e"))})
+    prt = ak.zip({"p": momentum}, depth_limit=1)
+    assert _match_records(records, prt).tolist() == kept
+    assert _match_records(records[kept], prt).tolist() == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="no hard-process record"):
+        _match_records(records[[0, 1, 3, 4]], prt)
 
 
 def test_parton_level_file(tmp_path):

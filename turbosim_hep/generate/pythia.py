@@ -200,22 +200,25 @@ class TTbarGenerator:
 def _match_records(records: np.ndarray, prt: ak.Array) -> np.ndarray:
     """Rows of the hook's records that belong to the events ``nextBatch`` returned.
 
-    A record whose event later failed (and was skipped) has no event; the top quarks of the
-    event record (entries 5 and 6) are copies of those of the process record (equal up to
-    the last bits of a double).
+    A record whose event later failed (and was skipped) has no event, so the events'
+    records are an ordered subsequence of all records: event ``i`` has row ``i + k`` for
+    some ``k`` up to the number of skipped events. The top quarks of the event record
+    (entries 5 and 6) are copies of those of the process record (equal up to the last
+    bits of a double), which identifies the row.
+
+    Raises
+    ------
+    RuntimeError
+        If an event has no record (a bug, not bad input).
     """
     top = prt["p"][:, 5]
     keys = np.stack([ak.to_numpy(top[c]) for c in ("px", "py", "pz", "e")], axis=1)
-    if len(records) == len(keys) and np.allclose(records[:, 5, 2:], keys, rtol=1e-9, atol=1e-9):
-        return np.arange(len(keys))  # no event failed after its hard process: the usual case
-    rows: list[int] = []
-    start = 0
-    for key in keys:
-        while not np.allclose(records[start, 5, 2:], key, rtol=1e-9, atol=1e-9):
-            start += 1  # raises IndexError if an event has no record: a bug, not bad input
-        rows.append(start)
-        start += 1
-    return np.array(rows, dtype=np.int64)
+    skipped = len(records) - len(keys)
+    window = np.arange(len(keys))[:, None] + np.arange(skipped + 1)  # candidate rows
+    match = np.isclose(records[window, 5, 2:], keys[:, None, :], rtol=1e-9, atol=1e-9).all(-1)
+    if not match.any(axis=1).all():
+        raise RuntimeError("a generated event has no hard-process record")
+    return window[np.arange(len(keys)), match.argmax(axis=1)]
 
 
 def hard_partons(records: np.ndarray) -> np.ndarray:
