@@ -2,15 +2,19 @@
 
 Prints, for one process (one core):
 
-- Pythia 8 alone (showered tt-bar events through the batch interface);
+- Pythia 8 alone (its own event loop, ``pythia.next()``, showered tt-bar events);
+- Pythia 8 to arrays (the batch interface, the hard-process partons: what generation uses);
 - the parametric detector alone, on those events;
 - the whole chain end to end through `generate_file` (Pythia + detector + writing);
 - parton level end to end;
 
 then the cut-flow and selection efficiency of the end-to-end run.
 
-Targets (issue 3): detector level >= 150 events/s per core end to end (Pythia alone gives
-about 200 on an idle core here), parton level >= 5,000 events/s per core. The machine
+Targets (issue 3): detector level >= 150 events/s per core end to end, parton level
+>= 5,000 events/s per core. The issue assumed Pythia alone at about 200 events/s per
+core; on these machines it measures 100-150 (the speed of the virtual machine varies by
+up to 30 % from hour to hour), so the benchmark also prints the end-to-end rate as a
+fraction of Pythia's own, the figure that does not depend on the machine. The machine
 may be shared with other jobs: the load average is printed with the figures.
 
 Usage: python benchmarks/bench_generate.py [--events N] [--parton-events N]
@@ -44,9 +48,15 @@ def main() -> None:
 
     generator = TTbarGenerator(12345, "detector")
     start = time.perf_counter()
+    for _ in range(args.events):  # Pythia's own event loop: no conversion to arrays
+        generator.pythia.next()
+    t_loop = time.perf_counter() - start
+    print(f"Pythia 8 alone (pythia.next(), no arrays):   {_rate(args.events, t_loop)}")
+
+    start = time.perf_counter()
     events = generator.generate(args.events)
     t_pythia = time.perf_counter() - start
-    print(f"Pythia 8 alone (shower, MPI, hadronisation): {_rate(len(events), t_pythia)}")
+    print(f"Pythia 8 to arrays (nextBatch + partons):    {_rate(len(events), t_pythia)}")
 
     detector = ParametricDetector(OTUS_TTBAR)
     detector.simulate(events.particles[:50], np.random.default_rng(0))  # warm-up
@@ -62,6 +72,8 @@ def main() -> None:
         t_total = time.perf_counter() - start
         print(f"end to end, detector level (1 core):         {_rate(args.events, t_total)}"
               f"   file {os.path.getsize(path) / args.events:.0f} bytes/event (ZSTD 1, all events)")
+        print(f"  end-to-end rate / Pythia-alone rate:       {t_loop / t_total:10.1%}"
+              "   (the rest: arrays, detector, Pythia set-up per block, writing)")
 
         path = os.path.join(tmp, "parton.root")
         start = time.perf_counter()
