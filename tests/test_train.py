@@ -9,7 +9,7 @@ import pytest
 import torch
 from _ttbar import smear, ttbar_partons, write_sample
 
-from turbosim_hep.cli import main
+from turbosim_hep.cli import main, train_cmd
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
 from turbosim_hep.io.hdf5 import write_reference_h5
 from turbosim_hep.io.reader import EventBatch
@@ -18,6 +18,7 @@ from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
 from turbosim_hep.train import (
+    RESUMABLE_SETTINGS,
     PairedEvents,
     Trainer,
     TrainConfig,
@@ -236,6 +237,7 @@ def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
     capsys.readouterr()
     assert main(args[:4] + ["--resume", "--preset", "gan", "--lr", "1e-3"]) == 2
     assert "--preset, --lr cannot change (only --epochs" in capsys.readouterr().err
+    assert set(train_cmd.RESUME_FLAGS) == set(RESUMABLE_SETTINGS)
     assert main(args + ["--force", "--weight", "Dxx=1"]) == 2
     assert "unknown loss term" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "no.root"), "-o", str(tmp_path / "m2.pt")]) == 2

@@ -124,24 +124,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-#: Flags a resumed run takes (the settings of `turbosim_hep.train.RESUMABLE_SETTINGS`).
-RESUME_FLAGS: dict[str, str] = {
-    "epochs": "--epochs", "patience": "--patience", "device": "--device", "threads": "--threads"
-}
-
-
-def _given(args: argparse.Namespace) -> dict[str, str]:
-    """The setting flags given on the command line, by destination."""
-    flags = {
-        "preset": "--preset", "config": "--config", "weight": "--weight",
-        "divergence": "--divergence", "mass_weight": "--mass-weight",
-        "batch_size": "--batch-size", "lr": "--lr", "ema_decay": "--ema-decay",
-        "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval",
-        "amp": "--amp", "seed": "--seed", **RESUME_FLAGS,
-    }
-    return {dest: flag for dest, flag in flags.items() if getattr(args, dest) not in (None, [])}
-
-
 def _new_run(args: argparse.Namespace):
     """Train a new model with the settings of the flags and the config file."""
     from turbosim_hep.errors import TurbosimError
