@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -90,9 +91,10 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
         # moving average of the weights
         # (and a validation fraction other than the default: the resumed run must split
         # the events as the stored run did)
+        # the learning-rate schedule, too, follows the epoch across the interruption
         return TrainConfig(
             epochs=epochs, batch_size=50, seed=3, gp_interval=4, ema_decay=0.9,
-            select_on_physics=True, val_fraction=0.25,
+            select_on_physics=True, val_fraction=0.25, lr_final_fraction=0.2,
         )
 
     straight = train_fn(tmp_path / "straight.pt", data, config(3), False)
@@ -150,6 +152,23 @@ def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
               resume_changes={"lr": 1e-3, "batch_size": 10, "epochs": 3})
     with pytest.raises(TurbosimError, match="m.pt: a resumed run keeps its stored settings"):
         train(["synthetic"], tmp_path / "m.pt", resume=True, events=data, train_config=config)
+
+
+def test_cosine_learning_rate_schedule(tmp_path):
+    config = TrainConfig(epochs=5, lr=1e-3, critic_lr=2e-4, lr_final_fraction=0.1)
+    factors = [config.lr_factor(e) for e in range(5)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.1)
+    assert factors[2] == pytest.approx(0.55) and np.all(np.diff(factors) < 0)
+    assert TrainConfig(epochs=5).lr_factor(4) == 1.0  # the reference: constant
+    with pytest.raises(ValueError, match="lr_final_fraction"):
+        TrainConfig(lr_final_fraction=0.0)
+    config = dataclasses.replace(config, epochs=3, batch_size=50)
+    data = pairs(300, seed=5)
+    train_events, val_events = data.split(0.2)
+    trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
+    result = trainer.fit(train_events, val_events, progress=False)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-3, 5.5e-4, 1e-4])
+    assert trainer.critic_optimizer.param_groups[0]["lr"] == pytest.approx(2e-5)
 
 
 def test_early_stopping(tmp_path):

@@ -60,6 +60,10 @@ class TrainConfig:
         Adam settings of the encoder and the decoder (reference: 1e-4, (0.9, 0.7), 1e-3).
     critic_lr, critic_betas, critic_weight_decay : float, tuple, float
         Adam settings of the critics (reference: 1e-4, (0.9, 0.7), 1e-4).
+    lr_final_fraction : float
+        Cosine decay of both learning rates over the run: epoch ``e`` of ``E`` trains at
+        ``lr * (f + (1 - f) * (1 + cos(pi * e / (E - 1))) / 2)`` with ``f`` this fraction,
+        so the last epoch trains at ``f * lr``. 1 keeps the rates constant (the reference).
     critic_steps : int
         Critic updates per batch, each with fresh gradient-penalty points.
     gp_interval : int
@@ -103,6 +107,7 @@ class TrainConfig:
     critic_lr: float = 1e-4
     critic_betas: tuple[float, float] = (0.9, 0.7)
     critic_weight_decay: float = 1e-4
+    lr_final_fraction: float = 1.0
     critic_steps: int = 1
     gp_interval: int = 1
     ema_decay: float | None = None
@@ -122,10 +127,22 @@ class TrainConfig:
             raise ValueError("epochs, batch_size, critic_steps and gp_interval must be at least 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
+        if not 0.0 < self.lr_final_fraction <= 1.0:
+            raise ValueError(
+                f"lr_final_fraction must be in (0, 1], not {self.lr_final_fraction}"
+            )
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be between 0 and 1, not {self.ema_decay}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+
+    def lr_factor(self, epoch: int) -> float:
+        """Factor of the learning rates in epoch ``epoch`` (0-based; see ``lr_final_fraction``)."""
+        if self.lr_final_fraction == 1.0 or self.epochs == 1:
+            return 1.0
+        progress = min(epoch, self.epochs - 1) / (self.epochs - 1)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr_final_fraction + (1.0 - self.lr_final_fraction) * cosine
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
@@ -548,7 +565,7 @@ class Trainer:
                 while self.epoch < config.epochs:
                     if config.patience is not None and self.stale_epochs >= config.patience:
                         break
-                    record = {"epoch": self.epoch + 1}
+                    record = {"epoch": self.epoch + 1, "lr": self._set_learning_rates()}
                     record.update(self._train_epoch(x_train, z_train, batch, bar))
                     record.update(self.validate(x_val, z_val, x_val_np, z_val_np, observed))
                     self._end_epoch(record)
@@ -565,6 +582,19 @@ class Trainer:
         best = TurboSim(self.model_config).to(self.device)
         best.load_state_dict(self.best_state or self.evaluated_model.state_dict())
         return TrainResult(best.eval(), list(self.history), self.best_epoch, self.best_ks)
+
+    def _set_learning_rates(self) -> float:
+        """Set the learning rates of the coming epoch (a function of the epoch, so a resumed
+        run follows the same schedule); returns that of the encoder and the decoder."""
+        factor = self.config.lr_factor(self.epoch)
+        for optimizer, base in (
+            (self.optimizer, self.config.lr),
+            (self.critic_optimizer, self.config.critic_lr),
+        ):
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = base * factor
+        return self.config.lr * factor
 
     def _train_epoch(
         self, x_train: torch.Tensor, z_train: torch.Tensor, batch: int, bar: tqdm

@@ -26,8 +26,9 @@ RESUME_FLAGS: dict[str, str] = {
 SETTING_FLAGS: dict[str, str] = {
     "preset": "--preset", "config": "--config", "weight": "--weight",
     "divergence": "--divergence", "mass_weight": "--mass-weight", "batch_size": "--batch-size",
-    "lr": "--lr", "ema_decay": "--ema-decay", "select_on_physics": "--select-on-physics",
-    "gp_interval": "--gp-interval", "amp": "--amp", "seed": "--seed", **RESUME_FLAGS,
+    "lr": "--lr", "lr_final_fraction": "--lr-final-fraction", "ema_decay": "--ema-decay",
+    "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
+    "seed": "--seed", **RESUME_FLAGS,
 }
 
 
@@ -85,6 +86,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--batch-size", type=int, metavar="B", help="events per step (default 100)")
     parser.add_argument("--lr", type=float, help="learning rate of the networks (default 1e-4)")
     parser.add_argument(
+        "--lr-final-fraction",
+        type=float,
+        metavar="F",
+        help="cosine decay of the learning rates to F times their value at the last epoch "
+        "(default 1: constant)",
+    )
+    parser.add_argument(
         "--patience", type=int, metavar="N", help="stop after N epochs without improvement"
     )
     parser.add_argument(
@@ -139,6 +147,7 @@ def _new_run(args: argparse.Namespace):
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "lr_final_fraction": args.lr_final_fraction,
         "patience": args.patience,
         "gp_interval": args.gp_interval,
         "ema_decay": args.ema_decay,
