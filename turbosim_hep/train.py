@@ -498,7 +498,7 @@ class Trainer:
         }
         features = float(np.nansum(ks_x) + np.nansum(ks_z))
         reconstructed = float(np.nansum(list(ks_physics.values())))
-        sums["total"] = sum(self.objective.weight(t) * sums[t] for t in self.objective.term_names)
+        sums["total"] = float(self.objective.total(sums))
         return {
             "val": sums,
             "ks_x": float(np.nansum(ks_x)),

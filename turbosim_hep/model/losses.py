@@ -360,6 +360,6 @@ class TurboSimObjective(nn.Module):
             values["mass"] = marginal_wasserstein1(self._mass_reference, self._masses(fake["xt"]))
         return values
 
-    def total(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The weighted sum of the term values."""
+    def total(self, values: Mapping[str, torch.Tensor | float]) -> torch.Tensor | float:
+        """The weighted sum of the term values (tensors while training, floats in validation)."""
         return sum(self.weight(t) * values[t] for t in self.term_names)
