@@ -290,21 +290,23 @@ def test_round_mantissa_bounds_the_error():
 
 @pytest.fixture(scope="module")
 def detector_files(tmp_path_factory):
-    """The same 80 events written in full and selected-only (two blocks of 40)."""
+    """The same 80 events written in full, selected-only and thinned (two blocks of 40)."""
     directory = tmp_path_factory.mktemp("generated")
     full, selected = directory / "full.root", directory / "selected.root"
+    thinned = directory / "thinned.root"
     kwargs = dict(seed=9, block_size=40, progress=False)
     summaries = (
         generate_file(full, 80, **kwargs),
-        generate_file(selected, 80, selected_only=True, **kwargs),
+        generate_file(selected, 80, rejected_fraction=0.0, **kwargs),
+        generate_file(thinned, 80, rejected_fraction=0.5, **kwargs),
     )
-    return full, selected, summaries
+    return full, selected, thinned, summaries
 
 
 def test_detector_file_reads_like_delphes(detector_files):
     import uproot
 
-    path, _, (summary, _) = detector_files
+    path, _, _, (summary, _, _) = detector_files
     assert summary.generated == 80 and summary.written == 80
     event_file = EventFile(path)
     assert event_file.format == "turbosim" and event_file.has_detector and event_file.has_partons
@@ -328,7 +330,7 @@ def test_detector_file_reads_like_delphes(detector_files):
 
 
 def test_selected_only_keeps_the_selection(detector_files):
-    full, selected, (_, summary) = detector_files
+    full, selected, _, (_, summary, _) = detector_files
     batch_full, _ = read_events(full)
     batch_sel, cutflow = read_events(selected)
     assert summary.written == len(batch_full) == len(batch_sel) == cutflow.counts["all"]
@@ -339,6 +341,32 @@ def test_selected_only_keeps_the_selection(detector_files):
     with uproot.open(selected) as file:  # `event` keeps each event's index in the run
         np.testing.assert_array_equal(file["Events"]["event"].array(library="np"), batch_full.entry)
     assert read_metadata(selected)["cutflow"]["all"] == 80
+
+
+def test_rejected_fraction_thins_only_rejected_events_and_weights_them(detector_files):
+    import uproot
+
+    full, _, thinned, (_, _, summary) = detector_files
+    with uproot.open(full) as a, uproot.open(thinned) as b:
+        everything = a["Events"].arrays()
+        kept = b["Events"].arrays()
+    selected = everything.event[(everything.nElectron == 1) & (everything.nJet == 4)]
+    passed, _ = read_events(full)
+    is_selected = np.isin(ak.to_numpy(kept.event), passed.entry)
+    # every selected event is kept with weight 1; about half of the rejected, weight 2
+    assert set(passed.entry) <= set(ak.to_numpy(kept.event))
+    np.testing.assert_array_equal(ak.to_numpy(kept.genWeight)[is_selected], 1.0)
+    np.testing.assert_array_equal(ak.to_numpy(kept.genWeight)[~is_selected], 2.0)
+    rejected = 80 - len(passed)
+    assert 0.25 * rejected < np.count_nonzero(~is_selected) < 0.75 * rejected
+    assert summary.written == len(kept)
+    # the kept events are the very events of the full file, field by field
+    np.testing.assert_array_equal(ak.to_numpy(everything.genWeight), 1.0)
+    rows = ak.to_numpy(kept.event).astype(np.int64)
+    for name in set(everything.fields) - {"genWeight"}:
+        assert ak.all(everything[name][rows] == kept[name]), name
+    metadata = read_metadata(thinned)
+    assert metadata["rejected_fraction"] == 0.5 and metadata["cutflow"]["all"] == 80
 
 
 def test_same_seed_same_arrays_whatever_the_jobs(tmp_path):
@@ -382,6 +410,8 @@ def run_main(capsys, *args) -> tuple[int, str]:
         (["-n", "10", "--card", "atlas"], "unknown detector card"),
         (["-n", "10", "--compression", "gzip"], "--compression"),
         (["-n", "10", "--level", "parton", "--selected-only"], "--selected-only"),
+        (["-n", "10", "--rejected-fraction", "1.5"], "between 0 and 1"),
+        (["-n", "10", "--selected-only", "--rejected-fraction", "0.5"], "different samples"),
         (["-n", "10", "--mantissa-bits", "30"], "--mantissa-bits"),
     ],
 )

@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Generate pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar events at 13 TeV with "
         "Pythia 8 and pass them through a parametric detector that follows a Delphes card. "
         "The output holds the hard-process partons (Parton) and, at detector level, Electron, "
-        "Muon, Photon, Jet and MET, for every event unless --selected-only.",
+        "Muon, Photon, Jet and MET, for every event unless --selected-only or "
+        "--rejected-fraction thins the events that fail the reference selection.",
     )
     parser.add_argument(
         "-n", "--events", type=int, required=True, metavar="N", help="events to generate"
@@ -41,7 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--card", default="otus_ttbar", help="detector card (default otus_ttbar)")
     parser.add_argument(
         "--selected-only", action="store_true",
-        help="keep only events that pass the reference selection",
+        help="keep only events that pass the reference selection (--rejected-fraction 0)",
+    )
+    parser.add_argument(
+        "--rejected-fraction", type=float, default=None, metavar="F",
+        help="keep every selected event and a random fraction F of the rejected ones, "
+        "with genWeight = 1/F (default 1: every event); a sample that still teaches the "
+        "detector acceptance at a fraction of the size",
     )
     parser.add_argument(
         "--compression", default="zstd:1", metavar="ALGO[:LEVEL]",
@@ -67,6 +74,14 @@ def _compression(text: str) -> uproot.compression.Compression:
     return _COMPRESSION[name](int(level)) if level else _COMPRESSION[name]()
 
 
+def _rejected_fraction(args: argparse.Namespace) -> float:
+    if args.selected_only and args.rejected_fraction not in (None, 0.0):
+        raise TurbosimError("--selected-only and --rejected-fraction ask for different samples")
+    if args.selected_only:
+        return 0.0
+    return 1.0 if args.rejected_fraction is None else args.rejected_fraction
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -86,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             level=args.level,
             card=args.card,
-            selected_only=args.selected_only,
+            rejected_fraction=_rejected_fraction(args),
             force=args.force,
             compression=_compression(args.compression),
             progress=not args.no_progress,

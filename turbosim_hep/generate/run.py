@@ -51,11 +51,18 @@ class GenerationSummary:
     cutflow: dict[str, int] = field(default_factory=dict)
 
 
-def block_seeds(seed: int, block: int) -> tuple[int, np.random.SeedSequence]:
-    """The Pythia seed and the detector seed sequence of one block."""
+def block_seeds(
+    seed: int, block: int
+) -> tuple[int, np.random.SeedSequence, np.random.SeedSequence]:
+    """The Pythia seed and the detector and thinning seed sequences of one block.
+
+    The thinning stream (which rejected events a file keeps) is separate from the
+    detector's, so the kept events are identical whatever fraction is asked for.
+    """
     sequence = np.random.SeedSequence([seed, block])
     pythia_seed = int(sequence.generate_state(1, np.uint32)[0]) % MAX_PYTHIA_SEED + 1
-    return pythia_seed, sequence.spawn(1)[0]
+    detector, thinning = sequence.spawn(2)
+    return pythia_seed, detector, thinning
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class _Task:
     size: int
     level: str
     card: str
-    selected_only: bool
+    rejected_fraction: float
     mantissa_bits: int | None
 
 
@@ -103,13 +110,14 @@ def _round_floats(value, bits: int):
 
 def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
     """Generate and reconstruct one block; returns (events generated, columns, cut-flow)."""
-    pythia_seed, detector_seed = block_seeds(task.seed, task.block)
+    pythia_seed, detector_seed, thinning_seed = block_seeds(task.seed, task.block)
     generator = TTbarGenerator(pythia_seed, task.level)  # type: ignore[arg-type]
     events = generator.generate(task.size)
     entry = task.start + np.arange(len(events), dtype=np.int64)
     columns: dict = {}
     cutflow = {"all": len(events)}
     keep = np.ones(len(events), dtype=bool)
+    weight = np.ones(len(events), dtype=np.float32)
     if task.level == "detector":
         from turbosim_hep.generate.detector import ParametricDetector
 
@@ -125,8 +133,14 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
         )
         for name, mask in layout.selection_masks(counts).items():
             cutflow[name] = int(np.count_nonzero(mask))
-            if task.selected_only:
-                keep = mask
+        if task.rejected_fraction < 1.0:
+            # Every selected event and a random fraction of the rejected ones, weighted
+            # by the inverse fraction so that weighted sums estimate the whole sample.
+            thinning = np.random.Generator(np.random.Philox(thinning_seed))
+            kept_rejected = thinning.random(len(events)) < task.rejected_fraction
+            keep = mask | kept_rejected
+            if task.rejected_fraction > 0.0:
+                weight[~mask] = 1.0 / task.rejected_fraction
         columns = {
             formats.ELECTRON: reco.electrons,
             formats.MUON: reco.muons,
@@ -135,7 +149,7 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
             formats.branch(formats.MET, "pt"): reco.met_pt,
             formats.branch(formats.MET, "phi"): reco.met_phi,
         }
-    columns = event_columns(entry) | columns | parton_columns(events.z)
+    columns = event_columns(entry, weight=weight) | columns | parton_columns(events.z)
     if not np.all(keep):
         columns = {name: value[keep] for name, value in columns.items()}
     if task.mantissa_bits is not None:
@@ -206,7 +220,7 @@ def generate_file(
     jobs: int = 1,
     level: Level = "detector",
     card: str = "otus_ttbar",
-    selected_only: bool = False,
+    rejected_fraction: float = 1.0,
     force: bool = False,
     compression: uproot.compression.Compression | None = None,
     progress: bool = True,
@@ -232,8 +246,12 @@ def generate_file(
         ``"parton"``: the hard process only; the file holds Parton.
     card : str
         Detector card name (see `turbosim_hep.generate.cards.CARDS`).
-    selected_only : bool
-        Keep only the events that pass the reference selection (detector level).
+    rejected_fraction : float
+        Fraction of the events that fail the reference selection to keep (detector
+        level): 1 keeps every event, 0 only the selected ones. Each kept rejected event
+        gets ``genWeight`` = 1 / fraction (selected events 1), so weighted counts
+        estimate the whole generated sample; the choice is random and reproducible,
+        and it does not change the events themselves.
     force : bool
         Overwrite an existing output.
     compression : uproot compression, optional
@@ -253,8 +271,12 @@ def generate_file(
     """
     card_name = card
     check_request(n_events, seed, jobs, level, card_name)
-    if selected_only and level != "detector":
-        raise TurbosimError("--selected-only needs --level detector")
+    if not 0.0 <= rejected_fraction <= 1.0:
+        raise TurbosimError(
+            f"the rejected fraction must be between 0 and 1, got {rejected_fraction}"
+        )
+    if rejected_fraction < 1.0 and level != "detector":
+        raise TurbosimError("--selected-only and --rejected-fraction need --level detector")
     check_output_path(path, force=force)
     block = BLOCK_SIZE[level] if block_size is None else int(block_size)
     if block < 1:
@@ -263,7 +285,7 @@ def generate_file(
         raise TurbosimError(f"--mantissa-bits must be between 1 and 23, got {mantissa_bits}")
     tasks = [
         _Task(
-            seed, b, start, min(block, n_events - start), level, card_name, selected_only,
+            seed, b, start, min(block, n_events - start), level, card_name, rejected_fraction,
             mantissa_bits,
         )
         for b, start in enumerate(range(0, n_events, block))
@@ -280,7 +302,7 @@ def generate_file(
         "level": level,
         "card": card_name if level == "detector" else None,
         "block_size": block,
-        "selected_only": selected_only,
+        "rejected_fraction": rejected_fraction,
         "mantissa_bits": mantissa_bits,
         "layout_version": layout.LAYOUT_VERSION,
     }

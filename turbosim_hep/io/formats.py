@@ -21,6 +21,9 @@ PHOTON = "Photon"
 JET = "Jet"
 MET = "MET"
 PARTON = "Parton"
+#: Per-event weight branch (NanoAOD's name): the events a file stands for, for example
+#: 1 / fraction for rejected events thinned by ``generate --rejected-fraction``.
+WEIGHT = "genWeight"
 
 #: Key of the JSON metadata string stored beside the tree.
 METADATA_KEY = "turbosim_metadata"

@@ -121,14 +121,22 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
 # --- building chunks from fixed arrays ---------------------------------------------------
 
 
-def event_columns(entry: np.ndarray, *, run: int = 1) -> dict[str, np.ndarray]:
-    """The NanoAOD event-id columns: ``run``, ``luminosityBlock`` and ``event`` (= entry)."""
+def event_columns(
+    entry: np.ndarray, *, run: int = 1, weight: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The NanoAOD event-id columns: ``run``, ``luminosityBlock`` and ``event`` (= entry).
+
+    With ``weight``, also the per-event weight branch `formats.WEIGHT` (``genWeight``).
+    """
     n = len(entry)
-    return {
+    columns = {
         "run": np.full(n, run, dtype=np.uint32),
         "luminosityBlock": np.ones(n, dtype=np.uint32),
         "event": np.asarray(entry, dtype=np.uint64),
     }
+    if weight is not None:
+        columns[formats.WEIGHT] = np.asarray(weight, dtype=np.float32)
+    return columns
 
 
 def collection(
