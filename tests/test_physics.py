@@ -38,16 +38,16 @@ def test_parton_level_truth_finds_the_w_and_top_peaks(partons):
     assert np.mean(np.isclose(result["m_W_lep"], layout.M_W, rtol=1e-9)) > 0.6
     # The chosen hadronic W is the u d-bar pair (jets 3 and 4 of this X) most of the time.
     assignment = physics.reconstruct(partons_as_objects(partons), return_assignment=True)["assignment"]
-    w_pair = {tuple(sorted(row[1:3])) for row in physics.ASSIGNMENTS[assignment]}
+    w_pair = {tuple(sorted(row[1:3])) for row in layout.ASSIGNMENTS[assignment]}
     assert (2, 3) in w_pair
-    right_pair = np.all(np.sort(physics.ASSIGNMENTS[assignment][:, 1:3], axis=1) == (2, 3), axis=1)
+    right_pair = np.all(np.sort(layout.ASSIGNMENTS[assignment][:, 1:3], axis=1) == (2, 3), axis=1)
     assert right_pair.mean() > 0.8
 
 
 def test_assignments_are_the_twelve_distinct_ones():
-    rows = {(a, frozenset((b, c)), d) for a, b, c, d in physics.ASSIGNMENTS}
-    assert len(physics.ASSIGNMENTS) == 12 and len(rows) == 12
-    assert all(sorted(row) == [0, 1, 2, 3] for row in physics.ASSIGNMENTS.tolist())
+    rows = {(a, frozenset((b, c)), d) for a, b, c, d in layout.ASSIGNMENTS}
+    assert len(layout.ASSIGNMENTS) == 12 and len(rows) == 12
+    assert all(sorted(row) == [0, 1, 2, 3] for row in layout.ASSIGNMENTS.tolist())
 
 
 # --- an independent, straightforward per-event implementation --------------------------

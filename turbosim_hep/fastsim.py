@@ -31,13 +31,12 @@ from coffea.nanoevents.methods import nanoaod
 
 from turbosim_hep import layout
 from turbosim_hep.device import resolve_device
-from turbosim_hep.inference import cached_model
+from turbosim_hep.inference import BATCH_EVENTS, cached_model, run_model
 from turbosim_hep.io import formats, reader
 from turbosim_hep.io.lhe import final_state_partons
 from turbosim_hep.kinematics import ptetaphim_from_p4
 from turbosim_hep.processor import TtbarValidationProcessor
 from turbosim_hep.random import event_normal, stream_id
-from turbosim_hep.simulate import DEFAULT_BATCH_SIZE, run_model
 
 
 @dataclass
@@ -155,7 +154,7 @@ class FastSim:
         if model.decoder_noise_dim:
             stream = stream_id(os.path.basename(file))
             noise = event_normal(self.seed, stream, entry[rows], model.decoder_noise_dim)
-        batch_size = self.batch_size or DEFAULT_BATCH_SIZE[device.type]
+        batch_size = self.batch_size or BATCH_EVENTS[device.type]
         x = run_model(model.simulate, z, noise, device, batch_size)
         good = np.isfinite(x).all(axis=1)
         rows, x = rows[good], x[good]

@@ -12,16 +12,18 @@ it runs.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
-from turbosim_hep.device import resolve_device
+from turbosim_hep import layout
+from turbosim_hep.device import flush_denormals, resolve_device
 from turbosim_hep.errors import InputError
 from turbosim_hep.model.checkpoint import load_model
 from turbosim_hep.model.turbosim import TurboSim
@@ -29,6 +31,8 @@ from turbosim_hep.model.turbosim import TurboSim
 #: Events per block of a fused MLP on a CPU (see `FusedMLP`); measured best of 1,024-8,192
 #: by ``benchmarks/bench_simulate.py``.
 CPU_BLOCK_ROWS = 4096
+#: Events per forward pass of `run_model`: cache-sized on CPU, large on GPUs.
+BATCH_EVENTS = {"cpu": 16_384, "cuda": 262_144}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -126,20 +130,6 @@ def fuse_for_inference(model: TurboSim) -> TurboSim:
     return fused
 
 
-@contextlib.contextmanager
-def flush_denormals():
-    """Treat denormal floats as zero on CPU while inside, back to torch's default after.
-
-    Denormals (below 1e-38 in float32) slow matrix products down several times; their
-    values do not matter here.
-    """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 @functools.lru_cache(maxsize=4)
 def _cached(path: str, sha256: str, device: str) -> TurboSim:
     return fuse_for_inference(load_model(path, device=device))
@@ -164,3 +154,52 @@ def cached_model(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not os.path.isfile(path):
         raise InputError(path, "no such file" if not os.path.exists(path) else "not a model file")
     return _cached(path, file_sha256(path), str(resolve_device(device)))
+
+
+def run_model(
+    function: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    inputs: np.ndarray,
+    noise: np.ndarray | None,
+    device: torch.device,
+    batch_size: int,
+) -> np.ndarray:
+    """Apply ``model.simulate`` or ``model.unfold`` to host arrays in batches.
+
+    On CUDA the host arrays are staged in pinned memory and every copy is asynchronous;
+    the only synchronisation is the one before the results are handed back for writing.
+
+    Parameters
+    ----------
+    function : callable
+        ``(inputs, noise) -> outputs`` on tensors of the model's device.
+    inputs : numpy.ndarray
+        float32 (n, 24).
+    noise : numpy.ndarray or None
+        float32 (n, noise_dim) standard normals.
+    device : torch.device
+        The model's device.
+    batch_size : int
+        Events per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (n, 24) outputs.
+    """
+    n = len(inputs)
+    cuda = device.type == "cuda"
+    host_inputs = torch.from_numpy(inputs)
+    host_noise = torch.from_numpy(noise) if noise is not None else None
+    host_outputs = torch.empty((n, layout.N_FEATURES), dtype=torch.float32, pin_memory=cuda)
+    if cuda:
+        host_inputs = host_inputs.pin_memory()
+        host_noise = host_noise.pin_memory() if host_noise is not None else None
+    with torch.inference_mode(), flush_denormals():
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            batch = host_inputs[lo:hi].to(device, non_blocking=True)
+            eps = None if host_noise is None else host_noise[lo:hi].to(device, non_blocking=True)
+            host_outputs[lo:hi].copy_(function(batch, eps), non_blocking=True)
+    if cuda:
+        torch.cuda.current_stream(device).synchronize()  # writing needs the values
+    return host_outputs.numpy()

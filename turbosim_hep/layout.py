@@ -12,6 +12,7 @@ momentum (pz = 0, E = |MET|) and the four jets in pT order, all massless.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -106,6 +107,17 @@ M_TOP = 172.76
 SIGMA_T_LEP = 5.0
 SIGMA_W_HAD = 10.0
 SIGMA_T_HAD = 15.0
+
+#: The 12 jet assignments as rows of jet indices (b of the leptonic top, the two jets of
+#: the hadronic W, b of the hadronic top); the W pair is unordered.
+ASSIGNMENTS: np.ndarray = np.array(
+    [
+        (b_lep, *w_pair, b_had)
+        for b_lep, b_had in itertools.permutations(range(N_JETS), 2)
+        for w_pair in [tuple(j for j in range(N_JETS) if j not in (b_lep, b_had))]
+    ],
+    dtype=np.intp,
+)
 
 # --- the reference selection ----------------------------------------------------------
 #: Charge the one selected electron must carry.

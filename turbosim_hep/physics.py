@@ -32,7 +32,6 @@ This module knows nothing of files or of torch: arrays in, arrays out.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import awkward as ak
@@ -64,18 +63,6 @@ OBSERVABLES: tuple[Observable, ...] = (
     Observable("pt_t_lep", r"$p_{T}^{t,lep}$ [GeV]", (0.0, 600.0)),
 )
 OBSERVABLE_NAMES: tuple[str, ...] = tuple(o.name for o in OBSERVABLES)
-
-#: The 12 jet assignments as rows of jet indices (b of the leptonic top, the two jets of
-#: the hadronic W, b of the hadronic top); the W pair is unordered.
-ASSIGNMENTS: np.ndarray = np.array(
-    [
-        (b_lep, *w_pair, b_had)
-        for b_lep, b_had in itertools.permutations(range(layout.N_JETS), 2)
-        for w_pair in [tuple(j for j in range(layout.N_JETS) if j not in (b_lep, b_had))]
-    ],
-    dtype=np.intp,
-)
-
 
 def neutrino_pz(
     lepton: np.ndarray, met_px: np.ndarray, met_py: np.ndarray, m_w: float = layout.M_W
@@ -139,7 +126,8 @@ def reconstruct_objects(electron, met, jets, *, return_assignment: bool = False)
         (n, 4) Momentum4D vectors of the four jets (regular or variable-length lists
         holding exactly four jets each), in any order.
     return_assignment : bool
-        Also return ``assignment``: the row of `ASSIGNMENTS` chosen for each event.
+        Also return ``assignment``: the row of `turbosim_hep.layout.ASSIGNMENTS` chosen
+        for each event.
 
     Returns
     -------
@@ -168,7 +156,7 @@ def reconstruct(x: np.ndarray, *, return_assignment: bool = False) -> dict[str, 
     x : numpy.ndarray
         Shape (n, 24) in the X layout of `turbosim_hep.layout` (electron, MET, four jets).
     return_assignment : bool
-        Also return the chosen row of `ASSIGNMENTS` per event.
+        Also return the chosen row of `turbosim_hep.layout.ASSIGNMENTS` per event.
 
     Returns
     -------
@@ -225,7 +213,7 @@ def _reconstruct(electron: np.ndarray, met: np.ndarray, jets: np.ndarray) -> dic
     lepton_w = electron + neutrino  # (4, n)
     jets = np.ascontiguousarray(jets)
     # (4, n, 12): the jet in each slot of each assignment.
-    b_lep, w_jet1, w_jet2, b_had = (jets[:, :, ASSIGNMENTS[:, slot]] for slot in range(4))
+    b_lep, w_jet1, w_jet2, b_had = (jets[:, :, layout.ASSIGNMENTS[:, slot]] for slot in range(4))
     w_had = w_jet1 + w_jet2
     t_had = w_had + b_had
     t_lep = lepton_w[:, :, np.newaxis] + b_lep
@@ -269,7 +257,6 @@ def _components(vectors: ak.Array) -> np.ndarray:
 
 
 __all__ = [
-    "ASSIGNMENTS",
     "OBSERVABLES",
     "OBSERVABLE_NAMES",
     "Observable",

@@ -26,7 +26,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,9 +38,9 @@ import uproot
 from tqdm.auto import tqdm
 
 from turbosim_hep import __version__, layout
-from turbosim_hep.errors import InputError, TurbosimError, read_head
 from turbosim_hep.device import resolve_device
-from turbosim_hep.inference import cached_model, file_sha256, flush_denormals
+from turbosim_hep.errors import InputError, TurbosimError, read_head
+from turbosim_hep.inference import BATCH_EVENTS, cached_model, file_sha256, run_model
 from turbosim_hep.io import formats
 from turbosim_hep.io.lhe import LHEFile, is_lhe
 from turbosim_hep.io.reader import Cutflow, EventBatch, EventFile
@@ -59,8 +59,6 @@ Direction = Literal["simulate", "unfold"]
 #: write, which nothing overlaps, stay short (1M events: 340k events/s against 290k with
 #: 200,000), large enough for baskets of a sensible size.
 DEFAULT_STEP_SIZE = 100_000
-#: Events per forward pass: cache-sized on CPU, large on GPUs.
-DEFAULT_BATCH_SIZE = {"cpu": 16_384, "cuda": 262_144}
 
 #: Cut-flow steps this module adds after the reader's own.
 FINITE_INPUT_CUT = "finite_input"
@@ -217,58 +215,6 @@ def _prepared_chunks(path: str, job: Job, noise_dim: int, cutflow: Cutflow) -> I
             continue
         noise = event_normal(job.seed, stream, batch.entry, noise_dim) if noise_dim else None
         yield _Chunk(batch.entry, np.ascontiguousarray(inputs, dtype=np.float32), noise)
-
-
-# --- inference ---------------------------------------------------------------------------
-
-
-def run_model(
-    function: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
-    inputs: np.ndarray,
-    noise: np.ndarray | None,
-    device: torch.device,
-    batch_size: int,
-) -> np.ndarray:
-    """Apply ``model.simulate`` or ``model.unfold`` to host arrays in batches.
-
-    On CUDA the host arrays are staged in pinned memory and every copy is asynchronous;
-    the only synchronisation is the one before the results are handed back for writing.
-
-    Parameters
-    ----------
-    function : callable
-        ``(inputs, noise) -> outputs`` on tensors of the model's device.
-    inputs : numpy.ndarray
-        float32 (n, 24).
-    noise : numpy.ndarray or None
-        float32 (n, noise_dim) standard normals.
-    device : torch.device
-        The model's device.
-    batch_size : int
-        Events per forward pass.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 (n, 24) outputs.
-    """
-    n = len(inputs)
-    cuda = device.type == "cuda"
-    host_inputs = torch.from_numpy(inputs)
-    host_noise = torch.from_numpy(noise) if noise is not None else None
-    host_outputs = torch.empty((n, layout.N_FEATURES), dtype=torch.float32, pin_memory=cuda)
-    if cuda:
-        host_inputs = host_inputs.pin_memory()
-        host_noise = host_noise.pin_memory() if host_noise is not None else None
-    with torch.inference_mode(), flush_denormals():
-        for lo in range(0, n, batch_size):
-            hi = min(lo + batch_size, n)
-            batch = host_inputs[lo:hi].to(device, non_blocking=True)
-            eps = None if host_noise is None else host_noise[lo:hi].to(device, non_blocking=True)
-            host_outputs[lo:hi].copy_(function(batch, eps), non_blocking=True)
-    if cuda:
-        torch.cuda.current_stream(device).synchronize()  # writing needs the values
-    return host_outputs.numpy()
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -441,7 +387,7 @@ def run(
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     batch_size : int, optional
-        Events per forward pass (default: `DEFAULT_BATCH_SIZE` of the device).
+        Events per forward pass (default: `BATCH_EVENTS` of the device).
     jobs : int, optional
         Input files processed at the same time in local processes (default: one per
         core, at most one per input). Ignored with ``scheduler``.
@@ -484,7 +430,7 @@ def run(
         model=model,
         seed=int(seed),
         device=str(resolved),
-        batch_size=int(batch_size or DEFAULT_BATCH_SIZE[resolved.type]),
+        batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
         step_size=int(step_size),
         threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
     )

@@ -83,3 +83,28 @@ def branch(collection: str, field: str) -> str:
 def counter(collection: str) -> str:
     """NanoAOD-style counter branch of a collection (``Jet`` -> ``nJet``)."""
     return f"n{collection}"
+
+
+def own_detector_branches(*, required: bool) -> list[str]:
+    """Branches of the own format the selection and the X space read.
+
+    ``required=True``: Electron, Jet and MET; ``required=False``: the counters of the
+    collections a file may lack (a missing Muon or Photon collection counts as empty).
+    """
+    if required:
+        e, j = ELECTRON, JET
+        return [
+            counter(e), *(branch(e, f) for f in ("pt", "eta", "phi", "charge")),
+            counter(j), *(branch(j, f) for f in ("pt", "eta", "phi")),
+            branch(MET, "pt"), branch(MET, "phi"),
+        ]
+    # A collection the file does not hold (say, no Muon in a simulated file) counts as empty.
+    return [counter(MUON), counter(PHOTON)]
+
+
+def own_parton_branches() -> list[str]:
+    """Branches of the own format the Z space reads (the ``Parton`` collection)."""
+    p = PARTON
+    return [counter(p)] + [
+        branch(p, f) for f in ("pt", "eta", "phi", "mass", "pdgId")
+    ]

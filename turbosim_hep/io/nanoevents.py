@@ -113,12 +113,12 @@ def _branches(events: ak.Array, fmt: reader.Format, detector: bool, partons: boo
         names += list(formats.DELPHES.partons) if partons else []
         return names
     if detector:
-        names += reader._own_detector_branches(required=True)
+        names += formats.own_detector_branches(required=True)
         names += [
-            b for b in reader._own_detector_branches(required=False) if b[1:] in events.fields
+            b for b in formats.own_detector_branches(required=False) if b[1:] in events.fields
         ]
     if partons:
-        names += reader._own_parton_branches()
+        names += formats.own_parton_branches()
     return names
 
 

@@ -150,8 +150,8 @@ class EventFile:
         """Branches the selection and the X space need; optional ones only where present."""
         if self.format == "delphes":
             return formats.DELPHES.detector
-        required = tuple(_own_detector_branches(required=True))
-        optional = tuple(b for b in _own_detector_branches(required=False) if b in self._keys)
+        required = tuple(formats.own_detector_branches(required=True))
+        optional = tuple(b for b in formats.own_detector_branches(required=False) if b in self._keys)
         return required + optional
 
     @property
@@ -159,7 +159,7 @@ class EventFile:
         """Branches the Z space needs."""
         if self.format == "delphes":
             return formats.DELPHES.partons
-        return tuple(_own_parton_branches())
+        return tuple(formats.own_parton_branches())
 
     @property
     def has_detector(self) -> bool:
@@ -377,18 +377,6 @@ def _delphes_detector(arrays: ak.Array) -> _DetectorObjects:
     return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
 
 
-def _own_detector_branches(*, required: bool) -> list[str]:
-    if required:
-        e, j = formats.ELECTRON, formats.JET
-        return [
-            formats.counter(e), *(formats.branch(e, f) for f in ("pt", "eta", "phi", "charge")),
-            formats.counter(j), *(formats.branch(j, f) for f in ("pt", "eta", "phi")),
-            formats.branch(formats.MET, "pt"), formats.branch(formats.MET, "phi"),
-        ]
-    # A collection the file does not hold (say, no Muon in a simulated file) counts as empty.
-    return [formats.counter(formats.MUON), formats.counter(formats.PHOTON)]
-
-
 def _own_detector(arrays: ak.Array) -> _DetectorObjects:
     def col(collection: str, name: str) -> ak.Array:
         return arrays[formats.branch(collection, name)]
@@ -459,13 +447,6 @@ def _delphes_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     return z.reshape(n, layout.N_FEATURES), complete
 
 
-def _own_parton_branches() -> list[str]:
-    p = formats.PARTON
-    return [formats.counter(p)] + [
-        formats.branch(p, f) for f in ("pt", "eta", "phi", "mass", "pdgId")
-    ]
-
-
 def _own_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """Z array and completeness mask from the ``Parton`` collection (six partons, Z order)."""
     p = formats.PARTON
@@ -491,8 +472,8 @@ _PARTON_READERS = {"delphes": _delphes_partons, "turbosim": _own_partons}
 def _leaf_names(fmt: Format) -> list[str]:
     if fmt == "delphes":
         return list(formats.DELPHES.detector + formats.DELPHES.partons)
-    return _own_detector_branches(required=True) + _own_detector_branches(required=False) + (
-        _own_parton_branches()
+    return formats.own_detector_branches(required=True) + formats.own_detector_branches(required=False) + (
+        formats.own_parton_branches()
     )
 
 

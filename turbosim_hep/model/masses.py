@@ -14,7 +14,7 @@ members, m^2(S) = sum over a, b in S of p_a . p_b, so every mass is one entry of
 them. The seventh object is the neutrino of the validation's reconstruction (MET with
 the pz that gives the W mass), so the leptonic top candidates and m_tt are features too.
 Last come the hadronic W, hadronic top and leptonic top masses of the jet assignment of
-minimum chi square (`turbosim_hep.physics.ASSIGNMENTS`), which are the validation's
+minimum chi square (`turbosim_hep.layout.ASSIGNMENTS`), which are the validation's
 reconstructed masses: the choice of the assignment is not differentiated, the masses of
 the chosen one are.
 """
@@ -28,7 +28,6 @@ from typing import NamedTuple
 import torch
 
 from turbosim_hep import layout
-from turbosim_hep.physics import ASSIGNMENTS
 
 _FIRST_JET = layout.X_OBJECTS.index("jet1")
 _JETS = tuple(range(_FIRST_JET, _FIRST_JET + layout.N_JETS))
@@ -62,7 +61,7 @@ def _assignment_columns() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Columns of `MASS_SETS` holding each assignment's W, hadronic and leptonic top."""
     names = list(MASS_SETS)
     w_had, t_had, t_lep = [], [], []
-    for b_lep, w1, w2, b_had in ASSIGNMENTS.tolist():
+    for b_lep, w1, w2, b_had in layout.ASSIGNMENTS.tolist():
         w_had.append(names.index(_jets_name(w1, w2)))
         t_had.append(names.index(_jets_name(w1, w2, b_had)))
         t_lep.append(names.index(f"m_enuj{b_lep + 1}"))
