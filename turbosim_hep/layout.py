@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -135,6 +135,63 @@ class ObjectCounts:
     n_jets: np.ndarray
 
 
+# --- the charge-conjugate channel -----------------------------------------------------
+#: The channels of the layout. ``electron``: e- nu_e-bar b b-bar u d-bar, the paper's.
+#: ``positron``: its charge conjugate e+ nu_e b-bar b u-bar d, mapped onto the same Z and
+#: X slots by the CP mirror: each conjugate particle takes the slot of the particle it is
+#: the CP image of (e+ the e- slot, nu_e the nu_e-bar slot, the b-bar of the hadronic
+#: top the b slot, the b of the leptonic top the b-bar slot, u-bar the u slot, d the d-bar
+#: slot; the positron the electron slot of X), and every three-momentum is reversed.
+#: The detector's response is symmetric under both (it treats a particle and its
+#: antiparticle alike and is symmetric under eta -> -eta, phi -> phi + pi), so the
+#: model trained on the reference channel simulates the mirrored event.
+CHANNELS: tuple[str, ...] = ("electron", "positron")
+REFERENCE_CHANNEL = "electron"
+#: Sign of the particle ids and of the electron charge of each channel.
+CHANNEL_SIGN: Mapping[str, int] = {"electron": 1, "positron": -1}
+
+
+def check_channel(channel: str) -> str:
+    """``channel`` if it is one of `CHANNELS`; ValueError naming the choices otherwise."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; choose from {', '.join(CHANNELS)}")
+    return channel
+
+
+def parton_pdg_ids(channel: str = REFERENCE_CHANNEL) -> np.ndarray:
+    """Particle ids of the six Z slots in ``channel``."""
+    return CHANNEL_SIGN[check_channel(channel)] * PARTON_PDG_IDS
+
+
+def parton_parent_pdg_ids(channel: str = REFERENCE_CHANNEL) -> np.ndarray:
+    """Particle ids of the resonance each Z slot comes from in ``channel``."""
+    return CHANNEL_SIGN[check_channel(channel)] * PARTON_PARENT_PDG_IDS
+
+
+def electron_charge(channel: str = REFERENCE_CHANNEL) -> int:
+    """Charge of the selected electron (positron) in ``channel``."""
+    return CHANNEL_SIGN[check_channel(channel)] * ELECTRON_CHARGE
+
+
+def cp_mirror(p4: np.ndarray) -> np.ndarray:
+    """Four-momenta with every three-momentum reversed (its own inverse).
+
+    Parameters
+    ----------
+    p4 : numpy.ndarray
+        Shape (n, 24) (Z or X layout) or (..., 4).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array: (-px, -py, -pz, E) of every object.
+    """
+    shape = np.shape(p4)
+    mirrored = np.array(p4, copy=True).reshape(-1, N_COMPONENTS)
+    mirrored[:, :3] *= -1
+    return mirrored.reshape(shape)
+
+
 #: The reference selection, in cut-flow order: name -> predicate on `ObjectCounts`.
 #: Each predicate is applied on top of all the previous ones.
 SELECTION: Mapping[str, Callable[[ObjectCounts], np.ndarray]] = {
@@ -144,18 +201,25 @@ SELECTION: Mapping[str, Callable[[ObjectCounts], np.ndarray]] = {
     "no_photon": lambda c: c.n_photons == 0,
     "four_jets": lambda c: c.n_jets == N_JETS,
 }
+#: Name of the last cut: the events passing it are the selected ones.
+SELECTED_CUT = next(reversed(SELECTION))
 
 #: Name of the cut that requires a complete hard-process parton record.
 PARTON_CUT = "parton_record"
 
 
-def selection_masks(counts: ObjectCounts) -> dict[str, np.ndarray]:
+def selection_masks(
+    counts: ObjectCounts, channel: str = REFERENCE_CHANNEL
+) -> dict[str, np.ndarray]:
     """Cumulative masks of the reference selection.
 
     Parameters
     ----------
     counts : ObjectCounts
         Object multiplicities and the leading electron charge of each event.
+    channel : str
+        ``electron`` (the paper's selection) or ``positron``: the same cuts with the
+        electron charge of that channel (see `CHANNELS`).
 
     Returns
     -------
@@ -163,6 +227,8 @@ def selection_masks(counts: ObjectCounts) -> dict[str, np.ndarray]:
         Ordered mapping from cut name to the boolean mask of events passing that cut
         and all the cuts before it.
     """
+    if CHANNEL_SIGN[check_channel(channel)] < 0:
+        counts = replace(counts, electron_charge=-np.asarray(counts.electron_charge))
     mask = np.ones(len(counts.n_jets), dtype=bool)
     masks = {}
     for name, predicate in SELECTION.items():

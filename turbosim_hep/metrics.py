@@ -1,6 +1,9 @@
-"""Distances between samples and the physical validity of generated events.
+"""Distances between samples, the physical validity of generated events, and the
+quality of a probabilistic classifier.
 
-KS and Wasserstein-1 distances are computed on unbinned values, as the paper does.
+KS and Wasserstein-1 distances are computed on unbinned values, as the paper does,
+optionally with per-event weights (a weighted sample's empirical distribution puts each
+value's weight on it).
 """
 
 from __future__ import annotations
@@ -14,23 +17,37 @@ from turbosim_hep import layout
 VALIDITY_RTOL = 1e-4
 
 
-def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+def ks_distance(
+    a: np.ndarray,
+    b: np.ndarray,
+    weights_a: np.ndarray | None = None,
+    weights_b: np.ndarray | None = None,
+) -> float:
     """Two-sample Kolmogorov-Smirnov distance (sup of the difference of the ECDFs).
 
-    Non-finite values are dropped from both samples; an empty sample gives NaN.
+    Non-finite values are dropped from both samples; an empty sample gives NaN. With
+    weights, each sample's ECDF is the weighted one.
     """
-    a, b = _finite(a), _finite(b)
+    (a, weights_a), (b, weights_b) = _finite(a, weights_a), _finite(b, weights_b)
     if len(a) == 0 or len(b) == 0:
         return float("nan")
-    return float(stats.ks_2samp(a, b, method="asymp").statistic)
+    if weights_a is None and weights_b is None:
+        return float(stats.ks_2samp(a, b, method="asymp").statistic)
+    points = np.concatenate([a, b])
+    return float(np.max(np.abs(_ecdf(a, weights_a, points) - _ecdf(b, weights_b, points))))
 
 
-def wasserstein1(a: np.ndarray, b: np.ndarray) -> float:
+def wasserstein1(
+    a: np.ndarray,
+    b: np.ndarray,
+    weights_a: np.ndarray | None = None,
+    weights_b: np.ndarray | None = None,
+) -> float:
     """Wasserstein-1 (earth mover's) distance between two 1D samples, in their units."""
-    a, b = _finite(a), _finite(b)
+    (a, weights_a), (b, weights_b) = _finite(a, weights_a), _finite(b, weights_b)
     if len(a) == 0 or len(b) == 0:
         return float("nan")
-    return float(stats.wasserstein_distance(a, b))
+    return float(stats.wasserstein_distance(a, b, weights_a, weights_b))
 
 
 def ks_per_feature(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,6 +93,122 @@ def valid_fraction(x: np.ndarray) -> float:
     return float(np.mean(valid_x_events(x))) if len(x) else float("nan")
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
+def binary_cross_entropy(
+    probability: np.ndarray, passed: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """(Weighted) mean binary cross-entropy of predicted probabilities, in nats."""
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    y = np.asarray(passed, dtype=np.float64)
+    loss = -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
+    return float(np.average(loss, weights=weights))
+
+
+def roc_auc(score: np.ndarray, passed: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """(Weighted) area under the ROC curve: P(score of a passing event > a failing one).
+
+    Ties count one half. NaN when either class is empty.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    y = np.asarray(passed, dtype=bool)
+    w = np.ones(len(score)) if weights is None else np.asarray(weights, dtype=np.float64)
+    _, level = np.unique(score, return_inverse=True)
+    positive = np.bincount(level, weights=w * y)
+    negative = np.bincount(level, weights=w * ~y)
+    if positive.sum() == 0 or negative.sum() == 0:
+        return float("nan")
+    negative_below = np.cumsum(negative) - negative
+    pairs = np.sum(positive * (negative_below + 0.5 * negative))
+    return float(pairs / (positive.sum() * negative.sum()))
+
+
+def calibration_table(
+    probability: np.ndarray,
+    passed: np.ndarray,
+    weights: np.ndarray | None = None,
+    bins: int = 10,
+) -> dict[str, np.ndarray]:
+    """Mean predicted probability against observed pass fraction, in quantile bins.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        Predicted probabilities.
+    passed : numpy.ndarray
+        Observed outcomes (bool).
+    weights : numpy.ndarray, optional
+        Event weights.
+    bins : int
+        Bins of equal (unweighted) population in the predicted probability.
+
+    Returns
+    -------
+    dict[str, numpy.ndarray]
+        Per bin: ``predicted`` (weighted mean probability), ``observed`` (weighted pass
+        fraction), ``error`` (binomial standard error of ``observed`` with the effective
+        number of events), ``weight`` (sum of weights) and ``events``.
+    """
+    p = np.asarray(probability, dtype=np.float64)
+    y = np.asarray(passed, dtype=np.float64)
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64)
+    edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, bins + 1)))
+    index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
+    return binned_pass_fraction(index, p, y, w, max(len(edges) - 1, 1))
+
+
+def binned_pass_fraction(
+    index: np.ndarray, probability: np.ndarray, passed: np.ndarray, weights: np.ndarray,
+    n_bins: int,
+) -> dict[str, np.ndarray]:
+    """Per-bin weighted mean prediction, pass fraction and its standard error.
+
+    ``index`` gives each event's bin (0 to ``n_bins`` - 1); see `calibration_table` for
+    the returned keys. The standard error uses the effective number of events
+    (sum w)^2 / sum w^2 of each bin.
+    """
+    weight = np.bincount(index, weights=weights, minlength=n_bins)
+    weight2 = np.bincount(index, weights=weights**2, minlength=n_bins)
+    events = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted = np.bincount(index, weights=weights * probability, minlength=n_bins) / weight
+        observed = np.bincount(index, weights=weights * passed, minlength=n_bins) / weight
+        effective = weight**2 / weight2
+        error = np.sqrt(observed * (1.0 - observed) / effective)
+    return {
+        "predicted": predicted, "observed": observed, "error": error, "weight": weight,
+        "events": events,
+    }
+
+
+def calibration_error(
+    probability: np.ndarray,
+    passed: np.ndarray,
+    weights: np.ndarray | None = None,
+    bins: int = 10,
+) -> float:
+    """Expected calibration error: weighted mean of |predicted - observed| over the bins
+    of `calibration_table`."""
+    table = calibration_table(probability, passed, weights, bins)
+    gap = np.abs(table["predicted"] - table["observed"])
+    filled = table["weight"] > 0
+    return float(np.average(gap[filled], weights=table["weight"][filled]))
+
+
+def _ecdf(values: np.ndarray, weights: np.ndarray | None, points: np.ndarray) -> np.ndarray:
+    """The (weighted) empirical CDF of ``values`` at ``points``."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    w = np.ones(len(values)) if weights is None else weights[order]
+    cumulative = np.concatenate([[0.0], np.cumsum(w)])
+    cumulative /= cumulative[-1]
+    return cumulative[np.searchsorted(sorted_values, points, side="right")]
+
+
+def _finite(
+    values: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Finite values (float64, flat) and their weights."""
     values = np.asarray(values, dtype=np.float64).ravel()
-    return values[np.isfinite(values)]
+    keep = np.isfinite(values)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).ravel()[keep]
+    return values[keep], weights

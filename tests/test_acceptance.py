@@ -1,0 +1,133 @@
+"""The acceptance classifier epsilon(z) and the classifier metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vector
+from scipy import stats
+
+from turbosim_hep import layout, metrics
+from turbosim_hep.model.acceptance import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    PARTON_PAIRS,
+    AcceptanceConfig,
+    AcceptanceModel,
+    acceptance_from_state,
+    parton_features,
+)
+
+from _ttbar import ttbar_partons
+
+
+def test_features_are_log_pt_eta_and_delta_r_of_the_partons():
+    z = ttbar_partons(200, seed=3)
+    features = parton_features(torch.from_numpy(z)).numpy()
+    assert features.shape == (200, N_FEATURES) == (200, len(FEATURE_NAMES))
+    p4 = z.reshape(200, layout.N_OBJECTS, layout.N_COMPONENTS).astype(np.float64)
+    partons = vector.array({"px": p4[..., 0], "py": p4[..., 1], "pz": p4[..., 2], "E": p4[..., 3]})
+    np.testing.assert_allclose(features[:, :6], np.log(partons.pt), rtol=1e-5)
+    np.testing.assert_allclose(features[:, 6:12], partons.eta, rtol=1e-4, atol=1e-4)
+    column = FEATURE_NAMES.index("dr_e-_u")
+    a, b = layout.Z_OBJECTS.index("e-"), layout.Z_OBJECTS.index("u")
+    assert (a, b) in PARTON_PAIRS
+    np.testing.assert_allclose(
+        features[:, column], partons[:, a].deltaR(partons[:, b]), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_features_are_finite_for_a_parton_along_the_beam():
+    z = torch.from_numpy(ttbar_partons(4, seed=1))
+    z[0, 0:3] = torch.tensor([0.0, 0.0, 50.0])  # electron with no transverse momentum
+    assert torch.isfinite(parton_features(z)).all()
+
+
+def test_standardisation_and_calibration_are_buffers_that_round_trip():
+    torch.manual_seed(0)
+    z = torch.from_numpy(ttbar_partons(500, seed=4))
+    model = AcceptanceModel(AcceptanceConfig(hidden=[16]))
+    model.fit_standardisation(z)
+    standardised = (parton_features(z) - model.feature_mean) / model.feature_std
+    np.testing.assert_allclose(standardised.mean(0).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(standardised.std(0, unbiased=False).numpy(), 1.0, atol=1e-3)
+    model.calibration.copy_(torch.tensor([0.5, -1.0]))
+    copy = acceptance_from_state(model.config.to_dict(), model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(copy(z), model(z))
+        torch.testing.assert_close(model.calibrated_logits(z), 0.5 * model.logits(z) - 1.0)
+
+
+def test_weighted_standardisation_equals_repeated_events():
+    z = torch.from_numpy(ttbar_partons(300, seed=5))
+    weight = torch.from_numpy(np.random.default_rng(1).integers(1, 4, 300).astype(np.float32))
+    weighted, repeated = AcceptanceModel(), AcceptanceModel()
+    weighted.fit_standardisation(z, weight)
+    repeated.fit_standardisation(torch.repeat_interleave(z, weight.long(), dim=0))
+    torch.testing.assert_close(weighted.feature_mean, repeated.feature_mean)
+    torch.testing.assert_close(weighted.feature_std, repeated.feature_std)
+
+
+def test_calibration_recovers_a_known_platt_scaling():
+    # outcomes drawn from sigmoid(2 * logit - 1) of an untrained network: calibrate must
+    # find slope 2 and offset -1 from the outcomes alone
+    torch.manual_seed(2)
+    z = torch.from_numpy(ttbar_partons(20_000, seed=6))
+    model = AcceptanceModel(AcceptanceConfig(hidden=[32]))
+    model.fit_standardisation(z)
+    with torch.no_grad():
+        truth = torch.sigmoid(2.0 * model.logits(z) * 3.0 - 1.0)  # spread the logits
+        model.net[-1].weight.mul_(3.0)
+        model.net[-1].bias.mul_(3.0)
+    passed = torch.rand(len(z), generator=torch.Generator().manual_seed(3)) < truth
+    model.calibrate(z, passed)
+    slope, offset = model.calibration.tolist()
+    assert slope == pytest.approx(2.0, abs=0.15) and offset == pytest.approx(-1.0, abs=0.1)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def test_weighted_ks_and_w1_equal_the_unweighted_ones_on_repeated_values():
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0, 1, 400), rng.normal(0.2, 1.1, 300)
+    counts = rng.integers(1, 4, len(a))
+    repeated = np.repeat(a, counts)
+    assert metrics.ks_distance(a, b, counts.astype(float), None) == pytest.approx(
+        stats.ks_2samp(repeated, b).statistic, abs=1e-12
+    )
+    assert metrics.ks_distance(a, b, np.ones(len(a)), None) == pytest.approx(
+        metrics.ks_distance(a, b), abs=1e-12
+    )
+    assert metrics.wasserstein1(a, b, counts.astype(float)) == pytest.approx(
+        metrics.wasserstein1(repeated, b), rel=1e-12
+    )
+
+
+def test_roc_auc_against_the_mann_whitney_statistic_and_with_weights():
+    rng = np.random.default_rng(8)
+    score = np.round(rng.uniform(0, 1, 1000), 2)  # ties on purpose
+    passed = rng.uniform(0, 1, 1000) < score
+    u = stats.mannwhitneyu(score[passed], score[~passed]).statistic
+    assert metrics.roc_auc(score, passed) == pytest.approx(u / (passed.sum() * (~passed).sum()))
+    counts = rng.integers(1, 3, 1000)
+    assert metrics.roc_auc(score, passed, counts.astype(float)) == pytest.approx(
+        metrics.roc_auc(np.repeat(score, counts), np.repeat(passed, counts))
+    )
+    assert np.isnan(metrics.roc_auc(score, np.zeros(1000, bool)))
+
+
+def test_calibration_table_and_error():
+    rng = np.random.default_rng(9)
+    probability = rng.uniform(0, 1, 200_000)
+    passed = rng.uniform(0, 1, len(probability)) < probability
+    table = metrics.calibration_table(probability, passed, bins=10)
+    assert len(table["predicted"]) == 10 and table["events"].sum() == len(probability)
+    pull = (table["observed"] - table["predicted"]) / table["error"]
+    assert np.all(np.abs(pull) < 5)
+    assert metrics.calibration_error(probability, passed) < 0.01
+    assert metrics.calibration_error(probability**2, passed) > 0.1  # miscalibrated
+    assert metrics.binary_cross_entropy(probability, passed) < metrics.binary_cross_entropy(
+        probability**2, passed
+    )

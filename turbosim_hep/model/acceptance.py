@@ -1,0 +1,207 @@
+"""The detector acceptance: a calibrated classifier of epsilon(z) = P(selected | partons).
+
+Turbo-Sim's decoder learns p(x | z) on events that pass the reference selection. A raw
+parton sample also holds the events a detector would reject; `AcceptanceModel` gives, for
+every parton-level event, the probability that its detector-level event passes the
+selection, as the efficiency networks beside CMS FlashSim's generative model do.
+
+The classifier sees features derived from Z that the selection depends on: the
+transverse momentum (log) and pseudorapidity of each parton and the angular distance
+Delta R of every pair of partons (isolation of the electron, merging of jets). The
+azimuth itself is left out: the detector is symmetric in it. The features are
+standardised with statistics of the training events, stored as buffers.
+
+Its raw output is a logit; `calibrate` fits a Platt scaling (a slope and an offset of the
+logit) on held-out events, so that the mean predicted probability matches the observed
+pass fraction. Everything is a parameter or a buffer of one module: a state dict is the
+whole acceptance.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from turbosim_hep import layout
+from turbosim_hep.model.networks import mlp
+
+#: Pairs of partons (Z-order indices) whose Delta R is a feature.
+PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    itertools.combinations(range(layout.N_OBJECTS), 2)
+)
+#: Names of the features of `parton_features`, in column order.
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"logpt_{name}" for name in layout.Z_OBJECTS),
+    *(f"eta_{name}" for name in layout.Z_OBJECTS),
+    *(f"dr_{layout.Z_OBJECTS[a]}_{layout.Z_OBJECTS[b]}" for a, b in PARTON_PAIRS),
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+#: Smallest transverse momentum (GeV) the features take: keeps log pT and eta finite.
+_MIN_PT = 1e-3
+#: Bound of |eta| in the features (far outside any detector).
+_MAX_ETA = 10.0
+
+
+def parton_features(z: torch.Tensor) -> torch.Tensor:
+    """Acceptance features of parton-level events.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Shape (n, 24): (px, py, pz, E) of the six partons in Z order, GeV.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (n, `N_FEATURES`): log pT and eta of every parton, then Delta R of every
+        pair (`PARTON_PAIRS`), in the order of `FEATURE_NAMES`.
+    """
+    p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
+    px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
+    pt = torch.hypot(px, py).clamp_min(_MIN_PT)
+    eta = torch.asinh(pz / pt).clamp(-_MAX_ETA, _MAX_ETA)
+    phi = torch.atan2(py, px)
+    first = torch.tensor([a for a, _ in PARTON_PAIRS], device=z.device)
+    second = torch.tensor([b for _, b in PARTON_PAIRS], device=z.device)
+    d_eta = eta[:, first] - eta[:, second]
+    d_phi = torch.remainder(phi[:, first] - phi[:, second] + torch.pi, 2 * torch.pi) - torch.pi
+    delta_r = torch.hypot(d_eta, d_phi)
+    return torch.cat([torch.log(pt), eta, delta_r], dim=1)
+
+
+@dataclass
+class AcceptanceConfig:
+    """Architecture of the acceptance classifier.
+
+    Attributes
+    ----------
+    hidden : list of int
+        Hidden widths of the MLP.
+    activation : str
+        Hidden-layer non-linearity (see `turbosim_hep.model.networks.mlp`).
+    """
+
+    hidden: list[int] = field(default_factory=lambda: [128, 128, 64])
+    activation: str = "relu"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object] | None) -> AcceptanceConfig:
+        """Build from a plain mapping, rejecting unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown acceptance setting(s) {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings as plain Python values."""
+        return asdict(self)
+
+
+class AcceptanceModel(nn.Module):
+    """epsilon(z): the probability that an event with partons z passes the selection.
+
+    Parameters
+    ----------
+    config : AcceptanceConfig, optional
+        Architecture (default: `AcceptanceConfig()`).
+    """
+
+    def __init__(self, config: AcceptanceConfig | None = None):
+        super().__init__()
+        self.config = config or AcceptanceConfig()
+        self.net = mlp(N_FEATURES, self.config.hidden, 1, self.config.activation)
+        self.register_buffer("feature_mean", torch.zeros(N_FEATURES))
+        self.register_buffer("feature_std", torch.ones(N_FEATURES))
+        # Platt scaling of the logit: slope, offset (identity until `calibrate`).
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+
+    @torch.no_grad()
+    def fit_standardisation(
+        self, z: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> None:
+        """Set the feature standardisation from (weighted) training events."""
+        features = parton_features(z).double()
+        w = torch.ones(len(features), dtype=features.dtype, device=features.device)
+        if weight is not None:
+            w = weight.to(features.dtype)
+        w = w / w.sum()
+        mean = (w[:, None] * features).sum(0)
+        var = (w[:, None] * (features - mean) ** 2).sum(0)
+        self.feature_mean.copy_(mean.float())
+        self.feature_std.copy_(var.sqrt().clamp_min(1e-6).float())
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits, shape (n,)."""
+        features = (parton_features(z) - self.feature_mean) / self.feature_std
+        return self.net(features).squeeze(-1)
+
+    def calibrated_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits after the Platt scaling, shape (n,)."""
+        slope, offset = self.calibration
+        return slope * self.logits(z) + offset
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Calibrated acceptance probabilities, shape (n,), in [0, 1]."""
+        return torch.sigmoid(self.calibrated_logits(z))
+
+    @torch.no_grad()
+    def calibrate(
+        self, z: torch.Tensor, passed: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> None:
+        """Fit the Platt scaling on held-out events by weighted binary cross-entropy.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            (n, 24) parton-level events not used for the training of the network.
+        passed : torch.Tensor
+            (n,) whether each event passed the selection (bool or 0/1).
+        weight : torch.Tensor, optional
+            (n,) event weights (for example the ``genWeight`` of a thinned sample).
+        """
+        logits = self.logits(z).double()
+        target = passed.to(logits.dtype)
+        w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
+        w = w / w.sum()
+        scale = torch.tensor([1.0, 0.0], dtype=logits.dtype, device=logits.device)
+        scale.requires_grad_(True)
+        optimizer = torch.optim.LBFGS([scale], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            with torch.enable_grad():
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    scale[0] * logits + scale[1], target, weight=w, reduction="sum"
+                )
+                loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        self.calibration.copy_(scale.detach().float())
+
+
+def acceptance_from_state(
+    config: Mapping[str, object], state: Mapping[str, torch.Tensor]
+) -> AcceptanceModel:
+    """An `AcceptanceModel` from a stored configuration and state dict, in eval mode."""
+    model = AcceptanceModel(AcceptanceConfig.from_dict(config))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+__all__: Sequence[str] = [
+    "FEATURE_NAMES",
+    "N_FEATURES",
+    "PARTON_PAIRS",
+    "AcceptanceConfig",
+    "AcceptanceModel",
+    "acceptance_from_state",
+    "parton_features",
+]
