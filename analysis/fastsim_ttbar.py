@@ -2,10 +2,10 @@
 
 Runs two processors over the same file with coffea's Runner:
 
-- `turbosim_hep.coffea.FastSimProcessor` on its partons: the validation processor
+- `turbosim_hep.validation.processor.FastSimProcessor` on its partons: the validation processor
   plus the three lines of ``docs/coffea-plugin.md``, so the detector-level objects are
   simulated by Turbo-Sim while the job runs (nothing is written in between);
-- `turbosim_hep.processor.TtbarValidationProcessor` on its detector-level objects;
+- `turbosim_hep.validation.processor.TtbarValidationProcessor` on its detector-level objects;
 
 and prints, for the detector-level quantities of the paper's Table 1, the KS distance
 between the two (x 10^-2) and the histogram of m_tt side by side.
@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 
 from turbosim_hep import metrics
-from turbosim_hep.coffea import FastSimProcessor
-from turbosim_hep.processor import (
-    EXECUTORS,
+from turbosim_hep.validation.processor import (
+    FastSimProcessor,
     TtbarValidationProcessor,
     dataset_values,
-    make_executor,
-    run_fileset,
 )
-from turbosim_hep.report import TABLE1, TABLE1_PARTON_COLUMNS
+from turbosim_hep.validation.report import TABLE1, TABLE1_PARTON_COLUMNS
+from turbosim_hep.validation.runner import EXECUTORS, make_executor, run_fileset
 
 SHIPPED_SAMPLE = Path(__file__).resolve().parents[1] / "turbosim_hep" / "data" / "ttbar_sample.root"
 

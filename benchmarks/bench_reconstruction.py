@@ -156,7 +156,7 @@ def main() -> None:
     cpu, wall = timed(loop_reconstruction, small)
     print(f"per-event Python loop, {len(small)} events: {len(small) / cpu:,.0f} events/s per core")
 
-    from turbosim_hep.processor import make_executor, run_fileset
+    from turbosim_hep.validation.runner import make_executor, run_fileset
 
     n = args.processor_events
     z = synthetic_x(n, seed=1)  # stands in for partons: the processor only reads them

@@ -13,10 +13,11 @@ from _delphes import delphes_particles, write_delphes
 from _lhe import write_lhe
 from _ttbar import smear, ttbar_partons, write_sample
 
-from turbosim_hep.coffea import FastSim, FastSimProcessor
+from turbosim_hep.coffea import FastSim
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.model import TurboSim, save_checkpoint
-from turbosim_hep.processor import make_executor, run_fileset
+from turbosim_hep.validation.processor import FastSimProcessor
+from turbosim_hep.validation.runner import make_executor, run_fileset
 from turbosim_hep.simulate import run
 
 N = 1200

@@ -12,8 +12,8 @@ import uproot
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.cli import main
 from turbosim_hep.errors import OutputError
-from turbosim_hep.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
-from turbosim_hep.validate import validate
+from turbosim_hep.validation import validate
+from turbosim_hep.validation.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
 
 from _ttbar import smear, ttbar_partons, write_sample
 

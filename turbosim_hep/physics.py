@@ -15,7 +15,7 @@ All 12 assignments of all events are evaluated at once (no per-event Python). Tw
 entry points:
 
 - `reconstruct` takes the fixed (n, 24) X array of `turbosim_hep.layout` (what the
-  readers, the model and `turbosim_hep.processor` use);
+  readers, the model and `turbosim_hep.validation.processor` use);
 - `reconstruct_objects` takes awkward arrays of `vector` Lorentz vectors in any
   coordinates, for instance coffea NanoEvents collections; vector converts them to
   (px, py, pz, E).

@@ -1,6 +1,6 @@
 """The validation report: distances to the truth, the paper's Table 1, plots, histograms.
 
-From the output of `turbosim_hep.processor.TtbarValidationProcessor`:
+From the output of `turbosim_hep.validation.processor.TtbarValidationProcessor`:
 
 - `compute_metrics`: for every histogrammed quantity the KS distance (on the unbinned
   values, as the paper does) and the Wasserstein-1 distance between the truth and the
@@ -24,7 +24,12 @@ import uproot
 
 from turbosim_hep import metrics
 from turbosim_hep.errors import OutputError, check_parent_directory
-from turbosim_hep.processor import DATASET_AXIS, QUANTITIES, QUANTITY_BY_NAME, dataset_values
+from turbosim_hep.validation.processor import (
+    DATASET_AXIS,
+    QUANTITIES,
+    QUANTITY_BY_NAME,
+    dataset_values,
+)
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
 TABLE1: Mapping[str, tuple[str, str]] = {
