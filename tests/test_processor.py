@@ -7,12 +7,8 @@ import pytest
 
 from turbosim_hep import layout, physics
 from turbosim_hep.io import read_events
-from turbosim_hep.validation.processor import (
-    QUANTITIES,
-    TtbarValidationProcessor,
-    ValueList,
-    dataset_values,
-)
+from turbosim_hep.validation.processor import TtbarValidationProcessor, ValueList, dataset_values
+from turbosim_hep.validation.quantities import QUANTITIES
 from turbosim_hep.validation.runner import make_executor, run_fileset
 
 from _ttbar import smear, ttbar_partons, write_sample

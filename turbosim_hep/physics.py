@@ -45,24 +45,43 @@ vector.register_awkward()
 
 @dataclass(frozen=True)
 class Observable:
-    """A reconstructed quantity: its key, axis label (with unit) and histogram range."""
+    """A histogrammed quantity: its key, axis label (with unit), range and space.
+
+    The one type of every quantity the validation histograms: the X and Z features
+    (`turbosim_hep.validation.quantities`) and the reconstructed `OBSERVABLES`.
+
+    Attributes
+    ----------
+    name : str
+        Key of the quantity (``"m_tt"``, ``"x_E_jet1"``).
+    label : str
+        Axis label with its unit (matplotlib mathtext).
+    range : tuple of float
+        Histogram range.
+    space : {"x", "z", "reco"}
+        Detector-level feature, parton-level feature, or reconstructed from the
+        detector-level objects.
+    """
 
     name: str
     label: str
     range: tuple[float, float]
+    space: str
 
 
 #: The reconstructed observables, in report order.
 OBSERVABLES: tuple[Observable, ...] = (
-    Observable("m_tt", r"$m_{t\bar{t}}$ [GeV]", (250.0, 1500.0)),
-    Observable("m_W_had", r"$m_{W}^{had}$ [GeV]", (0.0, 250.0)),
-    Observable("m_t_had", r"$m_{t}^{had}$ [GeV]", (50.0, 400.0)),
-    Observable("m_W_lep", r"$m_{W}^{lep}$ [GeV]", (0.0, 250.0)),
-    Observable("m_t_lep", r"$m_{t}^{lep}$ [GeV]", (50.0, 400.0)),
-    Observable("pt_t_had", r"$p_{T}^{t,had}$ [GeV]", (0.0, 600.0)),
-    Observable("pt_t_lep", r"$p_{T}^{t,lep}$ [GeV]", (0.0, 600.0)),
+    Observable("m_tt", r"$m_{t\bar{t}}$ [GeV]", (250.0, 1500.0), "reco"),
+    Observable("m_W_had", r"$m_{W}^{had}$ [GeV]", (0.0, 250.0), "reco"),
+    Observable("m_t_had", r"$m_{t}^{had}$ [GeV]", (50.0, 400.0), "reco"),
+    Observable("m_W_lep", r"$m_{W}^{lep}$ [GeV]", (0.0, 250.0), "reco"),
+    Observable("m_t_lep", r"$m_{t}^{lep}$ [GeV]", (50.0, 400.0), "reco"),
+    Observable("pt_t_had", r"$p_{T}^{t,had}$ [GeV]", (0.0, 600.0), "reco"),
+    Observable("pt_t_lep", r"$p_{T}^{t,lep}$ [GeV]", (0.0, 600.0), "reco"),
 )
+#: Their names (the keys of `reconstruct`'s result).
 OBSERVABLE_NAMES: tuple[str, ...] = tuple(o.name for o in OBSERVABLES)
+
 
 def neutrino_pz(
     lepton: np.ndarray, met_px: np.ndarray, met_py: np.ndarray, m_w: float = layout.M_W

@@ -94,7 +94,8 @@ def validate_fileset(
     bins : int
         Bins of every histogram.
     plots : bool or sequence of str
-        Plot every quantity, none, or the named ones (`turbosim_hep.validation.report.write_report`).
+        Plot every quantity, none, or the named ones
+        (`turbosim_hep.validation.report.write_report`).
     force : bool
         Replace an existing, non-empty report directory.
     progress : bool

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import hist
 import numpy as np
@@ -28,50 +27,8 @@ from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import nanoevents
 from turbosim_hep.io.reader import Cutflow
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A histogrammed quantity: key, axis label (with unit) and histogram range."""
-
-    name: str
-    label: str
-    range: tuple[float, float]
-    space: str  # "x", "z" or "reco"
-
-
-_OBJECT_LABELS = {
-    "x": {
-        "e-": "e^{-}",
-        "met": r"\mathrm{miss}",
-        **{f"jet{i}": rf"\mathrm{{jet}}_{{{i}}}" for i in range(1, layout.N_JETS + 1)},
-    },
-    "z": {
-        "e-": "e^{-}", "nubar": r"\bar{\nu}_{e}", "b": "b", "bbar": r"\bar{b}", "u": "u",
-        "dbar": r"\bar{d}",
-    },
-}
-_COMPONENT_LABELS = {"px": "p_{x}", "py": "p_{y}", "pz": "p_{z}", "E": "E"}
-_COMPONENT_RANGES = {
-    "px": (-300.0, 300.0), "py": (-300.0, 300.0), "pz": (-1200.0, 1200.0), "E": (0.0, 1200.0)
-}
-_LEVEL = {"x": "detector", "z": "parton"}
-
-
-def _feature(space: str, column: str) -> Quantity:
-    component, obj = column.split("_", 1)
-    symbol = rf"{_COMPONENT_LABELS[component]}^{{{_OBJECT_LABELS[space][obj]}}}"
-    label = rf"{_LEVEL[space]} ${symbol}$ [GeV]"
-    return Quantity(f"{space}_{column}", label, _COMPONENT_RANGES[component], space)
-
-
-#: Every quantity the processor histograms, in report order.
-QUANTITIES: tuple[Quantity, ...] = (
-    tuple(_feature("x", c) for c in layout.X_COLUMNS)
-    + tuple(_feature("z", c) for c in layout.Z_COLUMNS)
-    + tuple(Quantity(o.name, o.label, o.range, "reco") for o in physics.OBSERVABLES)
-)
-QUANTITY_BY_NAME: Mapping[str, Quantity] = {q.name: q for q in QUANTITIES}
+from turbosim_hep.physics import Observable
+from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
 
 #: Name of the category axis that tells the datasets apart.
 DATASET_AXIS = "dataset"
@@ -141,7 +98,7 @@ class TtbarValidationProcessor(processor.ProcessorABC):
         self.bins = bins
         self.keep_values = keep_values
 
-    def histogram(self, quantity: Quantity) -> hist.Hist:
+    def histogram(self, quantity: Observable) -> hist.Hist:
         """An empty histogram of one quantity with the dataset category axis."""
         return hist.Hist(
             hist.axis.StrCategory([], growth=True, name=DATASET_AXIS, label="Dataset"),
@@ -240,10 +197,7 @@ def dataset_values(output: Mapping, dataset: str) -> dict[str, np.ndarray]:
 
 __all__ = [
     "DATASET_AXIS",
-    "QUANTITIES",
-    "QUANTITY_BY_NAME",
     "FastSimProcessor",
-    "Quantity",
     "TtbarValidationProcessor",
     "ValueList",
     "dataset_values",

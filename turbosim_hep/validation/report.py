@@ -24,12 +24,8 @@ import uproot
 
 from turbosim_hep import metrics
 from turbosim_hep.errors import OutputError, check_parent_directory
-from turbosim_hep.validation.processor import (
-    DATASET_AXIS,
-    QUANTITIES,
-    QUANTITY_BY_NAME,
-    dataset_values,
-)
+from turbosim_hep.validation.processor import DATASET_AXIS, dataset_values
+from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
 TABLE1: Mapping[str, tuple[str, str]] = {
