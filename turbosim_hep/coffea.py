@@ -27,14 +27,11 @@ from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
-from coffea.nanoevents.methods import nanoaod
 
-from turbosim_hep import layout
 from turbosim_hep.device import resolve_device
 from turbosim_hep.inference import BATCH_EVENTS, cached_model, run_model
-from turbosim_hep.io import formats, reader
-from turbosim_hep.io.lhe import final_state_partons
-from turbosim_hep.kinematics import ptetaphim_from_p4
+from turbosim_hep.io import formats, nanoevents
+from turbosim_hep.io.writer import reco_collections
 from turbosim_hep.random import event_normal, stream_id
 
 
@@ -105,19 +102,18 @@ class FastSim:
         """Simulate a chunk of NanoEvents as read (before any event is removed).
 
         The partons come from ``Parton`` (the project's files) or the generator record
-        ``Particle`` (Delphes); the stream of random numbers from the file name and the
-        chunk's ``entrystart`` in ``events.metadata``.
+        ``Particle`` (Delphes), as `turbosim_hep.io.nanoevents.parton_z` finds them; the
+        stream of random numbers from the file name and the chunk's ``entrystart`` in
+        ``events.metadata``.
         """
         metadata = events.metadata or {}
         if "filename" not in metadata:
             raise ValueError(
                 "events.metadata has no 'filename'; call simulate() with file= and entry="
             )
-        entry = int(metadata.get("entrystart", 0) or 0) + np.arange(len(events), dtype=np.int64)
-        collection = formats.PARTON if formats.PARTON in events.fields else "Particle"
-        if collection not in events.fields:
-            raise ValueError("the events hold no parton collection (Parton or Particle)")
-        return self.simulate(events[collection], file=metadata["filename"], entry=entry)
+        start = int(metadata.get("entrystart", 0) or 0)
+        rows, z = nanoevents.parton_z(events)
+        return self._simulate(len(events), rows, z, metadata["filename"], start + rows)
 
     def simulate(
         self, partons: ak.Array, *, file: str, entry: np.ndarray | None = None
@@ -129,7 +125,8 @@ class FastSim:
         partons : awkward.Array
             One list of particles per event: the ``Parton`` collection of the project's
             files, the ``Particle`` collection of Delphes NanoEvents, or the
-            ``particles`` of `pylhe.to_awkward`.
+            ``particles`` of `pylhe.to_awkward` (see
+            `turbosim_hep.io.nanoevents.collection_z`).
         file : str
             Name (or path) of the file the events come from; with ``entry`` it fixes
             the random numbers of every event.
@@ -144,94 +141,68 @@ class FastSim:
         entry = np.arange(n, dtype=np.int64) if entry is None else np.asarray(entry, dtype=np.int64)
         if len(entry) != n:
             raise ValueError(f"{len(entry)} entry numbers for {n} events")
-        rows, z = parton_z(partons)
+        rows, z = nanoevents.collection_z(partons)
+        return self._simulate(n, rows, z, file, entry[rows])
+
+    def _simulate(
+        self, n: int, rows: np.ndarray, z: np.ndarray, file: str, entry: np.ndarray
+    ) -> FastSimOutput:
+        """The model on the partons ``z`` of the events at ``rows`` of ``n``, entries ``entry``."""
         finite = np.isfinite(z).all(axis=1)
-        rows, z = rows[finite], z[finite]
+        rows, z, entry = rows[finite], z[finite], entry[finite]
         model = self.model
         device = resolve_device(self.device)
         noise = None
         if model.decoder_noise_dim:
             stream = stream_id(os.path.basename(file))
-            noise = event_normal(self.seed, stream, entry[rows], model.decoder_noise_dim)
+            noise = event_normal(self.seed, stream, entry, model.decoder_noise_dim)
         batch_size = self.batch_size or BATCH_EVENTS[device.type]
         x = run_model(model.simulate, z, noise, device, batch_size)
         good = np.isfinite(x).all(axis=1)
         rows, x = rows[good], x[good]
         mask = np.zeros(n, dtype=bool)
         mask[rows] = True
-        electron, jet, met = reco_collections(x)
+        electron, jet, met = nanoaod_collections(x)
         return FastSimOutput(mask=mask, Electron=electron, Jet=jet, MissingET=met, x=x)
 
 
-def parton_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and Z arrays (float32, (k, 24)) of the events with the six partons.
+def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
+    """Electron, Jet and MissingET collections with coffea's NanoAOD behaviours.
 
-    Understands the project's ``Parton`` collection, Delphes' ``Particle`` record and
-    pylhe's ``particles``; the matching is the reader's (`turbosim_hep.io.reader`) and
-    the LHE reader's (`turbosim_hep.io.lhe`), so files and plugin agree event by event.
+    The collections of `turbosim_hep.io.writer.reco_collections` (those
+    ``turbosim-hep simulate`` writes), with two changes for coffea's candidates: a
+    space-like object (E < |p|, which a generator can give) gets mass 0, so that
+    ``.mass`` is never negative, and the jets get a ``charge`` (0), which the sum of
+    candidates adds up.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape (n, 24) in the X layout.
+
+    Returns
+    -------
+    tuple of awkward.Array
+        ``n * var * Electron``, ``n * var * Jet`` and ``n * MissingET`` (pt, phi).
     """
-    fields = set(partons.fields)
-    if {"PID", "Status", "M1"} <= fields:  # Delphes generator record
-        delphes = formats.DELPHES
-        energy = "Energy" if "Energy" in fields else "E"
-        record = {
-            delphes.particle_pid: partons.PID, delphes.particle_status: partons.Status,
-            delphes.particle_mother: partons.M1, delphes.particle_px: partons.Px,
-            delphes.particle_py: partons.Py, delphes.particle_pz: partons.Pz,
-            delphes.particle_e: partons[energy],
-        }
-        fmt: reader.Format = "delphes"
-    elif {"id", "status", "vector"} <= fields:  # pylhe.to_awkward
-        momenta = partons.vector
-        p4 = np.stack(
-            [ak.to_numpy(ak.flatten(momenta[c])) for c in ("px", "py", "pz", "e")], axis=-1
-        )
-        batch = final_state_partons(
-            ak.to_numpy(ak.num(partons, axis=1)), ak.to_numpy(ak.flatten(partons.id)),
-            ak.to_numpy(ak.flatten(partons.status)), p4,
-        )
-        return batch.entry, batch.z
-    elif {"pt", "eta", "phi", "mass", "pdgId"} <= fields:  # the project's Parton collection
-        p = formats.PARTON
-        record = {formats.counter(p): ak.num(partons, axis=1)} | {
-            formats.branch(p, f): partons[f] for f in ("pt", "eta", "phi", "mass", "pdgId")
-        }
-        fmt = "turbosim"
-    else:
-        raise ValueError(
-            f"unknown parton collection with fields {sorted(fields)}; expected the "
-            "project's Parton, Delphes' Particle or pylhe's particles"
-        )
-    batch = reader.select_events(ak.zip(record, depth_limit=1), fmt, detector=False, partons=True)
-    return batch.entry, batch.z
+    # Imported here, not with the module: coffea.nanoevents imports coffea.util and with it
+    # hist and rich, which a processor that only holds a FastSim does not need.
+    from coffea.nanoevents.methods import nanoaod
 
-
-def reco_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
-    """Electron, Jet and MissingET collections with NanoAOD behaviours from an (n, 24) X array."""
-    n = len(x)
-    objects = np.asarray(x, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
-
-    def candidates(p4: np.ndarray, name: str, **extra: np.ndarray) -> ak.Array:
-        k = p4.shape[1]
-        pt, eta, phi, mass = (np.ascontiguousarray(v).reshape(n * k) for v in ptetaphim_from_p4(p4))
-        fields = {"pt": pt, "eta": eta, "phi": phi, "mass": np.maximum(mass, 0.0)}
-        fields |= {key: value.reshape(n * k) for key, value in extra.items()}
-        flat = ak.zip(fields, with_name=name, behavior=nanoaod.behavior)
-        return ak.unflatten(flat, np.full(n, k, dtype=np.int64), behavior=nanoaod.behavior)
-
-    electron = candidates(
-        objects[:, :1], "Electron", charge=np.full((n, 1), layout.ELECTRON_CHARGE, dtype=np.int32)
+    collections = reco_collections(x)
+    jet = collections[formats.JET]
+    jet = ak.with_field(jet, ak.zeros_like(jet.pt), "charge")
+    return (
+        _candidates(collections[formats.ELECTRON], "Electron", nanoaod.behavior),
+        _candidates(jet, "Jet", nanoaod.behavior),
+        ak.with_name(collections[formats.MET], "MissingET", behavior=nanoaod.behavior),
     )
-    jet = candidates(objects[:, 2:], "Jet", charge=np.zeros((n, layout.N_JETS), dtype=np.float32))
-    met = ak.zip(
-        {
-            "pt": np.hypot(objects[:, 1, 0], objects[:, 1, 1]),
-            "phi": np.arctan2(objects[:, 1, 1], objects[:, 1, 0]),
-        },
-        with_name="MissingET",
-        behavior=nanoaod.behavior,
-    )
-    return electron, jet, met
+
+
+def _candidates(objects: ak.Array, name: str, behavior: dict) -> ak.Array:
+    """``objects`` as NanoAOD candidates called ``name``, their masses floored at 0."""
+    objects = ak.with_field(objects, np.maximum(objects.mass, 0.0), "mass")
+    return ak.with_name(objects, name, behavior=behavior)
 
 
 #: Detector-level collections a simulated event does not have (the simulated channel has
@@ -258,4 +229,4 @@ def simulated_events(events: ak.Array, fastsim: FastSim) -> ak.Array:
     return kept
 
 
-__all__ = ["FastSim", "FastSimOutput", "parton_z", "reco_collections", "simulated_events"]
+__all__ = ["FastSim", "FastSimOutput", "nanoaod_collections", "simulated_events"]
