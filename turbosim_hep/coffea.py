@@ -170,10 +170,10 @@ def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
     """Electron, Jet and MissingET collections with coffea's NanoAOD behaviours.
 
     The collections of `turbosim_hep.io.writer.reco_collections` (those
-    ``turbosim-hep simulate`` writes), with two changes for coffea's candidates: a
-    space-like object (E < |p|, which a generator can give) gets mass 0, so that
-    ``.mass`` is never negative, and the jets get a ``charge`` (0), which the sum of
-    candidates adds up.
+    ``turbosim-hep simulate`` writes), with two changes for coffea's candidates: masses
+    are floored at 0 (the model's massless objects can come out with E a float32
+    rounding error below |p|, which ``reco_collections`` keeps as a small negative
+    mass), and the jets get a ``charge`` (0), which the sum of candidates adds up.
 
     Parameters
     ----------
