@@ -52,7 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="model of 'turbosim-hep train'")
     parser.add_argument("files", nargs="*", type=Path, default=[SHIPPED_SAMPLE],
-                        help="files with partons and detector objects (default: the shipped sample)")
+                        help="files with partons and detector objects "
+                        "(default: the shipped sample)")
     parser.add_argument("--executor", choices=EXECUTORS, default="iterative")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunksize", type=int, default=100_000)
@@ -83,7 +84,8 @@ def main() -> None:
     h_fast, h_true = simulated["hists"]["m_tt"], truth["hists"]["m_tt"]
     print("m_tt histogram (GeV): bin low edge, fast simulation, truth")
     edges = h_fast.axes["m_tt"].edges
-    for low, a, b in zip(edges[:-1:8], h_fast.values()[0][::8], h_true.values()[0][::8]):
+    rows = zip(edges[:-1:8], h_fast.values()[0][::8], h_true.values()[0][::8], strict=True)
+    for low, a, b in rows:
         print(f"  {low:8.0f} {a:8.0f} {b:8.0f}")
 
 
