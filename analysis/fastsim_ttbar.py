@@ -2,10 +2,10 @@
 
 Runs two processors over the same file with coffea's Runner:
 
-- `turbosim_hep.coffea.FastSimProcessor` on its partons: the validation processor
+- `turbosim_hep.validation.processor.FastSimProcessor` on its partons: the validation processor
   plus the three lines of ``docs/coffea-plugin.md``, so the detector-level objects are
   simulated by Turbo-Sim while the job runs (nothing is written in between);
-- `turbosim_hep.processor.TtbarValidationProcessor` on its detector-level objects;
+- `turbosim_hep.validation.processor.TtbarValidationProcessor` on its detector-level objects;
 
 and prints, for the detector-level quantities of the paper's Table 1, the KS distance
 between the two (x 10^-2) and the histogram of m_tt side by side.
@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 
 from turbosim_hep import metrics
-from turbosim_hep.coffea import FastSimProcessor
-from turbosim_hep.processor import (
-    EXECUTORS,
+from turbosim_hep.validation.processor import (
+    FastSimProcessor,
     TtbarValidationProcessor,
     dataset_values,
-    make_executor,
-    run_fileset,
 )
-from turbosim_hep.report import TABLE1, TABLE1_PARTON_COLUMNS
+from turbosim_hep.validation.report import TABLE1, TABLE1_PARTON_COLUMNS
+from turbosim_hep.validation.runner import EXECUTORS, make_executor, run_fileset
 
 SHIPPED_SAMPLE = Path(__file__).resolve().parents[1] / "turbosim_hep" / "data" / "ttbar_sample.root"
 
@@ -54,7 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="model of 'turbosim-hep train'")
     parser.add_argument("files", nargs="*", type=Path, default=[SHIPPED_SAMPLE],
-                        help="files with partons and detector objects (default: the shipped sample)")
+                        help="files with partons and detector objects "
+                        "(default: the shipped sample)")
     parser.add_argument("--executor", choices=EXECUTORS, default="iterative")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunksize", type=int, default=100_000)
@@ -85,7 +84,8 @@ def main() -> None:
     h_fast, h_true = simulated["hists"]["m_tt"], truth["hists"]["m_tt"]
     print("m_tt histogram (GeV): bin low edge, fast simulation, truth")
     edges = h_fast.axes["m_tt"].edges
-    for low, a, b in zip(edges[:-1:8], h_fast.values()[0][::8], h_true.values()[0][::8]):
+    rows = zip(edges[:-1:8], h_fast.values()[0][::8], h_true.values()[0][::8], strict=True)
+    for low, a, b in rows:
         print(f"  {low:8.0f} {a:8.0f} {b:8.0f}")
 
 

@@ -1,6 +1,6 @@
 """Validate a Turbo-Sim simulation against the detector truth with coffea.
 
-Runs `turbosim_hep.processor.TtbarValidationProcessor` over the datasets of a fileset
+Runs `turbosim_hep.validation.processor.TtbarValidationProcessor` over the datasets of a fileset
 (``{dataset: [file, ...]}``, paths relative to the JSON file) and writes the report
 (metrics.json, metrics.md with the paper's Table 1, mplhep plots, histograms.root).
 
@@ -21,9 +21,9 @@ import contextlib
 import json
 from pathlib import Path
 
-from turbosim_hep.processor import EXECUTORS
-from turbosim_hep.report import TABLE1, UNFOLDED, table1_markdown
-from turbosim_hep.validate import validate_fileset
+from turbosim_hep.validation import validate_fileset
+from turbosim_hep.validation.report import TABLE1, UNFOLDED, table1_markdown
+from turbosim_hep.validation.runner import EXECUTORS
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the synthetic tt-bar generator of the
 
 from _ttbar import ttbar_partons  # noqa: E402
 
-from turbosim_hep.coffea import FastSim, FastSimProcessor, simulated_events  # noqa: E402
+from turbosim_hep.coffea import FastSim, simulated_events  # noqa: E402
 from turbosim_hep.io.schemas import open_nanoevents  # noqa: E402
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns  # noqa: E402
 from turbosim_hep.model import TurboSim, save_checkpoint  # noqa: E402
-from turbosim_hep.processor import make_executor, run_fileset  # noqa: E402
+from turbosim_hep.validation.processor import FastSimProcessor  # noqa: E402
+from turbosim_hep.validation.runner import make_executor, run_fileset  # noqa: E402
 
 
 def best_rate(function, n: int, repeat: int = 3) -> float:
@@ -45,9 +46,12 @@ def best_rate(function, n: int, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000, help="events per chunk")
-    parser.add_argument("--model", type=Path, help="trained model (default: reference architecture)")
+    parser.add_argument("--model", type=Path,
+                        help="trained model (default: reference architecture)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__} on 1 thread; load average {os.getloadavg()[0]:.1f} at start "
@@ -56,7 +60,8 @@ def main() -> None:
         z = ttbar_partons(args.events, seed=5)
         model = args.model or Path(tmp) / "model.pt"
         if args.model is None:
-            save_checkpoint(model, TurboSim.from_config(None, x=torch.from_numpy(z), z=torch.from_numpy(z)))
+            untrained = TurboSim.from_config(None, x=torch.from_numpy(z), z=torch.from_numpy(z))
+            save_checkpoint(model, untrained)
         path = str(Path(tmp) / "partons.root")
         with EventWriter(path) as writer:
             writer.write(event_columns(np.arange(args.events)) | parton_columns(z))
@@ -65,7 +70,8 @@ def main() -> None:
         fastsim(events[:1000])  # load the model once, as a worker does on its first chunk
         n = len(events)
         rate = best_rate(lambda: fastsim(events), n)
-        print(f"FastSim(events), one core:                {rate:12,.0f} events/s ({n:,} events per chunk)")
+        print(f"FastSim(events), one core:                {rate:12,.0f} events/s "
+              f"({n:,} events per chunk)")
         rate = best_rate(lambda: simulated_events(events, fastsim), n)
         print(f"simulated_events (the three lines), one core: {rate:8,.0f} events/s")
         processor = FastSimProcessor(model, device="cpu", keep_values=False)

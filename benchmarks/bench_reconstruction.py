@@ -1,4 +1,4 @@
-"""Throughput of the tt-bar reconstruction and of the validation processor (issue 6).
+"""Throughput of the tt-bar reconstruction and of the validation processor.
 
 1. `turbosim_hep.physics.reconstruct` (all 12 jet assignments of all events at once,
    NumPy on component arrays in blocks) on N events: events/s per core, from the CPU
@@ -88,7 +88,8 @@ def vector_arithmetic(x: np.ndarray, block: int = physics.BLOCK_SIZE) -> None:
                                for i, c in enumerate(("px", "py", "pz", "E"))})
 
         pz = physics.neutrino_pz(p4[:, :, 0].T, p4[0, :, 1], p4[1, :, 1])
-        nu = np.stack([p4[0, :, 1], p4[1, :, 1], pz, np.hypot(np.hypot(p4[0, :, 1], p4[1, :, 1]), pz)])
+        met_pt = np.hypot(p4[0, :, 1], p4[1, :, 1])
+        nu = np.stack([p4[0, :, 1], p4[1, :, 1], pz, np.hypot(met_pt, pz)])
         lepton_w = vectors(p4[:, :, 0]) + vectors(nu)
         jets = p4[:, :, 2:]
         b_lep, w1, w2, b_had = (vectors(jets[:, :, layout.ASSIGNMENTS[:, s]]) for s in range(4))
@@ -114,7 +115,9 @@ def objects_from_x(x: np.ndarray):
               "phi": np.arctan2(p4[..., 1], p4[..., 0]), "mass": np.zeros_like(pt)}
 
     def take(index):
-        return vector.zip({k: ak.from_numpy(np.ascontiguousarray(v[:, index])) for k, v in fields.items()})
+        return vector.zip(
+            {k: ak.from_numpy(np.ascontiguousarray(v[:, index])) for k, v in fields.items()}
+        )
 
     return take(0), take(1), take(slice(2, 6))
 
@@ -124,6 +127,11 @@ def timed(function, *args) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     function(*args)
     return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def rates(n: int, cpu: float, wall: float) -> str:
+    """Events per second per core (CPU time) and per wall-clock second."""
+    return f"{n / cpu:,.0f} events/s per core (CPU time), {n / wall:,.0f} events/s wall"
 
 
 def main() -> None:
@@ -139,24 +147,23 @@ def main() -> None:
     physics.reconstruct(x[:10_000])  # warm-up: imports, vector's dispatch caches
 
     cpu, wall = timed(physics.reconstruct, x)
-    print(f"physics.reconstruct(x), {args.events} events: "
-          f"{args.events / cpu:,.0f} events/s per core (CPU time), {args.events / wall:,.0f} events/s wall")
+    print(f"physics.reconstruct(x), {args.events} events: {rates(args.events, cpu, wall)}")
 
     objects = objects_from_x(x)
     cpu, wall = timed(physics.reconstruct_objects, *objects)
     print(f"physics.reconstruct_objects(vector pt/eta/phi/mass arrays), {args.events} events: "
-          f"{args.events / cpu:,.0f} events/s per core (CPU time), {args.events / wall:,.0f} events/s wall")
+          f"{rates(args.events, cpu, wall)}")
     del objects
 
     cpu, wall = timed(vector_arithmetic, x)
     print(f"same arithmetic on vector's awkward backend, {args.events} events: "
-          f"{args.events / cpu:,.0f} events/s per core (CPU time), {args.events / wall:,.0f} events/s wall")
+          f"{rates(args.events, cpu, wall)}")
 
     small = x[: args.loop_events]
     cpu, wall = timed(loop_reconstruction, small)
     print(f"per-event Python loop, {len(small)} events: {len(small) / cpu:,.0f} events/s per core")
 
-    from turbosim_hep.processor import make_executor, run_fileset
+    from turbosim_hep.validation.runner import make_executor, run_fileset
 
     n = args.processor_events
     z = synthetic_x(n, seed=1)  # stands in for partons: the processor only reads them
@@ -166,7 +173,8 @@ def main() -> None:
             writer.write(event_columns(np.arange(n)) | reco_columns(x[:n]) | parton_columns(z))
         run_fileset({"warm-up": [path]}, executor=make_executor(progress=False), chunksize=10_000,
                     maxchunks=1)
-        cpu, wall = timed(lambda: run_fileset({"bench": [path]}, executor=make_executor(progress=False),
+        executor = make_executor(progress=False)
+        cpu, wall = timed(lambda: run_fileset({"bench": [path]}, executor=executor,
                                               chunksize=200_000))
     print(f"TtbarValidationProcessor (iterative executor, read + select + reconstruct + fill), "
           f"{n} events: {n / cpu:,.0f} events/s per core (CPU), {n / wall:,.0f} events/s wall")

@@ -14,7 +14,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from turbosim_hep import demo, report
+from turbosim_hep import demo
+from turbosim_hep.validation import report
 
 
 def parse_variant(text: str) -> dict[str, object]:

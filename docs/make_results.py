@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from turbosim_hep import report
+from turbosim_hep.validation import report
 
 DOCS = Path(__file__).resolve().parent
 #: Plots shown on the page: the observables of the paper's Table 1.

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from turbosim_hep.report import TABLE1
+from turbosim_hep.validation.report import TABLE1
 
 from _ttbar import smear, ttbar_partons, write_sample
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep import layout, physics
 from turbosim_hep.io import read_events
-from turbosim_hep.processor import (
-    QUANTITIES,
-    TtbarValidationProcessor,
-    ValueList,
-    dataset_values,
-    make_executor,
-    run_fileset,
-)
-
-from _ttbar import smear, ttbar_partons, write_sample
+from turbosim_hep.validation.processor import TtbarValidationProcessor, ValueList, dataset_values
+from turbosim_hep.validation.quantities import QUANTITIES
+from turbosim_hep.validation.runner import make_executor, run_fileset
 
 N_EVENTS = 3000
 CHUNK = 1000  # several chunks per file, so the accumulation is exercised
@@ -81,7 +75,8 @@ def _assert_same_output(a, b):
             np.testing.assert_array_equal(left.variances(flow=True), right.variances(flow=True))
     for dataset, columns in a["values"].items():
         for name, column in columns.items():  # chunks may arrive in any order
-            np.testing.assert_array_equal(np.sort(column.value), np.sort(b["values"][dataset][name].value))
+            other = b["values"][dataset][name]
+            np.testing.assert_array_equal(np.sort(column.value), np.sort(other.value))
 
 
 def test_futures_executor_gives_identical_histograms(files, iterative_output):

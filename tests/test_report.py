@@ -8,14 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import uproot
+from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.cli import main
 from turbosim_hep.errors import OutputError
-from turbosim_hep.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
-from turbosim_hep.validate import validate
-
-from _ttbar import smear, ttbar_partons, write_sample
+from turbosim_hep.validation import validate
+from turbosim_hep.validation.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
 
 N_EVENTS = 4000
 JET_SCALE = 1.05  # the deliberately shifted simulation: every jet 5% too energetic
@@ -40,7 +39,9 @@ def samples(tmp_path_factory):
 
 
 def test_identical_inputs_give_zero_distances_everywhere(samples, tmp_path):
-    result = validate(samples["truth"], samples["copy"], tmp_path / "report", plots=False, progress=False)
+    result = validate(
+        samples["truth"], samples["copy"], tmp_path / "report", plots=False, progress=False
+    )
     assert len(result["quantities"]) == 2 * layout.N_FEATURES + len(physics.OBSERVABLES)
     for name, q in result["quantities"].items():
         assert q["ks"] == 0.0 and q["w1"] == 0.0, name
@@ -56,7 +57,9 @@ def test_identical_inputs_give_zero_distances_everywhere(samples, tmp_path):
 
 
 def test_shifted_simulation_gives_the_expected_distances(samples, tmp_path):
-    result = validate(samples["truth"], samples["shifted"], tmp_path / "report", plots=False, progress=False)
+    result = validate(
+        samples["truth"], samples["shifted"], tmp_path / "report", plots=False, progress=False
+    )
     q = result["quantities"]
     truth_x, shifted_x = samples["x"], samples["shifted_x"]
     jet1_e = layout.column_index("x", "E_jet1")
@@ -77,7 +80,8 @@ def test_unfolded_partons_fill_the_b_columns(samples, tmp_path):
     )
     z = samples["z"]
     b_e = layout.column_index("z", "E_b")
-    assert result["table1"]["b_E"] == pytest.approx(metrics.ks_distance(z[:, b_e], 1.10 * z[:, b_e]), rel=1e-6)
+    expected = metrics.ks_distance(z[:, b_e], 1.10 * z[:, b_e])
+    assert result["table1"]["b_E"] == pytest.approx(expected, rel=1e-6)
     assert result["table1"]["b_E"] > 0.02
     assert result["quantities"]["z_E_b"]["compared_with"] == "unfolded"
     assert result["quantities"]["z_E_u"]["ks"] == 0.0

@@ -1,14 +1,232 @@
-"""The coffea plugin of turbosim-hep: ``from turbosim_hep.coffea import FastSim``.
+"""The coffea plugin of turbosim-hep: detector-level collections from partons, on the fly.
 
-See `turbosim_hep.fastsim` for the implementation.
+`FastSim` turns a parton collection into the Electron, Jet and MissingET collections a
+detector-level file would give, with the same coffea NanoAOD behaviours as
+`turbosim_hep.io.schemas.TurboSimSchema` (``.pt``, ``.mass``, ``+``, ``.delta_r`` work
+as on read objects)::
+
+    fastsim = FastSim("model.pt")                     # in the processor's __init__
+    sim = fastsim(events)                             # in process(): NanoEvents in
+    events = events[sim.mask]                         # the events it could simulate
+    events["Electron"], events["Jet"], events["MET"] = sim.Electron, sim.Jet, sim.MissingET
+
+`FastSim` holds only the model's path and settings: a processor that carries one
+pickles small and never ships weights to the workers. Each worker process loads the
+model once (`turbosim_hep.inference.cached_model`) on the first chunk it runs, on CUDA
+when it has one (``device="auto"``).
+
+The noise of each event is `turbosim_hep.random.event_normal` of (seed, input file name,
+entry number), so results do not depend on how the work is cut: iterative, futures or
+Dask executors and any chunk size give the same histograms.
 """
 
-from turbosim_hep.fastsim import (
-    FastSim,
-    FastSimOutput,
-    FastSimProcessor,
-    reco_collections,
-    simulated_events,
-)
+from __future__ import annotations
 
-__all__ = ["FastSim", "FastSimOutput", "FastSimProcessor", "reco_collections", "simulated_events"]
+import os
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+from turbosim_hep.device import resolve_device
+from turbosim_hep.inference import BATCH_EVENTS, cached_model, run_model
+from turbosim_hep.io import formats, nanoevents
+from turbosim_hep.io.writer import reco_collections
+from turbosim_hep.random import event_normal, stream_id
+
+
+@dataclass
+class FastSimOutput:
+    """Simulated collections of the events `FastSim` could simulate.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray
+        bool, one per input event: True where the event had the e- nu_e-bar b b-bar u
+        d-bar partons with finite momenta and the model gave finite outputs.
+    Electron : awkward.Array
+        ``n * var * Electron`` (one electron of charge -1 per event), n = mask.sum().
+    Jet : awkward.Array
+        ``n * var * Jet`` (four jets in pT order).
+    MissingET : awkward.Array
+        ``n * MissingET`` (pt, phi).
+    x : numpy.ndarray
+        float32 (n, 24): the same events in the X layout.
+    """
+
+    mask: np.ndarray
+    Electron: ak.Array
+    Jet: ak.Array
+    MissingET: ak.Array
+    x: np.ndarray
+
+
+class FastSim:
+    """The decoder of a trained model as a coffea plugin.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``; it must be readable where the workers run.
+    seed : int
+        Seed of the per-event noise.
+    device : str
+        ``auto`` (CUDA where the worker has it), ``cpu`` or ``cuda``; resolved in each
+        worker, not where the processor is built.
+    batch_size : int, optional
+        Events per forward pass (default: 16384 on CPU, 262144 on CUDA).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        *,
+        seed: int = 0,
+        device: str = "auto",
+        batch_size: int | None = None,
+    ):
+        self.model_path = os.path.abspath(os.fspath(model))
+        self.seed = int(seed)
+        self.device = str(device)
+        self.batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return f"FastSim({self.model_path!r}, seed={self.seed}, device={self.device!r})"
+
+    @property
+    def model(self):
+        """The model, loaded once per process and fused for inference (never pickled)."""
+        return cached_model(self.model_path, self.device)
+
+    def __call__(self, events: ak.Array) -> FastSimOutput:
+        """Simulate a chunk of NanoEvents as read (before any event is removed).
+
+        The partons come from ``Parton`` (the project's files) or the generator record
+        ``Particle`` (Delphes), as `turbosim_hep.io.nanoevents.parton_z` finds them; the
+        stream of random numbers from the file name and the chunk's ``entrystart`` in
+        ``events.metadata``.
+        """
+        metadata = events.metadata or {}
+        if "filename" not in metadata:
+            raise ValueError(
+                "events.metadata has no 'filename'; call simulate() with file= and entry="
+            )
+        start = int(metadata.get("entrystart", 0) or 0)
+        rows, z = nanoevents.parton_z(events)
+        return self._simulate(len(events), rows, z, metadata["filename"], start + rows)
+
+    def simulate(
+        self, partons: ak.Array, *, file: str, entry: np.ndarray | None = None
+    ) -> FastSimOutput:
+        """Simulate the detector-level objects of events given their partons.
+
+        Parameters
+        ----------
+        partons : awkward.Array
+            One list of particles per event: the ``Parton`` collection of the project's
+            files, the ``Particle`` collection of Delphes NanoEvents, or the
+            ``particles`` of `pylhe.to_awkward` (see
+            `turbosim_hep.io.nanoevents.collection_z`).
+        file : str
+            Name (or path) of the file the events come from; with ``entry`` it fixes
+            the random numbers of every event.
+        entry : numpy.ndarray, optional
+            Entry number of each event in that file (default: 0, 1, 2, ...).
+
+        Returns
+        -------
+        FastSimOutput
+        """
+        n = len(partons)
+        entry = np.arange(n, dtype=np.int64) if entry is None else np.asarray(entry, dtype=np.int64)
+        if len(entry) != n:
+            raise ValueError(f"{len(entry)} entry numbers for {n} events")
+        rows, z = nanoevents.collection_z(partons)
+        return self._simulate(n, rows, z, file, entry[rows])
+
+    def _simulate(
+        self, n: int, rows: np.ndarray, z: np.ndarray, file: str, entry: np.ndarray
+    ) -> FastSimOutput:
+        """The model on the partons ``z`` of the events at ``rows`` of ``n``, entries ``entry``."""
+        finite = np.isfinite(z).all(axis=1)
+        rows, z, entry = rows[finite], z[finite], entry[finite]
+        model = self.model
+        device = resolve_device(self.device)
+        noise = None
+        if model.decoder_noise_dim:
+            stream = stream_id(os.path.basename(file))
+            noise = event_normal(self.seed, stream, entry, model.decoder_noise_dim)
+        batch_size = self.batch_size or BATCH_EVENTS[device.type]
+        x = run_model(model.simulate, z, noise, device, batch_size)
+        good = np.isfinite(x).all(axis=1)
+        rows, x = rows[good], x[good]
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        electron, jet, met = nanoaod_collections(x)
+        return FastSimOutput(mask=mask, Electron=electron, Jet=jet, MissingET=met, x=x)
+
+
+def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
+    """Electron, Jet and MissingET collections with coffea's NanoAOD behaviours.
+
+    The collections of `turbosim_hep.io.writer.reco_collections` (those
+    ``turbosim-hep simulate`` writes), with two changes for coffea's candidates: masses
+    are floored at 0 (the model's massless objects can come out with E a float32
+    rounding error below |p|, which ``reco_collections`` keeps as a small negative
+    mass), and the jets get a ``charge`` (0), which the sum of candidates adds up.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape (n, 24) in the X layout.
+
+    Returns
+    -------
+    tuple of awkward.Array
+        ``n * var * Electron``, ``n * var * Jet`` and ``n * MissingET`` (pt, phi).
+    """
+    # Imported here, not with the module: coffea.nanoevents imports coffea.util and with it
+    # hist and rich, which a processor that only holds a FastSim does not need.
+    from coffea.nanoevents.methods import nanoaod
+
+    collections = reco_collections(x)
+    jet = collections[formats.JET]
+    jet = ak.with_field(jet, ak.zeros_like(jet.pt), "charge")
+    return (
+        _candidates(collections[formats.ELECTRON], "Electron", nanoaod.behavior),
+        _candidates(jet, "Jet", nanoaod.behavior),
+        ak.with_name(collections[formats.MET], "MissingET", behavior=nanoaod.behavior),
+    )
+
+
+def _candidates(objects: ak.Array, name: str, behavior: dict) -> ak.Array:
+    """``objects`` as NanoAOD candidates called ``name``, their masses floored at 0."""
+    objects = ak.with_field(objects, np.maximum(objects.mass, 0.0), "mass")
+    return ak.with_name(objects, name, behavior=behavior)
+
+
+#: Detector-level collections a simulated event does not have (the simulated channel has
+#: no muon and no photon), removed by `simulated_events`.
+_NOT_SIMULATED = (formats.MUON, formats.PHOTON)
+
+
+def simulated_events(events: ak.Array, fastsim: FastSim) -> ak.Array:
+    """The events `fastsim` could simulate, with simulated Electron, Jet and MET.
+
+    A drop-in for processors written for the project's files: the returned NanoEvents
+    look like those of a ``turbosim-hep simulate`` output (``MET`` as `TurboSimSchema`
+    names it, no Muon or Photon), with the partons and event ids kept. For Delphes
+    NanoEvents call ``fastsim(events)`` and use its collections directly.
+    """
+    sim = fastsim(events)
+    kept = events[sim.mask]
+    for name in _NOT_SIMULATED:
+        if name in kept.fields:
+            kept = ak.without_field(kept, name)
+    kept[formats.ELECTRON] = sim.Electron
+    kept[formats.JET] = sim.Jet
+    kept[formats.MET] = sim.MissingET
+    return kept
+
+
+__all__ = ["FastSim", "FastSimOutput", "nanoaod_collections", "simulated_events"]

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from turbosim_hep import report
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
@@ -34,7 +33,7 @@ from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
 from turbosim_hep.simulate import run as run_inference
 from turbosim_hep.train import PairedEvents, TrainConfig, train
-from turbosim_hep.validate import validate
+from turbosim_hep.validation import report, validate
 
 #: The shipped sample (package data).
 SAMPLE_NAME = "ttbar_sample.root"

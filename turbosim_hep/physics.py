@@ -1,12 +1,14 @@
-"""Vectorised tt-bar reconstruction of the semileptonic channel (seed 003, section 3).
+"""Vectorised tt-bar reconstruction of the semileptonic channel.
 
-From one electron, the missing transverse momentum and four jets:
+From one electron, the missing transverse momentum and four jets, as in the validation
+of Quétant et al., "Turbo-Sim: a generalised generative model with a physical latent
+space", NeurIPS ML4PS 2021:
 
 1. the neutrino takes px, py from the MET and the pz that puts the electron-neutrino
    system on the W mass (`turbosim_hep.layout.M_W`), the root of smaller |pz|, or the
    real part when the roots are complex; its energy is |p|;
 2. of the 12 ways to give one jet to the leptonic top, two to the hadronic W and one to
-   the hadronic top, the one minimising
+   the hadronic top (`turbosim_hep.layout.ASSIGNMENTS`), the one minimising
    ``((m_t_lep - M_TOP)/5)^2 + ((m_W_had - M_W)/10)^2 + ((m_t_had - M_TOP)/15)^2``
    is kept;
 3. the observables `OBSERVABLES` are computed from that assignment.
@@ -15,54 +17,71 @@ All 12 assignments of all events are evaluated at once (no per-event Python). Tw
 entry points:
 
 - `reconstruct` takes the fixed (n, 24) X array of `turbosim_hep.layout` (what the
-  readers, the model and `turbosim_hep.processor` use);
+  readers, the model and `turbosim_hep.validation.processor` use);
 - `reconstruct_objects` takes awkward arrays of `vector` Lorentz vectors in any
   coordinates, for instance coffea NanoEvents collections; vector converts them to
   (px, py, pz, E).
 
 The four-vector sums and masses themselves run in plain NumPy on (4, n, 12) component
-arrays, in blocks of `BLOCK_SIZE` events. The same arithmetic with vector's awkward
-backend (sums and ``.mass`` of (n, 12) Momentum4D arrays) gives identical numbers but
-measured well under half the speed (awkward's dispatch per operation and its
-temporaries): about 0.39M against 1.06M events/s per core on this machine, see
-``benchmarks/bench_reconstruction.py``, which times both.
+arrays, in blocks of `BLOCK_SIZE` events: the same arithmetic on vector's awkward
+backend gives identical numbers, slower (``benchmarks/bench_reconstruction.py`` times
+both).
 
-This module knows nothing of files or of torch: arrays in, arrays out.
+This module knows nothing of files or of torch: arrays in, arrays out. The training's
+differentiable mass features (`turbosim_hep.model.masses`) hold the torch twin of the
+neutrino solution and of the assignment choice.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
-import vector
 
 from turbosim_hep import layout
-
-vector.register_awkward()
 
 
 @dataclass(frozen=True)
 class Observable:
-    """A reconstructed quantity: its key, axis label (with unit) and histogram range."""
+    """A histogrammed quantity: its key, axis label (with unit), range and space.
+
+    The one type of every quantity the validation histograms: the X and Z features
+    (`turbosim_hep.validation.quantities`) and the reconstructed `OBSERVABLES`.
+
+    Attributes
+    ----------
+    name : str
+        Key of the quantity (``"m_tt"``, ``"x_E_jet1"``).
+    label : str
+        Axis label with its unit (matplotlib mathtext).
+    range : tuple of float
+        Histogram range.
+    space : {"x", "z", "reco"}
+        Detector-level feature, parton-level feature, or reconstructed from the
+        detector-level objects.
+    """
 
     name: str
     label: str
     range: tuple[float, float]
+    space: str
 
 
 #: The reconstructed observables, in report order.
 OBSERVABLES: tuple[Observable, ...] = (
-    Observable("m_tt", r"$m_{t\bar{t}}$ [GeV]", (250.0, 1500.0)),
-    Observable("m_W_had", r"$m_{W}^{had}$ [GeV]", (0.0, 250.0)),
-    Observable("m_t_had", r"$m_{t}^{had}$ [GeV]", (50.0, 400.0)),
-    Observable("m_W_lep", r"$m_{W}^{lep}$ [GeV]", (0.0, 250.0)),
-    Observable("m_t_lep", r"$m_{t}^{lep}$ [GeV]", (50.0, 400.0)),
-    Observable("pt_t_had", r"$p_{T}^{t,had}$ [GeV]", (0.0, 600.0)),
-    Observable("pt_t_lep", r"$p_{T}^{t,lep}$ [GeV]", (0.0, 600.0)),
+    Observable("m_tt", r"$m_{t\bar{t}}$ [GeV]", (250.0, 1500.0), "reco"),
+    Observable("m_W_had", r"$m_{W}^{had}$ [GeV]", (0.0, 250.0), "reco"),
+    Observable("m_t_had", r"$m_{t}^{had}$ [GeV]", (50.0, 400.0), "reco"),
+    Observable("m_W_lep", r"$m_{W}^{lep}$ [GeV]", (0.0, 250.0), "reco"),
+    Observable("m_t_lep", r"$m_{t}^{lep}$ [GeV]", (50.0, 400.0), "reco"),
+    Observable("pt_t_had", r"$p_{T}^{t,had}$ [GeV]", (0.0, 600.0), "reco"),
+    Observable("pt_t_lep", r"$p_{T}^{t,lep}$ [GeV]", (0.0, 600.0), "reco"),
 )
+#: Their names (the keys of `reconstruct`'s result).
 OBSERVABLE_NAMES: tuple[str, ...] = tuple(o.name for o in OBSERVABLES)
+
 
 def neutrino_pz(
     lepton: np.ndarray, met_px: np.ndarray, met_py: np.ndarray, m_w: float = layout.M_W
@@ -72,6 +91,10 @@ def neutrino_pz(
     Solves ``(p_lepton + p_nu)^2 = m_w^2`` for a massless neutrino with transverse
     momentum (met_px, met_py). Of the two roots the one of smaller |pz| is returned;
     when the roots are complex, their common real part.
+
+    `turbosim_hep.model.masses.neutrino_pz` is the same solution in torch, for the
+    training loss (differentiable, on the training device); this one serves the
+    analysis, which must not need torch. ``tests/test_physics.py`` checks that they agree.
 
     Parameters
     ----------
@@ -140,6 +163,9 @@ def reconstruct_objects(electron, met, jets, *, return_assignment: bool = False)
     >>> sel = events[(ak.num(events.Jet) == 4) & (ak.num(events.Electron) == 1)]  # doctest: +SKIP
     >>> obs = reconstruct_objects(sel.Electron[:, 0], sel.MET, sel.Jet)  # doctest: +SKIP
     """
+    _register_vector()
+    # Wrapped again: arrays made before the registration get vector's classes too.
+    electron, met, jets = (ak.Array(v) for v in (electron, met, jets))
     jet_p4 = _components(jets)  # (4 components, n, jets)
     if jet_p4.ndim != 3 or jet_p4.shape[2] != layout.N_JETS:
         raise ValueError(f"reconstruction needs exactly {layout.N_JETS} jets per event")
@@ -218,6 +244,7 @@ def _reconstruct(electron: np.ndarray, met: np.ndarray, jets: np.ndarray) -> dic
     t_had = w_had + b_had
     t_lep = lepton_w[:, :, np.newaxis] + b_lep
     m_w_had, m_t_had, m_t_lep = _mass(w_had), _mass(t_had), _mass(t_lep)
+    # The assignment chi-square; `turbosim_hep.model.masses` makes the same choice in torch.
     chi2 = (
         ((m_t_lep - layout.M_TOP) / layout.SIGMA_T_LEP) ** 2
         + ((m_w_had - layout.M_W) / layout.SIGMA_W_HAD) ** 2
@@ -242,6 +269,18 @@ def _reconstruct(electron: np.ndarray, met: np.ndarray, jets: np.ndarray) -> dic
         "neutrino_pz": pz,
         "assignment": best,
     }
+
+
+@functools.cache
+def _register_vector() -> None:
+    """Register vector's awkward behaviours, once, when `reconstruct_objects` first runs.
+
+    Arrays named ``Momentum4D`` (or ``Momentum2D``, ...) without a behaviour of their own
+    then act as vectors; arrays from `vector.zip` or coffea carry theirs already.
+    """
+    import vector
+
+    vector.register_awkward()
 
 
 def _components(vectors: ak.Array) -> np.ndarray:

@@ -39,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from turbosim_hep.report import TABLE1, table1_markdown
-    from turbosim_hep.validate import validate
+    from turbosim_hep.validation import validate
+    from turbosim_hep.validation.report import TABLE1, table1_markdown
 
     table1_quantities = [name for name, _ in TABLE1.values()]
     plots = {"all": True, "none": False, "table1": table1_quantities}[args.plots]

@@ -5,6 +5,10 @@ exactly the events and numbers `turbosim_hep.io.reader` gives for the same file,
 collections are turned back into a record of the branches the reader reads (``Jet_pt``,
 ``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to `reader.select_events`: one
 implementation of the selection and of the X and Z layouts, two ways in.
+
+`parton_z` and `collection_z` give the Z arrays the coffea plugin simulates from: of
+NanoEvents (the format known from `event_format`), or of a bare parton collection
+(the project's ``Parton``, Delphes' ``Particle``, pylhe's ``particles``).
 """
 
 from __future__ import annotations
@@ -62,12 +66,110 @@ def select(
     rows : numpy.ndarray
         Positions of the selected events within ``events``.
     """
-    fmt = event_format(events)
+    start = int((events.metadata or {}).get("entrystart", 0) or 0)
+    return _select(
+        events, event_format(events), start=start, detector=detector, partons=partons,
+        cutflow=cutflow,
+    )
+
+
+def parton_z(events: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The events of a chunk of NanoEvents that have the six partons, and their Z array.
+
+    Parameters
+    ----------
+    events : awkward.Array
+        NanoEvents of a Delphes file (``Particle``) or an own file (``Parton``).
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Positions within ``events`` of the events with the e- nu_e-bar b b-bar u d-bar
+        partons (`turbosim_hep.layout.PARTON_CUT`).
+    z : numpy.ndarray
+        float32 (len(rows), 24) Z array of those events.
+
+    Raises
+    ------
+    ValueError
+        If the events hold no parton collection.
+    """
+    if not has_partons(events):
+        raise ValueError("the events hold no parton collection (Parton or Particle)")
+    batch, rows = select(events, detector=False, partons=True)
+    return rows, batch.z
+
+
+def collection_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The events of a bare parton collection that have the six partons, and their Z array.
+
+    The collection's kind is read from its fields: the project's ``Parton`` collection
+    (``pt, eta, phi, mass, pdgId``), Delphes' ``Particle`` record (``PID, Status, M1,
+    Px, Py, Pz`` and ``Energy`` as `Delphes3Schema` names it, or ``E``) or the
+    ``particles`` of `pylhe.to_awkward` (``id, status, vector``). The matching is the
+    reader's and the LHE reader's (`turbosim_hep.io.lhe`), so files and collections give
+    the same events.
+
+    Parameters
+    ----------
+    partons : awkward.Array
+        One list of particles per event.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Positions of the events with the six partons.
+    z : numpy.ndarray
+        float32 (len(rows), 24) Z array of those events.
+
+    Raises
+    ------
+    ValueError
+        If the collection is none of these.
+    """
+    fields = set(partons.fields)
+    if {"id", "status", "vector"} <= fields:
+        from turbosim_hep.io.lhe import final_state_partons  # pylhe, only when it is used
+
+        momenta = partons.vector
+        p4 = np.stack(
+            [ak.to_numpy(ak.flatten(momenta[c])) for c in ("px", "py", "pz", "e")], axis=-1
+        )
+        batch = final_state_partons(
+            ak.to_numpy(ak.num(partons, axis=1)), ak.to_numpy(ak.flatten(partons.id)),
+            ak.to_numpy(ak.flatten(partons.status)), p4,
+        )
+        return batch.entry, batch.z
+    if {"PID", "Status", "M1"} <= fields:
+        if _DELPHES_PARTICLE_ENERGY not in fields:
+            partons = ak.with_field(partons, partons["E"], _DELPHES_PARTICLE_ENERGY)
+        fmt: reader.Format = "delphes"
+    elif {"pt", "eta", "phi", "mass", "pdgId"} <= fields:
+        fmt = "turbosim"
+    else:
+        raise ValueError(
+            f"unknown parton collection with fields {sorted(fields)}; expected the "
+            "project's Parton, Delphes' Particle or pylhe's particles"
+        )
+    events = ak.zip({_PARTON_COLLECTIONS[fmt][0]: partons}, depth_limit=1)
+    batch, rows = _select(events, fmt, start=0, detector=False, partons=True, cutflow=None)
+    return rows, batch.z
+
+
+def _select(
+    events: ak.Array,
+    fmt: reader.Format,
+    *,
+    start: int,
+    detector: bool,
+    partons: bool,
+    cutflow: reader.Cutflow | None,
+) -> tuple[reader.EventBatch, np.ndarray]:
+    """`select` of events whose format is known; entries count from ``start``."""
     record = ak.zip(
         {name: _column(events, fmt, name) for name in _branches(events, fmt, detector, partons)},
         depth_limit=1,
     )
-    start = int((events.metadata or {}).get("entrystart", 0) or 0)
     batch = reader.select_events(
         record, fmt, start=start, detector=detector, partons=partons, cutflow=cutflow
     )
@@ -139,4 +241,7 @@ def _column(events: ak.Array, fmt: reader.Format, branch: str) -> ak.Array:
     return events[collection][field]
 
 
-__all__ = ["event_format", "has_detector", "has_partons", "select", "stored_x"]
+__all__ = [
+    "collection_z", "event_format", "has_detector", "has_partons", "parton_z", "select",
+    "stored_x",
+]

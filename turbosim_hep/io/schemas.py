@@ -35,7 +35,11 @@ class TurboSimSchema(NanoAODSchema):
             if name.endswith("_pt")
             for component in ("px", "py", "pz", "E")
         }
-        kept = [(n, c) for n, c in zip(field_names, input_contents) if n not in redundant]
+        kept = [
+            (n, c)
+            for n, c in zip(field_names, input_contents, strict=True)
+            if n not in redundant
+        ]
         # NanoAOD has no Photon_mass, so coffea makes one of zeros (and warns when a file
         # has it). Ours store it (zero): keep the stored branches, make only missing ones.
         self.full_like_items = {

@@ -162,41 +162,76 @@ def collection(
     pt, eta, phi, mass = ptetaphim_from_p4(p4)
     fields = {"pt": pt, "eta": eta, "phi": phi, "mass": mass}
     if with_cartesian:
-        fields |= dict(zip(layout.COMPONENTS, np.moveaxis(p4, -1, 0)))
+        fields |= dict(zip(layout.COMPONENTS, np.moveaxis(p4, -1, 0), strict=True))
     fields |= extra
-    flat = {name: np.ascontiguousarray(value, dtype=value.dtype).reshape(n * k) for name, value in fields.items()}
+    flat = {
+        name: np.ascontiguousarray(value, dtype=value.dtype).reshape(n * k)
+        for name, value in fields.items()
+    }
     return ak.unflatten(ak.zip(flat), np.full(n, k, dtype=np.int64))
 
 
-def reco_columns(x: np.ndarray, *, with_cartesian: bool = False) -> dict[str, ak.Array | np.ndarray]:
-    """Electron, Jet and MET columns from an (n, 24) X array.
+def reco_collections(x: np.ndarray, *, with_cartesian: bool = False) -> dict[str, ak.Array]:
+    """Electron, Jet and MET of an (n, 24) X array, as awkward arrays.
 
-    The electron gets charge -1 (the selected channel); masses follow from the
-    four-momenta (0 for the massless objects of the X layout). MET is stored as ``MET_pt`` and ``MET_phi`` (plus ``MET_px``, ``MET_py`` on request).
+    The one conversion of the X layout into detector-level collections: the writer stores
+    them (`reco_columns`) and the coffea plugin (`turbosim_hep.coffea`) gives them coffea's
+    NanoAOD behaviours.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape (n, 24) in the X layout of `turbosim_hep.layout`.
+    with_cartesian : bool
+        Also give ``px, py, pz, E`` (``px, py`` for MET) beside ``pt, eta, phi, mass``.
+
+    Returns
+    -------
+    dict[str, awkward.Array]
+        Keyed by `formats.ELECTRON`, `formats.JET` and `formats.MET`:
+        ``n * var * {pt, eta, phi, mass, charge}`` (one electron of charge -1 per event),
+        ``n * var * {pt, eta, phi, mass}`` (the four jets in pT order) and
+        ``n * {pt, phi}``, float32 but for the int32 charge. Masses
+        follow from the four-momenta (0 for the massless objects of the X layout, negative
+        for a space-like one, see `turbosim_hep.kinematics.ptetaphim_from_p4`).
     """
     n = len(x)
     objects = np.asarray(x, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
     electron = objects[:, :1]
     met = objects[:, 1]
     jets = objects[:, 2:]
-    columns: dict[str, ak.Array | np.ndarray] = {
+    met_fields = {
+        "pt": np.hypot(met[:, 0], met[:, 1]).astype(np.float32),
+        "phi": np.arctan2(met[:, 1], met[:, 0]).astype(np.float32),
+    }
+    if with_cartesian:
+        met_fields |= {"px": met[:, 0].copy(), "py": met[:, 1].copy()}
+    return {
         formats.ELECTRON: collection(
             electron,
             with_cartesian=with_cartesian,
             charge=np.full((n, 1), layout.ELECTRON_CHARGE, dtype=np.int32),
         ),
         formats.JET: collection(jets, with_cartesian=with_cartesian),
-        formats.branch(formats.MET, "pt"): np.hypot(met[:, 0], met[:, 1]).astype(np.float32),
-        formats.branch(formats.MET, "phi"): np.arctan2(met[:, 1], met[:, 0]).astype(np.float32),
+        formats.MET: ak.zip(met_fields),
     }
-    if with_cartesian:
-        columns[formats.branch(formats.MET, "px")] = met[:, 0].copy()
-        columns[formats.branch(formats.MET, "py")] = met[:, 1].copy()
-    return columns
+
+
+def reco_columns(
+    x: np.ndarray, *, with_cartesian: bool = False
+) -> dict[str, ak.Array | np.ndarray]:
+    """Electron, Jet and MET columns from an (n, 24) X array (`reco_collections`).
+
+    MET is stored as the flat branches ``MET_pt`` and ``MET_phi`` (plus ``MET_px``,
+    ``MET_py`` on request), as NanoAOD stores it.
+    """
+    collections = reco_collections(x, with_cartesian=with_cartesian)
+    met = collections.pop(formats.MET)
+    return collections | {formats.branch(formats.MET, f): ak.to_numpy(met[f]) for f in met.fields}
 
 
 def parton_columns(z: np.ndarray, *, with_cartesian: bool = False) -> dict[str, ak.Array]:
-    """The ``Parton`` collection (six partons in Z order, with ``pdgId``) from an (n, 24) Z array."""
+    """The ``Parton`` collection (six partons in Z order, with ``pdgId``) of an (n, 24) Z array."""
     n = len(z)
     p4 = np.asarray(z, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
     pdg = np.broadcast_to(layout.PARTON_PDG_IDS, (n, layout.N_OBJECTS))

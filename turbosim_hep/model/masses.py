@@ -5,8 +5,7 @@ triplets of jets and from the electron, the missing transverse momentum and a je
 A generator can match every per-feature marginal and still miss these correlations.
 `mass_features` gives the invariant masses of all such combinations without a jet
 assignment (no argmin, so the gradient reaches every jet), for the mass term of
-`turbosim_hep.model.losses` (a distance on narrow resonance distributions, as seed 002
-proposes).
+`turbosim_hep.model.losses` (a distance between the narrow resonance distributions).
 
 The squared mass of a set S of objects is the sum of the Minkowski products of its
 members, m^2(S) = sum over a, b in S of p_a . p_b, so every mass is one entry of the
@@ -17,6 +16,12 @@ Last come the hadronic W, hadronic top and leptonic top masses of the jet assign
 minimum chi square (`turbosim_hep.layout.ASSIGNMENTS`), which are the validation's
 reconstructed masses: the choice of the assignment is not differentiated, the masses of
 the chosen one are.
+
+The neutrino solution and the assignment choice are those of the validation's NumPy
+reconstruction (`turbosim_hep.physics`), written again in torch: the loss needs them
+differentiable and on the training device, and the analysis must not need torch.
+``tests/test_physics.py`` checks that the two agree. This module knows nothing of
+files or of the analysis: it imports only `turbosim_hep.layout`.
 """
 
 from __future__ import annotations
@@ -107,8 +112,8 @@ def neutrino_pz(
     """Neutrino pz from the W-mass constraint, differentiable.
 
     The same solution as `turbosim_hep.physics.neutrino_pz` (the root of smaller |pz|,
-    the real part when the roots are complex; the tests check that they agree), with the
-    square root kept away from zero so that its gradient stays finite.
+    the real part when the roots are complex), in torch for the loss, with the square
+    root kept away from zero so that its gradient stays finite.
 
     Parameters
     ----------
@@ -163,7 +168,11 @@ def mass_features(x: torch.Tensor) -> torch.Tensor:
 
 
 def _reconstructed(masses: torch.Tensor, constants: _Constants) -> torch.Tensor:
-    """(n, 3) W, hadronic top and leptonic top masses of the minimum-chi-square assignment."""
+    """(n, 3) W, hadronic top and leptonic top masses of the minimum-chi-square assignment.
+
+    The chi-square of `turbosim_hep.physics` (same widths, same 12 assignments), on the
+    masses of `mass_features`.
+    """
     w_had = masses[:, constants.w_had]  # (n, 12), one column per assignment
     t_had, t_lep = masses[:, constants.t_had], masses[:, constants.t_lep]
     chi2 = (

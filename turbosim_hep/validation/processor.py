@@ -1,23 +1,23 @@
-"""The validation analysis as a coffea processor, and the runners that execute it.
+"""The validation analysis as coffea processors: selection, tt-bar reconstruction, histograms.
 
 `TtbarValidationProcessor` applies the reference selection (`turbosim_hep.layout`) to
 each chunk of NanoEvents, builds the X and Z arrays exactly as `turbosim_hep.io.reader`
 does, reconstructs the tt-bar system (`turbosim_hep.physics`) and fills one `hist.Hist`
 per quantity with a ``dataset`` category axis: the 24 X features, the 24 Z features
 when the file has partons, and the reconstructed observables. Beside the histograms it
-keeps the unbinned float32 values of every quantity (`ValueList`) so that the KS and Wasserstein distances of the report are exact, the cut-flow, and the
-number of physically valid events.
+keeps the unbinned float32 values of every quantity (`ValueList`) so that the KS and
+Wasserstein distances of the report are exact, the cut-flow, and the number of
+physically valid events.
 
-`run_fileset` runs it over a fileset with coffea's `Runner` and the iterative, futures
-or Dask executor; files of different formats (Delphes, the project's own) are grouped
-and read with the schema each needs.
+`FastSimProcessor` fills the same histograms from parton-level events, the detector
+objects being simulated on the fly by the coffea plugin (`turbosim_hep.coffea`).
+`turbosim_hep.validation.runner` runs either over a fileset.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import hist
 import numpy as np
@@ -25,52 +25,10 @@ from coffea import processor
 
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
-from turbosim_hep.io import nanoevents, schemas
+from turbosim_hep.io import nanoevents
 from turbosim_hep.io.reader import Cutflow
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A histogrammed quantity: key, axis label (with unit) and histogram range."""
-
-    name: str
-    label: str
-    range: tuple[float, float]
-    space: str  # "x", "z" or "reco"
-
-
-_OBJECT_LABELS = {
-    "x": {
-        "e-": "e^{-}",
-        "met": r"\mathrm{miss}",
-        **{f"jet{i}": rf"\mathrm{{jet}}_{{{i}}}" for i in range(1, layout.N_JETS + 1)},
-    },
-    "z": {
-        "e-": "e^{-}", "nubar": r"\bar{\nu}_{e}", "b": "b", "bbar": r"\bar{b}", "u": "u",
-        "dbar": r"\bar{d}",
-    },
-}
-_COMPONENT_LABELS = {"px": "p_{x}", "py": "p_{y}", "pz": "p_{z}", "E": "E"}
-_COMPONENT_RANGES = {
-    "px": (-300.0, 300.0), "py": (-300.0, 300.0), "pz": (-1200.0, 1200.0), "E": (0.0, 1200.0)
-}
-_LEVEL = {"x": "detector", "z": "parton"}
-
-
-def _feature(space: str, column: str) -> Quantity:
-    component, obj = column.split("_", 1)
-    symbol = rf"{_COMPONENT_LABELS[component]}^{{{_OBJECT_LABELS[space][obj]}}}"
-    label = rf"{_LEVEL[space]} ${symbol}$ [GeV]"
-    return Quantity(f"{space}_{column}", label, _COMPONENT_RANGES[component], space)
-
-
-#: Every quantity the processor histograms, in report order.
-QUANTITIES: tuple[Quantity, ...] = (
-    tuple(_feature("x", c) for c in layout.X_COLUMNS)
-    + tuple(_feature("z", c) for c in layout.Z_COLUMNS)
-    + tuple(Quantity(o.name, o.label, o.range, "reco") for o in physics.OBSERVABLES)
-)
-QUANTITY_BY_NAME: Mapping[str, Quantity] = {q.name: q for q in QUANTITIES}
+from turbosim_hep.physics import Observable
+from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
 
 #: Name of the category axis that tells the datasets apart.
 DATASET_AXIS = "dataset"
@@ -140,7 +98,7 @@ class TtbarValidationProcessor(processor.ProcessorABC):
         self.bins = bins
         self.keep_values = keep_values
 
-    def histogram(self, quantity: Quantity) -> hist.Hist:
+    def histogram(self, quantity: Observable) -> hist.Hist:
         """An empty histogram of one quantity with the dataset category axis."""
         return hist.Hist(
             hist.axis.StrCategory([], growth=True, name=DATASET_AXIS, label="Dataset"),
@@ -196,89 +154,39 @@ class TtbarValidationProcessor(processor.ProcessorABC):
         return accumulator
 
 
-# --- running ------------------------------------------------------------------------
+class FastSimProcessor(TtbarValidationProcessor):
+    """The validation processor on parton-level input, with detector objects from Turbo-Sim.
 
-EXECUTORS = ("iterative", "futures", "dask")
+    It fills exactly the histograms of `TtbarValidationProcessor` (the detector-level
+    features, the reconstructed tt-bar observables and the partons), the detector
+    objects being simulated on the fly. The line that makes it is the one
+    `docs/coffea-plugin.md` shows for any processor (`turbosim_hep.coffea.simulated_events`).
 
-
-def make_executor(name: str = "iterative", *, workers: int = 1, client=None, progress: bool = True):
-    """A coffea executor by name.
-
-    Parameters
-    ----------
-    name : {"iterative", "futures", "dask"}
-        ``iterative`` runs in this process, ``futures`` in a pool of ``workers``
-        processes, ``dask`` on the `distributed.Client` given as ``client`` (for instance
-        of a ``LocalCluster`` or of a batch-system cluster).
-    workers : int
-        Processes of the futures executor.
-    client : distributed.Client, optional
-        Required by the dask executor.
-    progress : bool
-        Show coffea's progress bar.
-    """
-    if name == "iterative":
-        return processor.IterativeExecutor(status=progress)
-    if name == "futures":
-        return processor.FuturesExecutor(workers=workers, status=progress)
-    if name == "dask":
-        if client is None:
-            raise ValueError("the dask executor needs a distributed.Client")
-        return processor.DaskExecutor(client=client, status=progress)
-    raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
-
-
-def run_fileset(
-    fileset: Mapping[str, Sequence[str | os.PathLike]],
-    processor_instance: processor.ProcessorABC | None = None,
-    *,
-    executor=None,
-    chunksize: int = 200_000,
-    maxchunks: int | None = None,
-) -> dict:
-    """Run a processor over a fileset with coffea's `Runner`.
+    The plugin (and with it torch) is imported when a `FastSimProcessor` is made, not with
+    this module: the validation of files needs no model.
 
     Parameters
     ----------
-    fileset : mapping
-        ``{dataset: [file, ...]}``. Files may be Delphes or the project's own files; each
-        format is read with its schema (`turbosim_hep.io.schemas.schema_for`).
-    processor_instance : ProcessorABC, optional
-        Defaults to a `TtbarValidationProcessor`.
-    executor : coffea executor, optional
-        Defaults to ``make_executor("iterative")``.
-    chunksize, maxchunks : int
-        Passed to `coffea.processor.Runner`.
-
-    Returns
-    -------
-    dict
-        The accumulated output of the processor.
-
-    Raises
-    ------
-    InputError
-        If a file is missing or not a file turbosim-hep reads.
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    seed : int
+        Seed of the per-event noise.
+    device : str
+        ``auto``, ``cpu`` or ``cuda`` (resolved on each worker).
+    **kwargs
+        Passed to `TtbarValidationProcessor` (``bins``, ``keep_values``).
     """
-    processor_instance = processor_instance or TtbarValidationProcessor()
-    executor = executor or make_executor("iterative")
-    groups: dict[type, dict[str, dict]] = {}
-    for dataset, files in fileset.items():
-        if isinstance(files, (str, os.PathLike)):
-            files = [files]
-        for path in files:
-            tree, schema = schemas.schema_for(path)
-            entry = groups.setdefault(schema, {}).setdefault(dataset, {"files": {}})
-            entry["files"][os.path.abspath(os.fspath(path))] = tree
-    outputs = []
-    for schema, group in groups.items():
-        runner = processor.Runner(
-            executor=executor, schema=schema, chunksize=chunksize, maxchunks=maxchunks
-        )
-        outputs.append(runner(group, processor_instance))
-    if not outputs:
-        raise ValueError("the fileset holds no files")
-    return processor.accumulate(outputs)
+
+    def __init__(self, model: str | os.PathLike, *, seed: int = 0, device: str = "auto", **kwargs):
+        from turbosim_hep.coffea import FastSim
+
+        super().__init__(**kwargs)
+        self.fastsim = FastSim(model, seed=seed, device=device)
+
+    def process(self, events) -> dict:
+        from turbosim_hep.coffea import simulated_events
+
+        return super().process(simulated_events(events, self.fastsim))
 
 
 def dataset_values(output: Mapping, dataset: str) -> dict[str, np.ndarray]:
@@ -289,13 +197,8 @@ def dataset_values(output: Mapping, dataset: str) -> dict[str, np.ndarray]:
 
 __all__ = [
     "DATASET_AXIS",
-    "EXECUTORS",
-    "QUANTITIES",
-    "QUANTITY_BY_NAME",
-    "Quantity",
+    "FastSimProcessor",
     "TtbarValidationProcessor",
     "ValueList",
     "dataset_values",
-    "make_executor",
-    "run_fileset",
 ]

@@ -1,6 +1,6 @@
 """The validation report: distances to the truth, the paper's Table 1, plots, histograms.
 
-From the output of `turbosim_hep.processor.TtbarValidationProcessor`:
+From the output of `turbosim_hep.validation.processor.TtbarValidationProcessor`:
 
 - `compute_metrics`: for every histogrammed quantity the KS distance (on the unbinned
   values, as the paper does) and the Wasserstein-1 distance between the truth and the
@@ -24,7 +24,8 @@ import uproot
 
 from turbosim_hep import metrics
 from turbosim_hep.errors import OutputError, check_parent_directory
-from turbosim_hep.processor import DATASET_AXIS, QUANTITIES, QUANTITY_BY_NAME, dataset_values
+from turbosim_hep.validation.processor import DATASET_AXIS, dataset_values
+from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
 TABLE1: Mapping[str, tuple[str, str]] = {
@@ -42,7 +43,8 @@ TABLE1: Mapping[str, tuple[str, str]] = {
 #: The columns of Table 1 that compare partons (unfolding) rather than detector objects.
 TABLE1_PARTON_COLUMNS = ("b_py", "b_pz", "b_E")
 
-#: Published KS distances (x 10^-2), seed 003 Table 1.
+#: Published KS distances (x 10^-2): Table 1 of Quétant et al., "Turbo-Sim: a generalised
+#: generative model with a physical latent space", NeurIPS ML4PS 2021.
 PUBLISHED_TABLE1: Mapping[str, tuple[float, ...]] = {
     "Turbo-Sim (published)": (5.28, 7.28, 3.96, 2.89, 10.3, 4.43, 2.97, 7.72, 5.20, 8.52),
     "OTUS (published)": (1.59, 1.23, 2.76, 3.78, 2.39, 5.75, 15.8, 11.7, 14.1, 24.9),
@@ -279,8 +281,8 @@ def write_report(
         The report directory; it must not exist (or be empty) unless ``force``.
     plots : bool or iterable of str
         Plot every compared quantity (True), none (False) or those of the named ones
-        that were compared. Plots are
-        the slowest part of the report: about 1 s per quantity (PNG and PDF).
+        that were compared. Plots (a PNG and a PDF per quantity) are the slowest part
+        of the report.
 
     Returns
     -------

@@ -1,7 +1,8 @@
 """Validation of a Turbo-Sim model against the detector truth, end to end.
 
-The same coffea analysis (`turbosim_hep.processor`) runs on the truth and on the fast
-simulation; `turbosim_hep.report` turns its output into distances, the paper's Table 1,
+The same coffea analysis (`turbosim_hep.validation.processor`) runs on the truth and on
+the fast simulation (`turbosim_hep.validation.runner` runs it over the files);
+`turbosim_hep.validation.report` turns its output into distances, the paper's Table 1,
 plots and saved histograms. ``turbosim-hep validate``, the analysis job in
 ``analysis/`` and the demo all call `validate` or `validate_fileset`.
 """
@@ -11,8 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from turbosim_hep import processor, report
-
+from turbosim_hep.validation import processor, report, runner
 
 
 def validate(
@@ -34,7 +34,7 @@ def validate(
         Output(s) of ``turbosim-hep simulate`` (or of ``unfold``, whose unfolded partons
         are then compared with the truth partons).
     output_dir : str or os.PathLike
-        Report directory (see `turbosim_hep.report.write_report`).
+        Report directory (see `turbosim_hep.validation.report.write_report`).
     unfolded : path or list of paths, optional
         Output(s) of ``turbosim-hep unfold``: the parton-level quantities and the b
         columns of Table 1 then compare these unfolded partons with the truth.
@@ -44,7 +44,7 @@ def validate(
     Returns
     -------
     dict
-        The metrics (`turbosim_hep.report.compute_metrics`), as written to
+        The metrics (`turbosim_hep.validation.report.compute_metrics`), as written to
         ``metrics.json``; ``result["table1"]`` holds the ten KS distances of Table 1.
     """
     fileset = {report.TRUTH: _paths(truth), report.SIMULATION: _paths(simulation)}
@@ -83,7 +83,7 @@ def validate_fileset(
     truth, simulation, unfolded : str
         Dataset names the report compares.
     executor : {"iterative", "futures", "dask"}
-        coffea executor (`turbosim_hep.processor.make_executor`); ``dask`` needs
+        coffea executor (`turbosim_hep.validation.runner.make_executor`); ``dask`` needs
         ``client``.
     workers : int
         Processes of the futures executor.
@@ -94,7 +94,8 @@ def validate_fileset(
     bins : int
         Bins of every histogram.
     plots : bool or sequence of str
-        Plot every quantity, none, or the named ones (`turbosim_hep.report.write_report`).
+        Plot every quantity, none, or the named ones
+        (`turbosim_hep.validation.report.write_report`).
     force : bool
         Replace an existing, non-empty report directory.
     progress : bool
@@ -109,12 +110,10 @@ def validate_fileset(
         if name not in fileset:
             raise ValueError(f"the fileset has no dataset {name!r}")
     report.check_report_directory(output_dir, force=force)  # fail before the long run
-    output = processor.run_fileset(
+    output = runner.run_fileset(
         fileset,
         processor.TtbarValidationProcessor(bins=bins),
-        executor=processor.make_executor(
-            executor, workers=workers, client=client, progress=progress
-        ),
+        executor=runner.make_executor(executor, workers=workers, client=client, progress=progress),
         chunksize=chunksize,
     )
     result = report.compute_metrics(output, truth=truth, simulation=simulation, unfolded=unfolded)
