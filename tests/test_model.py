@@ -30,7 +30,7 @@ from turbosim_hep.model.losses import (
 from turbosim_hep.model import masses
 from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
 from turbosim_hep.model.presets import PRESETS
-from turbosim_hep.train import Trainer, TrainConfig
+from turbosim_hep.training import Trainer, TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from turbosim_hep.model import load_model
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
-from turbosim_hep.train import (
+from turbosim_hep.training import (
     RESUMABLE_SETTINGS,
     PairedEvents,
     Trainer,
@@ -207,7 +207,7 @@ def test_short_training_improves_validation_ks(shipped_sample):
 
 
 def test_build_configs_precedence(tmp_path):
-    from turbosim_hep.train import read_config_file
+    from turbosim_hep.training import read_config_file
 
     path = tmp_path / "run.yaml"
     path.write_text(

@@ -18,7 +18,7 @@ def _assignment(kind: str):
     return parse
 
 
-#: Flags a resumed run takes (`turbosim_hep.train.RESUMABLE_SETTINGS`), by destination.
+#: Flags a resumed run takes (`turbosim_hep.training.RESUMABLE_SETTINGS`), by destination.
 RESUME_FLAGS: dict[str, str] = {
     "epochs": "--epochs", "patience": "--patience", "device": "--device", "threads": "--threads"
 }
@@ -135,7 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _new_run(args: argparse.Namespace):
     """Train a new model with the settings of the flags and the config file."""
     from turbosim_hep.errors import TurbosimError
-    from turbosim_hep.train import build_configs, read_config_file, train
+    from turbosim_hep.training import build_configs, read_config_file, train
 
     weights = {}
     for term, value in args.weight:
@@ -181,7 +181,7 @@ def _new_run(args: argparse.Namespace):
 def _resumed_run(args: argparse.Namespace):
     """Continue the run saved in the output file; only `RESUME_FLAGS` may be given."""
     from turbosim_hep.errors import TurbosimError
-    from turbosim_hep.train import train
+    from turbosim_hep.training import train
 
     given = {
         dest: flag for dest, flag in SETTING_FLAGS.items() if getattr(args, dest) not in (None, [])
@@ -202,7 +202,7 @@ def _resumed_run(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from turbosim_hep.train import log_path_for
+    from turbosim_hep.training import log_path_for
 
     result = _resumed_run(args) if args.resume else _new_run(args)
     last = result.history[-1] if result.history else {}
