@@ -31,6 +31,7 @@ from turbosim_hep.model import masses
 from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
 from turbosim_hep.model.presets import PRESETS
 from turbosim_hep.training import Trainer, TrainConfig
+from turbosim_hep.training.step import gaussian_noise, generated_quantities
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,8 @@ def test_each_term_alone_moves_only_its_networks(events, term, divergence):
         after_critics = trainer.objective.parameters()
         assert any(not torch.equal(a, b) for a, b in zip(critics_before, after_critics))
     # only what the term needs is computed
-    fake = trainer.generate(xs, zs, lambda n, w: torch.randn(n, w) if w else None)
+    noise = gaussian_noise(torch.Generator().manual_seed(0))
+    fake = generated_quantities(trainer.model, trainer.objective.needs, xs, zs, noise)
     assert set(fake) <= {"zt", "xh", "xt", "zh"} and term[1:] in fake
     assert len(fake) == {"zt": 1, "xt": 1, "xh": 2, "zh": 2}[term[1:]]
 

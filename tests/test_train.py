@@ -28,6 +28,7 @@ from turbosim_hep.training import (
     read_pairs,
     train,
 )
+from turbosim_hep.training.evaluation import ValidationSet
 
 
 def pairs(n: int, seed: int = 0) -> PairedEvents:
@@ -197,9 +198,7 @@ def test_short_training_improves_validation_ks(shipped_sample):
     trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
     x, z = torch.from_numpy(train_events.x), torch.from_numpy(train_events.z)
     trainer.model.fit_standardisation(x, z)
-    untrained = trainer.validate(
-        torch.from_numpy(val_events.x), torch.from_numpy(val_events.z), val_events.x, val_events.z
-    )
+    untrained = trainer.validate(ValidationSet.from_events(val_events, trainer.device))
     result = trainer.fit(train_events, val_events, progress=False)
     assert result.best_ks < 0.7 * untrained["ks_sum"], (untrained["ks_sum"], result.best_ks)
     assert result.history[-1]["ks_x"] < 0.7 * untrained["ks_x"]

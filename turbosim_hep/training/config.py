@@ -113,6 +113,14 @@ class TrainConfig:
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.lr_final_fraction + (1.0 - self.lr_final_fraction) * cosine
 
+    def penalty_scales(self, critic_updates: int) -> tuple[float, ...]:
+        """Factor of the gradient penalty in each critic update of a step (see
+        ``gp_interval``), the run having made ``critic_updates`` updates before it."""
+        k = self.gp_interval
+        return tuple(
+            float(k) if (critic_updates + i) % k == 0 else 0.0 for i in range(self.critic_steps)
+        )
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
         """Build from a plain mapping, rejecting unknown keys."""

@@ -1,4 +1,5 @@
-"""Paired training events: parton-level Z and detector-level X of the same events."""
+"""Paired training events: parton-level Z and detector-level X of the same events, read
+from files, split into training and validation parts, and staged on the device."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from turbosim_hep.errors import InputError
 
@@ -68,3 +70,11 @@ def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
     return PairedEvents(
         np.concatenate(zs).astype(np.float32), np.concatenate(xs).astype(np.float32)
     )
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a float32 tensor on ``device`` (through pinned memory to a GPU)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)

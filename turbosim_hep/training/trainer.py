@@ -19,16 +19,14 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from turbosim_hep import metrics, physics
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError, OutputError, TurbosimError, check_parent_directory
 from turbosim_hep.model.checkpoint import (
@@ -40,10 +38,9 @@ from turbosim_hep.model.losses import LossConfig, TurboSimObjective
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
-from turbosim_hep.training.data import PairedEvents, read_pairs
-
-#: Events per chunk when the validation set is pushed through the model.
-VALIDATION_CHUNK = 2048
+from turbosim_hep.training.data import PairedEvents, read_pairs, to_device
+from turbosim_hep.training.evaluation import ValidationSet, validate
+from turbosim_hep.training.step import TrainStep, log_names
 
 
 @dataclass
@@ -115,10 +112,13 @@ class Trainer:
             if self.objective.critics is not None
             else None
         )
-        needs = self.objective.needs
-        self._run_encoder_on_x = bool(needs & {"zt", "xh"})
-        self._run_decoder_on_z = bool(needs & {"xt", "zh"})
-        self._autocast = train_config.amp and self.device.type == "cuda"
+        self._step = TrainStep(
+            self.model,
+            self.objective,
+            self.optimizer,
+            self.critic_optimizer,
+            autocast=train_config.amp and self.device.type == "cuda",
+        )
         self.history: list[dict[str, Any]] = []
         self.critic_updates = 0
         self.ema: AveragedModel | None = None
@@ -151,160 +151,39 @@ class Trainer:
         return params
 
     # --- one batch ------------------------------------------------------------------
-    def _noise(self, n: int, width: int) -> torch.Tensor | None:
-        if width == 0:
-            return None
-        return torch.randn(n, width, device=self.device, generator=self.generator)
-
-    def generate(
-        self,
-        x: torch.Tensor,
-        z: torch.Tensor,
-        noise: Callable[[int, int], torch.Tensor | None],
-        model: TurboSim | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """The generated quantities the active terms need, from standardised x and z.
-
-        z~ = E(x), x^ = D(z~), x~ = D(z), z^ = E(x~), by ``model`` (the trained one
-        by default).
-        """
-        model = model if model is not None else self.model
-        needs, n = self.objective.needs, x.shape[0]
-        fake: dict[str, torch.Tensor] = {}
-        if self._run_encoder_on_x:
-            fake["zt"] = model.encode(x, noise(n, model.encoder_noise_dim))
-        if self._run_decoder_on_z and "xh" in needs:
-            # one decoder call for both x^ = D(z~) and x~ = D(z)
-            both = model.decode(
-                torch.cat([fake["zt"], z]), noise(2 * n, model.decoder_noise_dim)
-            )
-            fake["xh"], fake["xt"] = both[:n], both[n:]
-        elif "xh" in needs:
-            fake["xh"] = model.decode(fake["zt"], noise(n, model.decoder_noise_dim))
-        elif self._run_decoder_on_z:
-            fake["xt"] = model.decode(z, noise(n, model.decoder_noise_dim))
-        if "zh" in needs:
-            fake["zh"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
-        return fake
-
     def step(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """One optimisation step on a standardised batch.
+        """One optimisation step on a standardised batch (`TrainStep`), with the penalty
+        schedule of the run's critic-update count, then the moving average.
 
         Returns
         -------
         torch.Tensor
-            Detached, on the device: the total objective, the value of each active term
-            and the loss of each critic (the order of `log_names`).
+            Detached, on the device: the values named by `log_names`.
         """
-        real = {"x": x, "z": z}
-        objective = self.objective
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            fake = self.generate(x, z, self._noise)
-            critic_losses = []
-            if self.critic_optimizer is not None:
-                interval = self.config.gp_interval
-                for _ in range(self.config.critic_steps):
-                    scale = float(interval) if self.critic_updates % interval == 0 else 0.0
-                    self.critic_updates += 1
-                    loss, per_critic = objective.critic_loss(real, fake, self.generator, scale)
-                    self.critic_optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.critic_optimizer.step()
-                critic_losses = [per_critic]
-            objective.critic_parameters_frozen(True)
-            values = objective.terms(real, fake)
-            total = objective.total(values)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        scales: tuple[float, ...] = ()
+        if self.critic_optimizer is not None:
+            scales = self.config.penalty_scales(self.critic_updates)
+            self.critic_updates += len(scales)
+        values = self._step(x, z, self.generator, scales)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        objective.critic_parameters_frozen(False)
-        return torch.cat(
-            [torch.stack([total.detach()] + [values[t].detach() for t in objective.term_names])]
-            + critic_losses
-        )
+        return values
 
     @property
     def log_names(self) -> list[str]:
         """Names of the values `step` returns."""
-        return (
-            ["total"]
-            + list(self.objective.term_names)
-            + [f"critic_{t}" for t in self.objective.critic_terms]
-        )
-
-    # --- data on the device -----------------------------------------------------------
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True)
+        return log_names(self.objective)
 
     # --- validation -----------------------------------------------------------------
-    @torch.no_grad()
-    def validate(
-        self,
-        x_phys: torch.Tensor,
-        z_phys: torch.Tensor,
-        x_true: np.ndarray,
-        z_true: np.ndarray,
-        observed: Mapping[str, np.ndarray] | None = None,
-    ) -> dict[str, Any]:
-        """Validation record: term values, KS sums of z~ and x~ against the truth, validity.
-
-        ``x_phys``, ``z_phys`` are the validation events on the device (GeV), ``x_true``,
-        ``z_true`` the same as NumPy arrays; ``observed`` is ``physics.reconstruct(x_true)``
-        (computed here when not given; `fit` computes it once for all epochs).
-
-        The noise is drawn from a generator reseeded at every call, so two epochs differ
-        only by their weights.
-        """
-        model = self.evaluated_model
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.config.seed + 1)
-
-        def noise(n: int, width: int) -> torch.Tensor | None:
-            if width == 0:
-                return None
-            return torch.randn(n, width, device=self.device, generator=generator)
-
-        sums = {t: 0.0 for t in self.objective.term_names}
-        x_tilde, z_tilde = [], []
-        n_total = len(x_phys)
-        for start in range(0, n_total, VALIDATION_CHUNK):
-            xp = x_phys[start : start + VALIDATION_CHUNK]
-            zp = z_phys[start : start + VALIDATION_CHUNK]
-            x, z = model.x_scaler(xp), model.z_scaler(zp)
-            fake = self.generate(x, z, noise, model)
-            values = self.objective.terms({"x": x, "z": z}, fake)
-            weight = len(xp) / n_total
-            for term, value in values.items():
-                sums[term] += float(value) * weight
-            x_tilde.append(model.simulate(zp, noise(len(zp), model.decoder_noise_dim)))
-            z_tilde.append(model.unfold(xp, noise(len(xp), model.encoder_noise_dim)))
-        x_gen = torch.cat(x_tilde).float().cpu().numpy()
-        z_gen = torch.cat(z_tilde).float().cpu().numpy()
-        ks_x = metrics.ks_per_feature(x_gen, x_true)
-        ks_z = metrics.ks_per_feature(z_gen, z_true)
-        if observed is None:
-            observed = physics.reconstruct(x_true)
-        generated = physics.reconstruct(x_gen)
-        ks_physics = {
-            name: metrics.ks_distance(generated[name], observed[name])
-            for name in physics.OBSERVABLE_NAMES
-        }
-        features = float(np.nansum(ks_x) + np.nansum(ks_z))
-        reconstructed = float(np.nansum(list(ks_physics.values())))
-        sums["total"] = float(self.objective.total(sums))
-        return {
-            "val": sums,
-            "ks_x": float(np.nansum(ks_x)),
-            "ks_z": float(np.nansum(ks_z)),
-            "ks_physics": ks_physics,
-            "ks_sum": features + (reconstructed if self.config.select_on_physics else 0.0),
-            "valid_fraction": metrics.valid_fraction(x_gen),
-        }
+    def validate(self, events: ValidationSet) -> dict[str, Any]:
+        """The validation record of the evaluated model (`evaluation.validate`)."""
+        return validate(
+            self.evaluated_model,
+            self.objective,
+            events,
+            noise_seed=self.config.seed + 1,
+            select_on_physics=self.config.select_on_physics,
+        )
 
     # --- the loop -------------------------------------------------------------------
     def fit(
@@ -333,7 +212,7 @@ class Trainer:
             Stored in the checkpoint.
         """
         config = self.config
-        x_train, z_train = self._to_device(train.x), self._to_device(train.z)  # GeV
+        x_train, z_train = to_device(train.x, self.device), to_device(train.z, self.device)
         if self.epoch == 0:
             self.model.fit_standardisation(x_train, z_train)
         self._start_moving_average()
@@ -342,10 +221,7 @@ class Trainer:
             self.objective.fit_mass_scale(x_train, scaler.mean, scaler.std)
         self._fingerprint = train.fingerprint() + val.fingerprint()
         x_train, z_train = scaler(x_train), self.model.z_scaler(z_train)
-        n_val = min(len(val), config.val_max_events)
-        x_val_np, z_val_np = val.x[:n_val], val.z[:n_val]
-        x_val, z_val = self._to_device(x_val_np), self._to_device(z_val_np)
-        observed = physics.reconstruct(x_val_np)  # the same truth at every epoch
+        validation = ValidationSet.from_events(val, self.device, config.val_max_events)
         batch = min(config.batch_size, len(train))
         if log_path is not None:
             _write_log(log_path, self.history)
@@ -365,7 +241,7 @@ class Trainer:
                         break
                     record = {"epoch": self.epoch + 1, "lr": self._set_learning_rates()}
                     record.update(self._train_epoch(x_train, z_train, batch, bar))
-                    record.update(self.validate(x_val, z_val, x_val_np, z_val_np, observed))
+                    record.update(self.validate(validation))
                     self._end_epoch(record)
                     bar.set_postfix(
                         ks=f"{record['ks_sum']:.3f}", best=f"{self.best_ks:.3f}@{self.best_epoch}"
