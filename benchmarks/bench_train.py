@@ -25,7 +25,7 @@ import torch
 
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
-from turbosim_hep.training import Trainer, TrainConfig
+from turbosim_hep.training import TrainConfig, Trainer
 
 
 def fake_pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--decoder-chunk", type=int, default=65536)
     args = parser.parse_args()
-    torch.set_flush_denormal(True)  # as Trainer.fit does on the CPU
+    torch.set_flush_denormal(True)  # as the training loop does on the CPU
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average: {os.getloadavg()}")
     print(f"preset {args.preset}: terms {loss_config(args.preset).active}, "
           f"mass weight {args.mass_weight}")

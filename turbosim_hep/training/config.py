@@ -11,6 +11,7 @@ from typing import Any
 
 from turbosim_hep.errors import InputError, TurbosimError
 from turbosim_hep.model.losses import LossConfig
+from turbosim_hep.model.presets import DEFAULT_PRESET
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig
 
@@ -134,10 +135,12 @@ class TrainConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (as stored in a checkpoint)."""
         return asdict(self)
 
 
-#: Training settings a resumed run may change; the others stay as stored.
+#: Training settings a resumed run may change; the others stay as stored. The command line
+#: takes the flags of these settings with ``--resume`` (`turbosim_hep.cli.train_cmd`).
 RESUMABLE_SETTINGS: tuple[str, ...] = ("epochs", "patience", "device", "threads")
 
 
@@ -220,8 +223,6 @@ def build_configs(
     TurbosimError
         Naming ``source`` when a setting is unknown or invalid.
     """
-    from turbosim_hep.model.presets import DEFAULT_PRESET
-
     file_config = dict(file_config or {})
     try:
         model_config = ModelConfig.from_dict(file_config.get("model"))

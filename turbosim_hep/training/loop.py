@@ -56,6 +56,103 @@ class TrainResult:
     best_ks: float = math.inf
 
 
+def train(
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    model_config: ModelConfig | None = None,
+    loss_config: LossConfig | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    resume_changes: Mapping[str, Any] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    events: PairedEvents | None = None,
+) -> TrainResult:
+    """Train a model on the events of ``paths`` and write it to ``output``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        ROOT files (Delphes or turbosim-hep) or HDF5 exports holding Z and X.
+    output : path
+        The model file; rewritten after every epoch. A JSON-lines log is written
+        beside it (`log_path_for`).
+    model_config, loss_config, train_config : optional
+        Settings of a new run (defaults: the reference architecture, the ``turbosim``
+        preset and the reference optimiser).
+    resume : bool
+        Continue the run saved in ``output`` (same files) with its stored settings.
+    resume_changes : mapping, optional
+        When resuming, new values of `RESUMABLE_SETTINGS`, e.g. ``{"epochs": 40}`` (the
+        new total number of epochs).
+    force : bool
+        Overwrite an existing ``output`` when not resuming.
+    progress : bool
+        Show a progress bar.
+    events : PairedEvents, optional
+        Use these events instead of reading ``paths`` (which are then only recorded).
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read or holds too few events, or the checkpoint to resume
+        is missing or was trained on other events.
+    OutputError
+        If ``output`` exists and neither ``resume`` nor ``force`` is given.
+    TurbosimError
+        When resuming with new configurations, or with a change to a setting that a
+        resumed run keeps.
+    """
+    output = os.fspath(output)
+    if resume:
+        if not os.path.exists(output):
+            raise InputError(output, "no such file to resume from")
+        if any(c is not None for c in (model_config, loss_config, train_config)):
+            raise TurbosimError(
+                f"{output}: a resumed run keeps its stored settings; give resume_changes, "
+                "not new configurations"
+            )
+        payload = load_checkpoint(output)
+        train_config = resumed_train_config(payload, output, resume_changes or {})
+    else:
+        if resume_changes:
+            raise TurbosimError("resume_changes needs resume=True")
+        if os.path.exists(output) and not force:
+            raise OutputError(
+                output, "exists; use --resume to continue it or --force to overwrite it"
+            )
+        train_config = train_config or TrainConfig()
+    check_parent_directory(output)
+    data = events if events is not None else read_pairs(paths)
+    train_events, val_events = data.split(train_config.val_fraction)
+    if len(train_events) < 2:
+        source = paths[0] if paths else output
+        raise InputError(source, f"only {len(data)} events: too few to train on")
+    if resume:
+        trainer = Trainer.resume(
+            output, train_events, val_events, payload=payload, **(resume_changes or {})
+        )
+    else:
+        trainer = Trainer(
+            model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
+        )
+    metadata = {
+        "inputs": [os.path.basename(os.fspath(p)) for p in paths],
+        "n_train": len(train_events),
+        "n_val": len(val_events),
+    }
+    return fit(
+        trainer,
+        train_events,
+        val_events,
+        checkpoint=output,
+        log_path=log_path_for(output),
+        progress=progress,
+        metadata=metadata,
+    )
+
+
 def fit(
     trainer: Trainer,
     train: PairedEvents,
@@ -178,97 +275,3 @@ def log_path_for(output: str | os.PathLike) -> str:
     """The JSON-lines log written beside a model file (``model.pt`` -> ``model.log.jsonl``)."""
     root, _ = os.path.splitext(os.fspath(output))
     return root + ".log.jsonl"
-
-
-def train(
-    paths: Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-    *,
-    model_config: ModelConfig | None = None,
-    loss_config: LossConfig | None = None,
-    train_config: TrainConfig | None = None,
-    resume: bool = False,
-    resume_changes: Mapping[str, Any] | None = None,
-    force: bool = False,
-    progress: bool = True,
-    events: PairedEvents | None = None,
-) -> TrainResult:
-    """Train a model on the events of ``paths`` and write it to ``output``.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        ROOT files (Delphes or turbosim-hep) or HDF5 exports holding Z and X.
-    output : path
-        The model file; rewritten after every epoch. A JSON-lines log is written
-        beside it (`log_path_for`).
-    model_config, loss_config, train_config : optional
-        Settings of a new run (defaults: the reference architecture, the ``turbosim``
-        preset and the reference optimiser).
-    resume : bool
-        Continue the run saved in ``output`` (same files) with its stored settings.
-    resume_changes : mapping, optional
-        When resuming, new values of `RESUMABLE_SETTINGS`, e.g. ``{"epochs": 40}`` (the
-        new total number of epochs).
-    force : bool
-        Overwrite an existing ``output`` when not resuming.
-    progress : bool
-        Show a progress bar.
-    events : PairedEvents, optional
-        Use these events instead of reading ``paths`` (which are then only recorded).
-
-    Raises
-    ------
-    TurbosimError
-        When resuming with new configurations, or with a change to a setting that a
-        resumed run keeps.
-    """
-    output = os.fspath(output)
-    if resume:
-        if not os.path.exists(output):
-            raise InputError(output, "no such file to resume from")
-        if any(c is not None for c in (model_config, loss_config, train_config)):
-            raise TurbosimError(
-                f"{output}: a resumed run keeps its stored settings; give resume_changes, "
-                "not new configurations"
-            )
-        payload = load_checkpoint(output)
-        train_config = resumed_train_config(payload, output, resume_changes or {})
-    else:
-        if resume_changes:
-            raise TurbosimError("resume_changes needs resume=True")
-        if os.path.exists(output) and not force:
-            raise OutputError(
-                output, "exists; use --resume to continue it or --force to overwrite it"
-            )
-        train_config = train_config or TrainConfig()
-    check_parent_directory(output)
-    data = events if events is not None else read_pairs(paths)
-    train_events, val_events = data.split(train_config.val_fraction)
-    if len(train_events) < 2:
-        source = paths[0] if paths else output
-        raise InputError(source, f"only {len(data)} events: too few to train on")
-    if resume:
-        trainer = Trainer.resume(
-            output, train_events, val_events, payload=payload, **(resume_changes or {})
-        )
-    else:
-        trainer = Trainer(
-            model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
-        )
-    metadata = {
-        "inputs": [os.path.basename(os.fspath(p)) for p in paths],
-        "n_train": len(train_events),
-        "n_val": len(val_events),
-    }
-    return fit(
-        trainer,
-        train_events,
-        val_events,
-        checkpoint=output,
-        log_path=log_path_for(output),
-        progress=progress,
-        metadata=metadata,
-    )
-
-

@@ -19,7 +19,7 @@ from turbosim_hep.model.losses import TurboSimObjective
 from turbosim_hep.model.turbosim import TurboSim
 
 #: ``noise(n, width)``: an (n, width) standard normal tensor, or None for width 0.
-Noise = Callable[[int, int], "torch.Tensor | None"]
+Noise = Callable[[int, int], torch.Tensor | None]
 
 
 def gaussian_noise(generator: torch.Generator) -> Noise:
