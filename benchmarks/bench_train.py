@@ -6,7 +6,7 @@ Usage::
                                      [--threads 1 2] [--gp-intervals 1 4]
                                      [--mass-weight 0] [--seconds 10]
 
-Measures `turbosim_hep.train.Trainer.step` (one critic update with gradient penalty and
+Measures `turbosim_hep.training.Trainer.step` (one critic update with gradient penalty and
 one encoder/decoder update per batch, index batching from device-resident tensors, as
 in a real epoch) with the reference architecture, for each lazy-penalty interval (1:
 the penalty at every critic update, as the reference), and `TurboSim.simulate` under
@@ -25,7 +25,7 @@ import torch
 
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
-from turbosim_hep.train import Trainer, TrainConfig
+from turbosim_hep.training import TrainConfig, Trainer
 
 
 def fake_pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--decoder-chunk", type=int, default=65536)
     args = parser.parse_args()
-    torch.set_flush_denormal(True)  # as Trainer.fit does on the CPU
+    torch.set_flush_denormal(True)  # as the training loop does on the CPU
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average: {os.getloadavg()}")
     print(f"preset {args.preset}: terms {loss_config(args.preset).active}, "
           f"mass weight {args.mass_weight}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,21 +18,23 @@ from turbosim_hep.model import (
     TurboSim,
     load_model,
     loss_config,
+    masses,
     save_checkpoint,
 )
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.critics import CriticEnsemble
 from turbosim_hep.model.losses import (
+    DISTRIBUTION_TERMS,
     LossConfig,
     TurboSimObjective,
     lp_loss,
     marginal_wasserstein1,
     mmd2,
 )
-from turbosim_hep.model import masses
 from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
-from turbosim_hep.model.presets import PRESETS
-from turbosim_hep.train import Trainer, TrainConfig
+from turbosim_hep.model.presets import preset_names
+from turbosim_hep.training import TrainConfig, Trainer
+from turbosim_hep.training.step import gaussian_noise, generated_quantities
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +157,11 @@ def test_each_term_alone_moves_only_its_networks(events, term, divergence):
     assert trainer.objective.critic_terms == ((term,) if has_critic else ())
     if has_critic:
         after_critics = trainer.objective.parameters()
-        assert any(not torch.equal(a, b) for a, b in zip(critics_before, after_critics))
+        pairs = zip(critics_before, after_critics, strict=True)
+        assert any(not torch.equal(a, b) for a, b in pairs)
     # only what the term needs is computed
-    fake = trainer.generate(xs, zs, lambda n, w: torch.randn(n, w) if w else None)
+    noise = gaussian_noise(torch.Generator().manual_seed(0))
+    fake = generated_quantities(trainer.model, trainer.objective.needs, xs, zs, noise)
     assert set(fake) <= {"zt", "xh", "xt", "zh"} and term[1:] in fake
     assert len(fake) == {"zt": 1, "xt": 1, "xh": 2, "zh": 2}[term[1:]]
 
@@ -213,27 +219,79 @@ def test_all_eight_terms_are_optimised(events):
         assert any(g is not None and g.abs().sum() > 0 for g in grads), term
 
 
-PRESET_WEIGHTS = {
-    "turbosim": {
-        "dzt": 10, "Dzt": 1, "dxh": 10, "Dxh": 1, "dxt": 0, "Dxt": 10, "dzh": 100, "Dzh": 0
-    },
-    "aae": {"Dzt": 1, "dxh": 10},
-    "gan": {"Dxt": 1},
-    "wgan-gp": {"Dxt": 1},
-    "cycle": {"Dzt": 1, "Dxt": 1, "dxh": 10, "dzh": 10},
-    "regression": {"dzt": 1, "dxt": 1},
+def documented_presets() -> dict[str, tuple[dict[str, float], str]]:
+    """The presets table of docs/model.md: name -> (weights, estimator cell)."""
+    text = (Path(__file__).parents[1] / "docs" / "model.md").read_text()
+    table = text.split("\n## Presets\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            weights = dict(item.split() for item in cells[1].split(","))
+            rows[cells[0].strip("`")] = ({t: float(w) for t, w in weights.items()}, cells[2])
+    return rows
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_are_those_documented(name):
+    documented = documented_presets()
+    assert set(documented) == set(preset_names())
+    weights, estimator = documented[name]
+    config = loss_config(name)
+    assert config.weights == {t: weights.get(t, 0.0) for t in TERMS}
+    kinds = {config.divergence[t] for t in config.active if t in DISTRIBUTION_TERMS}
+    assert kinds == (set() if estimator == "none" else {estimator.split(",")[0]})
+    if "GP" in estimator:  # "GP a/b/c/d": the penalty weights of Dzt, Dxh, Dxt, Dzh
+        penalties = map(float, estimator.split("GP")[1].split("/"))
+        assert config.gp_weights == dict(zip(DISTRIBUTION_TERMS, penalties, strict=True))
+
+
+#: What each model family is, in terms of the Turbo-Sim objective (docs/model.md, "Presets").
+FAMILIES = {
+    # adversarial autoencoder: a latent critic on z~ = E(x) and the reconstruction of x
+    "aae": {"Dzt", "dxh"},
+    # GAN and Wasserstein GAN: a generator D(z) judged on x~ alone
+    "gan": {"Dxt"},
+    "wgan-gp": {"Dxt"},
+    # cycle-consistent GAN: critics in both spaces and both cycles, no paired loss
+    "cycle": {"Dzt", "Dxt", "dxh", "dzh"},
+    # regression: the paired losses in both directions, nothing else
+    "regression": {"dzt", "dxt"},
 }
 
 
-@pytest.mark.parametrize("name", sorted(PRESET_WEIGHTS))
-def test_presets_set_documented_weights(name):
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_each_preset_recovers_its_family(name):
     config = loss_config(name)
-    assert config.weights == {t: float(PRESET_WEIGHTS[name].get(t, 0)) for t in TERMS}
-    assert set(PRESETS) == set(PRESET_WEIGHTS)
-    if name == "gan":
-        assert config.divergence["Dxt"] == "dre"
-    if name == "turbosim":
-        assert config.gp_weights == {"Dzt": 1000, "Dxh": 1000, "Dxt": 10, "Dzh": 1000}
+    assert set(config.active) == FAMILIES[name]
+    if name in ("gan", "wgan-gp"):  # a classifier critic, a Wasserstein critic
+        assert config.divergence["Dxt"] == {"gan": "dre", "wgan-gp": "wgan-gp"}[name]
+    if name == "cycle":  # unpaired: neither supervised term between z and x
+        assert not {"dzt", "dxt"} & set(config.active)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_each_preset_trains_only_the_networks_its_terms_reach(events, name):
+    z, x = events
+    config = loss_config(name)
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    reached = set().union(*(REACHES[t] for t in config.active))
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    for net in ("encoder", "decoder"):
+        parameters = {id(p) for p in getattr(trainer.model, net).parameters()}
+        assert (parameters <= optimised) == (net in reached), net
+        assert (parameters & optimised) == (parameters if net in reached else set()), net
+    critic_based = [t for t in config.active if t[0] == "D" and config.divergence[t] != "mmd"]
+    assert trainer.objective.critic_terms == tuple(critic_based)
+    assert (trainer.critic_optimizer is None) == (not critic_based)
+    model = trainer.model
+    model.fit_standardisation(x, z)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.step(model.x_scaler(x[:64]), model.z_scaler(z[:64]))
+    after = model.state_dict()
+    for net in ("encoder", "decoder"):
+        moved = any(not torch.equal(before[k], after[k]) for k in before if k.startswith(net))
+        assert moved == (net in reached), net
 
 
 def test_preset_overrides_and_errors():
@@ -312,7 +370,8 @@ def test_mass_features_match_vector(events):
     p4 = x[:200].double().numpy().reshape(-1, 6, 4)
 
     def lorentz(i):
-        return vector.array({"px": p4[:, i, 0], "py": p4[:, i, 1], "pz": p4[:, i, 2], "E": p4[:, i, 3]})
+        px, py, pz, e = (p4[:, i, k] for k in range(4))
+        return vector.array({"px": px, "py": py, "pz": pz, "E": e})
 
     electron, met, jets = lorentz(0), lorentz(1), [lorentz(i) for i in range(2, 6)]
     expected = {
@@ -321,7 +380,9 @@ def test_mass_features_match_vector(events):
         "m_ej4": (electron + jets[3]).mass,
         "m_4j": (jets[0] + jets[1] + jets[2] + jets[3]).mass,
         "m_all": (electron + met + jets[0] + jets[1] + jets[2] + jets[3]).mass,
-        "mt_e_met": np.sqrt(2 * (electron.pt * met.pt - electron.px * met.px - electron.py * met.py)),
+        "mt_e_met": np.sqrt(
+            2 * (electron.pt * met.pt - electron.px * met.px - electron.py * met.py)
+        ),
     }
     # the neutrino and the tt-bar system as the validation reconstructs them
     observed = physics.reconstruct(p4.reshape(-1, 24))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,16 +21,18 @@ from turbosim_hep.model import load_model
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
-from turbosim_hep.train import (
+from turbosim_hep.training import (
     RESUMABLE_SETTINGS,
     PairedEvents,
-    Trainer,
     TrainConfig,
+    Trainer,
     build_configs,
+    fit,
     log_path_for,
     read_pairs,
     train,
 )
+from turbosim_hep.training.evaluation import ValidationSet
 
 
 def pairs(n: int, seed: int = 0) -> PairedEvents:
@@ -117,13 +122,80 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 
 
+#: A checkpoint written by the training code before the `turbosim_hep.training` package
+#: (commit 83728e3): one epoch of small networks on ``pairs(300, seed=5)`` with the mass
+#: term, the lazy penalty and the moving average; and the log of that run resumed to two
+#: epochs by the same code.
+OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_83728e3.pt"
+OLD_RESUMED_LOG = Path(__file__).parent / "data" / "checkpoint_83728e3.resumed.log.jsonl"
+
+
+def test_checkpoint_of_the_previous_code_resumes(tmp_path):
+    output = tmp_path / "old.pt"
+    shutil.copy(OLD_CHECKPOINT, output)
+    stored = load_checkpoint(output)
+    result = train(
+        ["synthetic"], output, resume=True, resume_changes={"epochs": 2}, progress=False,
+        events=pairs(300, seed=5),
+    )
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert result.history[0] == stored["history"][0]
+    # the second epoch continues the stored run as the previous code did
+    expected = [json.loads(line) for line in open(OLD_RESUMED_LOG)][1]
+    assert result.history[1]["lr"] == expected["lr"]
+    assert result.history[1]["train"] == pytest.approx(expected["train"], rel=1e-5)
+    assert result.history[1]["val"] == pytest.approx(expected["val"], rel=1e-5)
+    state = load_checkpoint(output)["training_state"]
+    assert set(state) == set(stored["training_state"])
+    n_steps = 2 * (225 // 50)  # two epochs of the 225 training events in batches of 50
+    assert state["critic_updates"] == n_steps and int(state["ema_state"]["n_averaged"]) == n_steps
+    assert all(int(s["step"]) == n_steps for s in state["optimizer"]["state"].values())
+
+
+def test_save_before_fit_and_state_dict_round_trip(tmp_path):
+    data = pairs(300, seed=5)
+    train_events, val_events = data.split(0.2)
+    config = TrainConfig(epochs=1, batch_size=50, seed=2, ema_decay=0.9, gp_interval=3)
+
+    def new() -> Trainer:
+        return Trainer(ModelConfig(), loss_config("turbosim", mass_weight=1.0), config)
+
+    trainer = new()
+    trainer.save(tmp_path / "fresh.pt")  # nothing trained yet: a valid, resumable state
+    resumed = Trainer.resume(tmp_path / "fresh.pt", train_events, val_events)
+    straight = fit(new(), train_events, val_events, progress=False)
+    again = fit(resumed, train_events, val_events, progress=False)
+    kept = again.model.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in straight.model.state_dict().items())
+    # load_state_dict restores what state_dict returns
+    twin = new()
+    twin.load_state_dict(resumed.state_dict())
+    a, b = resumed.state_dict(), twin.state_dict()
+    assert set(a) == set(b) and a["fingerprint"] == b["fingerprint"] is not None
+    for key in ("model_state", "ema_state", "objective_state", "best_state"):
+        assert all(torch.equal(v, b[key][name]) for name, v in a[key].items()), key
+    assert torch.equal(a["generator"], b["generator"]) and a["history"] == b["history"]
+    for name in ("epoch", "critic_updates", "best_ks", "best_epoch", "stale_epochs"):
+        assert a[name] == b[name], name
+    # the optimisers, the generator and the penalty schedule continue alike
+    values = []
+    for run in (resumed, twin):
+        x, z = run.prepare(train_events, val_events)
+        values.append(run.step(x[:50], z[:50]))
+    assert torch.equal(values[0], values[1])
+    a, b = resumed.state_dict(), twin.state_dict()
+    for key in ("model_state", "ema_state", "objective_state"):
+        assert all(torch.equal(v, b[key][name]) for name, v in a[key].items()), key
+    assert a["critic_updates"] == b["critic_updates"] == 5
+
+
 def test_moving_average_is_what_is_validated_and_kept():
     data = pairs(600, seed=5)
     train_events, val_events = data.split(0.2)
     trainer = Trainer(
         ModelConfig(), loss_config("turbosim"), TrainConfig(epochs=1, batch_size=50, ema_decay=0.9)
     )
-    result = trainer.fit(train_events, val_events, progress=False)
+    result = fit(trainer, train_events, val_events, progress=False)
     assert int(trainer.ema.n_averaged) == len(train_events) // 50  # one update per step
     average, trained = trainer.ema.module.state_dict(), trainer.model.state_dict()
     kept = result.model.state_dict()
@@ -166,7 +238,7 @@ def test_cosine_learning_rate_schedule(tmp_path):
     data = pairs(300, seed=5)
     train_events, val_events = data.split(0.2)
     trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
-    result = trainer.fit(train_events, val_events, progress=False)
+    result = fit(trainer, train_events, val_events, progress=False)
     assert [h["lr"] for h in result.history] == pytest.approx([1e-3, 5.5e-4, 1e-4])
     assert trainer.critic_optimizer.param_groups[0]["lr"] == pytest.approx(2e-5)
 
@@ -197,17 +269,15 @@ def test_short_training_improves_validation_ks(shipped_sample):
     trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
     x, z = torch.from_numpy(train_events.x), torch.from_numpy(train_events.z)
     trainer.model.fit_standardisation(x, z)
-    untrained = trainer.validate(
-        torch.from_numpy(val_events.x), torch.from_numpy(val_events.z), val_events.x, val_events.z
-    )
-    result = trainer.fit(train_events, val_events, progress=False)
+    untrained = trainer.validate(ValidationSet.from_events(val_events, trainer.device))
+    result = fit(trainer, train_events, val_events, progress=False)
     assert result.best_ks < 0.7 * untrained["ks_sum"], (untrained["ks_sum"], result.best_ks)
     assert result.history[-1]["ks_x"] < 0.7 * untrained["ks_x"]
     assert result.history[-1]["valid_fraction"] == 1.0
 
 
 def test_build_configs_precedence(tmp_path):
-    from turbosim_hep.train import read_config_file
+    from turbosim_hep.training import read_config_file
 
     path = tmp_path / "run.yaml"
     path.write_text(
@@ -256,8 +326,17 @@ def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
     capsys.readouterr()
     assert main(args[:4] + ["--resume", "--preset", "gan", "--lr", "1e-3"]) == 2
     assert "--preset, --lr cannot change (only --epochs" in capsys.readouterr().err
-    assert set(train_cmd.RESUME_FLAGS) == set(RESUMABLE_SETTINGS)
     assert main(args + ["--force", "--weight", "Dxx=1"]) == 2
     assert "unknown loss term" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "no.root"), "-o", str(tmp_path / "m2.pt")]) == 2
     assert "no.root: no such file" in capsys.readouterr().err
+
+
+def test_cli_setting_flags_are_the_parser_s_and_follow_the_resume_policy():
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    actions = train_cmd.add_parser(subparsers)._actions
+    flags = {action.dest: action.option_strings[-1] for action in actions if action.option_strings}
+    assert {dest: flags[dest] for dest in train_cmd.SETTING_FLAGS} == train_cmd.SETTING_FLAGS
+    others = {"help", "output", "resume", "force", "quiet"}
+    assert set(flags) - set(train_cmd.SETTING_FLAGS) == others
+    assert train_cmd.RESUME_FLAGS == {dest: flags[dest] for dest in RESUMABLE_SETTINGS}

@@ -32,7 +32,7 @@ from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
 from turbosim_hep.simulate import run as run_inference
-from turbosim_hep.train import PairedEvents, TrainConfig, train
+from turbosim_hep.training import PairedEvents, TrainConfig, train
 from turbosim_hep.validation import report, validate
 
 #: The shipped sample (package data).

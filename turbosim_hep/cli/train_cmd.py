@@ -6,6 +6,7 @@ import argparse
 
 from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
 from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
+from turbosim_hep.training.config import RESUMABLE_SETTINGS
 
 
 def _assignment(kind: str):
@@ -18,18 +19,17 @@ def _assignment(kind: str):
     return parse
 
 
-#: Flags a resumed run takes (`turbosim_hep.train.RESUMABLE_SETTINGS`), by destination.
-RESUME_FLAGS: dict[str, str] = {
-    "epochs": "--epochs", "patience": "--patience", "device": "--device", "threads": "--threads"
-}
 #: Every flag that sets a model, loss or training setting, by destination.
 SETTING_FLAGS: dict[str, str] = {
     "preset": "--preset", "config": "--config", "weight": "--weight",
     "divergence": "--divergence", "mass_weight": "--mass-weight", "batch_size": "--batch-size",
     "lr": "--lr", "lr_final_fraction": "--lr-final-fraction", "ema_decay": "--ema-decay",
     "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
-    "seed": "--seed", **RESUME_FLAGS,
+    "seed": "--seed", "epochs": "--epochs", "patience": "--patience", "device": "--device",
+    "threads": "--threads",
 }
+#: The flags a resumed run takes: those of the settings it may change.
+RESUME_FLAGS: dict[str, str] = {dest: SETTING_FLAGS[dest] for dest in RESUMABLE_SETTINGS}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -119,7 +119,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--amp", action="store_true", default=None, help="mixed precision (bfloat16) on CUDA"
     )
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default 1)")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads for torch (default 1)"
+    )
     parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
     parser.add_argument(
         "--resume",
@@ -135,7 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _new_run(args: argparse.Namespace):
     """Train a new model with the settings of the flags and the config file."""
     from turbosim_hep.errors import TurbosimError
-    from turbosim_hep.train import build_configs, read_config_file, train
+    from turbosim_hep.training import build_configs, read_config_file, train
 
     weights = {}
     for term, value in args.weight:
@@ -181,7 +183,7 @@ def _new_run(args: argparse.Namespace):
 def _resumed_run(args: argparse.Namespace):
     """Continue the run saved in the output file; only `RESUME_FLAGS` may be given."""
     from turbosim_hep.errors import TurbosimError
-    from turbosim_hep.train import train
+    from turbosim_hep.training import train
 
     given = {
         dest: flag for dest, flag in SETTING_FLAGS.items() if getattr(args, dest) not in (None, [])
@@ -202,7 +204,7 @@ def _resumed_run(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from turbosim_hep.train import log_path_for
+    from turbosim_hep.training import log_path_for
 
     result = _resumed_run(args) if args.resume else _new_run(args)
     last = result.history[-1] if result.history else {}

@@ -1,0 +1,80 @@
+"""Paired training events: parton-level Z and detector-level X of the same events, read
+from files, split into training and validation parts, and staged on the device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from turbosim_hep.errors import InputError
+
+#: Seed of the train/validation split: fixed, so the split does not move with ``seed``.
+SPLIT_SEED = 20211206
+
+
+@dataclass
+class PairedEvents:
+    """Paired parton-level (``z``) and detector-level (``x``) events, float32 (n, 24) each."""
+
+    z: np.ndarray
+    x: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def split(self, val_fraction: float) -> tuple[PairedEvents, PairedEvents]:
+        """Training and validation parts, by a fixed permutation (independent of any seed)."""
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(self))
+        n_val = max(1, int(round(val_fraction * len(self))))
+        val, train = order[:n_val], order[n_val:]
+        return PairedEvents(self.z[train], self.x[train]), PairedEvents(self.z[val], self.x[val])
+
+    def fingerprint(self) -> list[float]:
+        """A few numbers identifying the data set (to refuse resuming on other data)."""
+        sums = [float(a.sum(dtype=np.float64)) for a in (self.z, self.x)]
+        return [float(len(self)), *sums]
+
+
+def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
+    """Selected, paired events of ROOT files (Delphes or turbosim-hep) or HDF5 exports.
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read, lacks the detector objects or the partons, or holds no
+        selected event.
+    """
+    from turbosim_hep.io import read_events
+    from turbosim_hep.io.hdf5 import read_reference_h5
+
+    zs, xs = [], []
+    for path in paths:
+        path = os.fspath(path)
+        if path.lower().endswith((".h5", ".hdf5")):
+            batch = read_reference_h5(path)
+        else:
+            batch, _ = read_events(path, detector=True, partons=True)
+        if len(batch) == 0:
+            raise InputError(path, "no event passes the selection with a complete parton record")
+        bad = ~(np.isfinite(batch.z).all(1) & np.isfinite(batch.x).all(1))
+        if bad.any():
+            raise InputError(path, f"{int(bad.sum())} events hold non-finite values")
+        zs.append(batch.z)
+        xs.append(batch.x)
+    if not zs:
+        raise ValueError("no input file given")
+    return PairedEvents(
+        np.concatenate(zs).astype(np.float32), np.concatenate(xs).astype(np.float32)
+    )
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a float32 tensor on ``device`` (through pinned memory to a GPU)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
