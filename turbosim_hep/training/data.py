@@ -72,6 +72,43 @@ def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
     )
 
 
+@dataclass
+class LabelledPartons:
+    """Parton-level events with their selection outcome: the examples of the acceptance.
+
+    Attributes
+    ----------
+    z : numpy.ndarray
+        float32 (n, 24) partons of every event with a complete parton record.
+    passed : numpy.ndarray
+        bool (n,): whether the event passed the reference selection.
+    weight : numpy.ndarray
+        float32 (n,): the events each one stands for (``genWeight`` of a thinned sample).
+    """
+
+    z: np.ndarray
+    passed: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def subset(self, index: np.ndarray) -> LabelledPartons:
+        """The events at ``index``."""
+        return LabelledPartons(self.z[index], self.passed[index], self.weight[index])
+
+    def split(self, val_fraction: float, seed: int) -> tuple[LabelledPartons, LabelledPartons]:
+        """Training and validation parts (each in file order) by a seeded permutation."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        n_val = max(1, int(round(val_fraction * len(self))))
+        return self.subset(np.sort(order[n_val:])), self.subset(np.sort(order[:n_val]))
+
+    @property
+    def has_both_outcomes(self) -> bool:
+        """Whether some events pass and some fail: what an acceptance can be learnt from."""
+        return bool(self.passed.any() and not self.passed.all())
+
+
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """``array`` as a float32 tensor on ``device`` (through pinned memory to a GPU)."""
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
