@@ -17,7 +17,7 @@ from turbosim_hep.coffea import FastSim, FastSimProcessor
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.model import TurboSim, save_checkpoint
 from turbosim_hep.processor import make_executor, run_fileset
-from turbosim_hep.simulate import run
+from turbosim_hep.pipeline.run import run_files as run
 
 N = 1200
 

@@ -21,7 +21,7 @@ from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns, read_metadata
 from turbosim_hep.model import TurboSim, load_model, save_checkpoint
 from turbosim_hep.random import event_normal, stream_id
-from turbosim_hep.simulate import run
+from turbosim_hep.pipeline import simulate_files, unfold_files
 
 N = 1500
 
@@ -69,7 +69,7 @@ def reference_simulation(model_path, z, entry, seed, name) -> np.ndarray:
 
 def test_simulate_project_file_matches_the_decoder(files, tmp_path):
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [files["partons"]], out, seed=5, progress=False)
+    summary = simulate_files(files["model"], [files["partons"]], out, seed=5, progress=False)
     assert summary.written == N and summary.files[0].cutflow["all"] == N
     got = outputs(out)
     np.testing.assert_array_equal(got["event"], np.arange(N))
@@ -85,7 +85,7 @@ def test_simulate_project_file_matches_the_decoder(files, tmp_path):
 
 def test_metadata(files, tmp_path):
     out = tmp_path / "sim.root"
-    run("simulate", files["model"], [files["partons"]], out, seed=9, progress=False)
+    simulate_files(files["model"], [files["partons"]], out, seed=9, progress=False)
     meta = read_metadata(out)
     assert meta["model_sha256"] == file_sha256(files["model"])
     assert meta["seed"] == 9
@@ -97,11 +97,11 @@ def test_metadata(files, tmp_path):
 
 def test_seed_reproducible_and_independent_of_chunking(files, tmp_path):
     kwargs = {"progress": False}
-    run("simulate", files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
+    simulate_files(files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
         step_size=333, batch_size=100, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
     a, b, c, d = (outputs(tmp_path / f"{k}.root")["x"] for k in "abcd")
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-3)
@@ -114,7 +114,7 @@ def test_lhe_inputs_and_final_state_selection(files, tmp_path):
     plain = write_lhe(tmp_path / "run.lhe", z, wrong_final_state=wrong)
     zipped = write_lhe(tmp_path / "run2.lhe.gz", z)
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [plain, zipped], out, seed=3, jobs=1, progress=False)
+    summary = simulate_files(files["model"], [plain, zipped], out, seed=3, jobs=1, progress=False)
     first, second = summary.files
     assert (first.total, first.selected, first.written) == (200, 160, 160)
     assert (second.total, second.written) == (200, 200)
@@ -131,7 +131,7 @@ def test_delphes_partons(files, tmp_path):
     path = str(tmp_path / "delphes.root")
     write_delphes(path, z, good)
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [path], out, seed=4, progress=False)
+    summary = simulate_files(files["model"], [path], out, seed=4, progress=False)
     assert summary.files[0].written == good.sum()
     got = outputs(out)
     np.testing.assert_array_equal(got["event"], np.flatnonzero(good))
@@ -142,13 +142,13 @@ def test_delphes_partons(files, tmp_path):
 def test_real_delphes_file_without_the_final_state(files, delphes_file, tmp_path):
     out = tmp_path / "sim.root"
     with pytest.raises(InputError, match="no usable events"):
-        run("simulate", files["model"], [delphes_file], out, progress=False)
+        simulate_files(files["model"], [delphes_file], out, progress=False)
     assert os.listdir(tmp_path) == []
 
 
 def test_output_opens_in_coffea(files, tmp_path):
     out = tmp_path / "sim.root"
-    run("simulate", files["model"], [files["partons"]], out, progress=False)
+    simulate_files(files["model"], [files["partons"]], out, progress=False)
     events = open_nanoevents(out, mode="eager")
     assert len(events) == N
     electron, jets = events.Electron[:, 0], events.Jet
@@ -163,7 +163,7 @@ def test_output_opens_in_coffea(files, tmp_path):
 
 def test_unfold(files, tmp_path):
     out = tmp_path / "unfolded.root"
-    summary = run("unfold", files["model"], [files["full"]], out, seed=6, progress=False)
+    summary = unfold_files(files["model"], [files["full"]], out, seed=6, progress=False)
     assert summary.written == N
     with uproot.open(out) as file:
         a = file["Events"].arrays()
@@ -180,22 +180,22 @@ def test_unfold(files, tmp_path):
 
 def test_unfold_applies_the_reference_selection(files, mixed_file, tmp_path):
     path, truth = mixed_file
-    summary = run("unfold", files["model"], [path], tmp_path / "u.root", progress=False)
+    summary = unfold_files(files["model"], [path], tmp_path / "u.root", progress=False)
     selected = ((truth["n_electrons"] == 1) & (truth["charge"] == -1) & (truth["n_muons"] == 0)
                 & (truth["n_photons"] == 0) & (truth["n_jets"] == 4))
     assert summary.written == selected.sum()
     with pytest.raises(InputError, match="LHE file holds partons only"):
-        run("unfold", files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
+        unfold_files(files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
             tmp_path / "v.root", progress=False)
 
 
 def test_parallel_jobs_and_dask_give_the_same_output(files, tmp_path):
     distributed = pytest.importorskip("distributed")
     inputs = [files["partons"], write_sample(tmp_path / "second.root", files["z"][:500], None)]
-    run("simulate", files["model"], inputs, tmp_path / "serial.root", jobs=1, progress=False)
-    run("simulate", files["model"], inputs, tmp_path / "local.root", jobs=2, progress=False)
+    simulate_files(files["model"], inputs, tmp_path / "serial.root", jobs=1, progress=False)
+    simulate_files(files["model"], inputs, tmp_path / "local.root", jobs=2, progress=False)
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        run("simulate", files["model"], inputs, tmp_path / "dask.root",
+        simulate_files(files["model"], inputs, tmp_path / "dask.root",
             scheduler=cluster.scheduler_address, progress=False)
     serial, local, dask = (outputs(tmp_path / f"{k}.root") for k in ("serial", "local", "dask"))
     for other in (local, dask):
@@ -217,7 +217,7 @@ def test_nonfinite_inputs_are_counted_and_dropped(files, tmp_path):
     path = str(tmp_path / "nan.root")
     with EventWriter(path) as writer, np.errstate(invalid="ignore"):
         writer.write(event_columns(np.arange(300)) | parton_columns(z))
-    summary = run("simulate", files["model"], [path], tmp_path / "out.root", progress=False)
+    summary = simulate_files(files["model"], [path], tmp_path / "out.root", progress=False)
     assert summary.files[0].nonfinite_inputs == 3
     assert summary.written == 297
     got = outputs(tmp_path / "out.root")
@@ -241,7 +241,7 @@ def test_bad_model_files(files, tmp_path, make_model, message):
     model = make_model(model_dir)
     out = tmp_path / "out.root"
     with pytest.raises(InputError, match=message):
-        run("simulate", model, [files["partons"]], out, progress=False)
+        simulate_files(model, [files["partons"]], out, progress=False)
     assert not out.exists() and [p for p in os.listdir(tmp_path) if p != "models"] == []
 
 
@@ -257,15 +257,15 @@ def test_input_errors_leave_no_output(files, tmp_path):
     ]
     for inputs, message in cases:
         with pytest.raises(InputError, match=message):
-            run("simulate", files["model"], inputs, out, jobs=1, progress=False)
+            simulate_files(files["model"], inputs, out, jobs=1, progress=False)
         assert not out.exists()
         assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     out.write_text("keep me")
     with pytest.raises(OutputError, match="exists"):
-        run("simulate", files["model"], [files["partons"]], out, progress=False)
+        simulate_files(files["model"], [files["partons"]], out, progress=False)
     assert out.read_text() == "keep me"
     with pytest.raises(TurbosimError, match="seed"):
-        run("simulate", files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
+        simulate_files(files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
 
 
 def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):
@@ -293,4 +293,4 @@ def test_inputs_sharing_a_name_warn(files, tmp_path):
     (tmp_path / "b").mkdir()
     inputs = [write_sample(tmp_path / d / "partons.root", files["z"][:50], None) for d in "ab"]
     with pytest.warns(UserWarning, match="same noise"):
-        run("simulate", files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)
+        simulate_files(files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)

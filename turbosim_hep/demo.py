@@ -32,7 +32,7 @@ from turbosim_hep.io import EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
-from turbosim_hep.simulate import run as run_inference
+from turbosim_hep.pipeline import simulate_files, unfold_files
 from turbosim_hep.train import PairedEvents, TrainConfig, train
 from turbosim_hep.validate import validate
 
@@ -198,12 +198,12 @@ def run_demo(
     simulated = []
     for replica in range(settings.replicas):
         path = out / f"simulated_{replica}.root"
-        run_inference("simulate", model_file, [truth_file], path, seed=seed + replica,
-                      device=device, force=True, progress=progress)
+        simulate_files(model_file, [truth_file], path, seed=seed + replica,
+                       device=device, force=True, progress=progress)
         simulated.append(path)
     unfolded = out / "unfolded.root"
-    run_inference("unfold", model_file, [truth_file], unfolded, seed=seed, device=device,
-                  force=True, progress=progress)
+    unfold_files(model_file, [truth_file], unfolded, seed=seed, device=device,
+                 force=True, progress=progress)
 
     _step(5, "validating against the test truth", out / "report")
     metrics = validate(truth_file, simulated, out / "report", unfolded=unfolded,

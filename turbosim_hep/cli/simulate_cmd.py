@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
-    from turbosim_hep.simulate import RunSummary
+    from turbosim_hep.pipeline import RunSummary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,10 +57,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace, direction: str) -> int:
     """Run simulate or unfold from parsed arguments and print the summary."""
-    from turbosim_hep import simulate as pipeline
+    from turbosim_hep.pipeline import simulate_files, unfold_files
 
-    summary = pipeline.run(
-        direction,
+    run_files = simulate_files if direction == "simulate" else unfold_files
+    summary = run_files(
         args.model,
         args.inputs,
         args.output,

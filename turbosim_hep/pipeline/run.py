@@ -1,0 +1,256 @@
+"""Many input files through the model into one output file, serially or in parallel.
+
+Several inputs are simulated in parallel, in local processes (``jobs``) or on a Dask
+distributed cluster (``scheduler``). Each task writes one part beside the output; the
+parts are then copied in input order into the single output file and removed. The
+output's branch ``source`` gives the position of each event's input in the metadata
+list ``inputs``, and ``event`` its entry number there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+
+import awkward as ak
+import torch
+import uproot
+from tqdm.auto import tqdm
+
+from turbosim_hep import __version__
+from turbosim_hep.device import resolve_device
+from turbosim_hep.errors import TurbosimError
+from turbosim_hep.inference import BATCH_EVENTS, cached_model, file_sha256
+from turbosim_hep.io import formats
+from turbosim_hep.io.writer import EventWriter
+from turbosim_hep.outputs import check_output_path
+from turbosim_hep.pipeline import executors
+from turbosim_hep.pipeline.job import DEFAULT_STEP_SIZE, Direction, Job
+from turbosim_hep.pipeline.stages import open_input, process_file
+from turbosim_hep.pipeline.summary import FileSummary, RunSummary
+
+
+def simulate_files(
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    **options,
+) -> RunSummary:
+    """Simulate detector-level events (Z -> X, the decoder) of input files into one ROOT file.
+
+    Parameters and returns as for `run_files`; the inputs are ROOT files (Delphes or the
+    project's own) and LHE files, plain or gzipped.
+    """
+    return run_files("simulate", model, inputs, output, **options)
+
+
+def unfold_files(
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    **options,
+) -> RunSummary:
+    """Unfold detector-level events (X -> Z, the encoder) of input files into one ROOT file.
+
+    Parameters and returns as for `run_files`; the inputs are ROOT files (Delphes or the
+    project's own) whose events pass the reference selection.
+    """
+    return run_files("unfold", model, inputs, output, **options)
+
+
+def run_files(
+    direction: Direction,
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    step_size: int = DEFAULT_STEP_SIZE,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Simulate or unfold input files into one ROOT file.
+
+    Parameters
+    ----------
+    direction : {"simulate", "unfold"}
+        Z -> X (decoder) or X -> Z (encoder).
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    inputs : sequence of paths
+        ROOT files (Delphes or the project's own) and, for simulate, LHE files.
+    output : str or os.PathLike
+        The ROOT file to write (atomically: nothing is left behind on failure).
+    seed : int
+        Seed of the per-event noise; the same seed gives the same output.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, optional
+        Events per forward pass (default: `BATCH_EVENTS` of the device).
+    jobs : int, optional
+        Input files processed at the same time in local processes (default: one per
+        core, at most one per input). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler to run the files on.
+    step_size : int
+        Events read per chunk.
+    force : bool
+        Overwrite an existing output.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    RunSummary
+    """
+    start_time = time.perf_counter()
+    if seed < 0:
+        raise TurbosimError(f"the seed must be non-negative, not {seed}")
+    output = check_output_path(output, force=force)
+    model = os.path.abspath(os.fspath(model))
+    inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
+    if not inputs:
+        raise TurbosimError("no input files")
+    resolved = resolve_device(device)
+    fused = cached_model(model, resolved)  # fail on a bad model before any work
+    for path in inputs:
+        open_input(path, direction)  # fail on a bad input before any work
+    shared = [name for name, count in Counter(map(os.path.basename, inputs)).items() if count > 1]
+    if shared:
+        warnings.warn(
+            f"several inputs are named {', '.join(shared)}: the noise stream is keyed by the "
+            "file name, so their events with equal entry numbers get the same noise; give "
+            "the files distinct names or simulate them with different seeds",
+            stacklevel=3,
+        )
+    jobs = _jobs(jobs, len(inputs))
+    job = Job(
+        direction=direction,
+        model=model,
+        seed=int(seed),
+        device=str(resolved),
+        batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
+        step_size=int(step_size),
+        threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
+    )
+    metadata = {
+        "command": direction,
+        "model": os.path.basename(model),
+        "model_sha256": file_sha256(model),
+        "model_config": fused.config.to_dict(),
+        "seed": int(seed),
+        "turbosim_hep_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(resolved),
+        "inputs": [os.path.basename(p) for p in inputs],
+    }
+    with EventWriter(output, force=force, metadata=metadata) as writer:
+        if scheduler is None and jobs == 1:
+            files = [
+                process_file(path, job, writer, source, progress)
+                for source, path in enumerate(inputs)
+            ]
+        else:
+            files = _run_parallel(job, inputs, writer, jobs, scheduler, progress)
+        writer.metadata["cutflow"] = [f.cutflow for f in files]  # in the order of "inputs"
+    return RunSummary(output, files, time.perf_counter() - start_time)
+
+
+def inference_threads(jobs: int) -> int:
+    """Torch threads per job on CPU: the cores of a job less one for reading and writing.
+
+    The reader and writer threads run beside the inference; giving torch every core
+    oversubscribes them, and OpenMP threads waiting for a busy core cost far more than
+    the core they would add (three times the throughput with one thread instead of two
+    on a loaded two-core machine).
+    """
+    return max(1, (os.cpu_count() or 1) // jobs - 1)
+
+
+def _jobs(jobs: int | None, n_inputs: int) -> int:
+    if jobs is not None and jobs < 1:
+        raise TurbosimError(f"--jobs must be at least 1, not {jobs}")
+    return max(1, min(jobs or os.cpu_count() or 1, n_inputs))
+
+
+# --- parallel runs -----------------------------------------------------------------------
+
+
+def simulate_part(path: str, job: Job, part: str, source: int) -> FileSummary:
+    """Task of a parallel run: one input into its own part file (runs in a worker)."""
+    with EventWriter(part, force=True) as writer:
+        return process_file(path, job, writer, source)
+
+
+def _run_parallel(
+    job: Job,
+    inputs: list[str],
+    writer: EventWriter,
+    jobs: int,
+    scheduler: str | None,
+    progress: bool,
+) -> list[FileSummary]:
+    directory = os.path.dirname(os.path.abspath(writer.path))
+    parts = []
+    with contextlib.ExitStack() as cleanup:
+        for index in range(len(inputs)):
+            handle, part = tempfile.mkstemp(prefix=f".part{index}-", suffix=".root", dir=directory)
+            os.close(handle)
+            parts.append(part)
+            cleanup.callback(_remove, part)
+        tasks = [(path, part, source) for source, (path, part) in enumerate(zip(inputs, parts, strict=True))]
+        if scheduler is not None:
+            # the workers' own thread settings hold there (OMP_NUM_THREADS, nthreads)
+            job = dataclasses.replace(job, threads=0)
+            tasks = [(path, job, part, source) for path, part, source in tasks]
+            files = executors.run_dask(simulate_part, tasks, scheduler, progress)
+        else:
+            job = dataclasses.replace(job, threads=inference_threads(jobs))
+            tasks = [(path, job, part, source) for path, part, source in tasks]
+            files = executors.run_local(simulate_part, tasks, jobs, progress)
+        for part in tqdm(parts, desc="merging", unit=" files", disable=not progress, leave=False):
+            append_file(writer, part)
+    return files
+
+
+def append_file(writer: EventWriter, path: str, step_size: str = "200 MB") -> None:
+    """Copy the ``Events`` tree of one of the project's files into an open writer.
+
+    Jagged collections (``nJet``, ``Jet_pt``, ...) are zipped back into records so the
+    writer recreates the same branches.
+    """
+    with uproot.open(path) as file:
+        tree = file[formats.EVENTS_TREE]
+        names = set(tree.keys())
+        collections = {
+            name[1:] for name in names
+            if name.startswith("n") and any(k.startswith(f"{name[1:]}_") for k in names)
+        }
+        for arrays in tree.iterate(step_size=step_size, library="ak"):
+            chunk: dict[str, object] = {}
+            for name in arrays.fields:
+                counter = name.startswith("n") and name[1:] in collections
+                owner = name[1:] if counter else name.split("_", 1)[0]
+                if owner not in collections:
+                    chunk[name] = ak.to_numpy(arrays[name])
+                elif owner not in chunk:
+                    prefix = f"{owner}_"
+                    chunk[owner] = ak.zip(
+                        {f[len(prefix):]: arrays[f] for f in arrays.fields if f.startswith(prefix)}
+                    )
+            writer.write(chunk)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
