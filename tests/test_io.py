@@ -82,7 +82,7 @@ def test_cutflow_and_selection_on_own_file(mixed_file):
 def test_streaming_in_small_chunks_gives_the_same_events(mixed_file):
     path, _ = mixed_file
     whole, cutflow = read_events(path)
-    parts = list(EventFile(path).iterate(step_size=37))
+    parts = list(EventFile(path).iterate(chunk_events=37))
     assert len(parts) > 10
     joined = type(whole).concatenate(parts)
     np.testing.assert_array_equal(joined.entry, whole.entry)

@@ -100,7 +100,7 @@ def test_seed_reproducible_and_independent_of_chunking(files, tmp_path):
     simulate_files(files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
     simulate_files(files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
     simulate_files(files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
-        step_size=333, batch_size=100, **kwargs)
+        chunk_events=333, batch_size=100, **kwargs)
     simulate_files(files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
     a, b, c, d = (outputs(tmp_path / f"{k}.root")["x"] for k in "abcd")
     np.testing.assert_array_equal(a, b)

@@ -17,8 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="simulate detector-level events from parton-level files with a trained model",
         description="Generate the electron, missing transverse momentum and four jets of "
         "every e- nu_e-bar b b-bar u d-bar event of the INPUT files (the project's ROOT "
-        "files, Delphes files, LHE files plain or gzipped) with the decoder of MODEL, and "
-        "write them with the input partons to one ROOT file. Events with another final "
+        "files, Delphes files, LHE files plain or gzipped, HDF5 exports) with the decoder of "
+        "MODEL, and write them with the input partons to one ROOT file. Events with another final "
         "state or with NaN/infinite values are counted and skipped.",
     )
     add_run_arguments(parser)

@@ -5,7 +5,8 @@ stages (`turbosim_hep.pipeline.stages`) into one ROOT file, serially or in paral
 (`turbosim_hep.pipeline.executors`), and return a `RunSummary`.
 """
 
+from turbosim_hep.pipeline.job import CHUNK_EVENTS
 from turbosim_hep.pipeline.run import simulate_files, unfold_files
 from turbosim_hep.pipeline.summary import FileSummary, RunSummary
 
-__all__ = ["FileSummary", "RunSummary", "simulate_files", "unfold_files"]
+__all__ = ["CHUNK_EVENTS", "FileSummary", "RunSummary", "simulate_files", "unfold_files"]

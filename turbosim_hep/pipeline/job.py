@@ -10,7 +10,7 @@ Direction = Literal["simulate", "unfold"]
 
 #: Events read per chunk: small enough that the first read and the last write, which
 #: nothing overlaps, stay short; large enough for baskets of a sensible size.
-DEFAULT_STEP_SIZE = 100_000
+CHUNK_EVENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Job:
         Torch device (already resolved).
     batch_size : int
         Events per forward pass.
-    step_size : int
+    chunk_events : int
         Events per chunk read.
     threads : int
         Torch intra-op threads of the inference (0: leave torch's setting).
@@ -40,5 +40,5 @@ class Job:
     seed: int
     device: str
     batch_size: int
-    step_size: int = DEFAULT_STEP_SIZE
+    chunk_events: int = CHUNK_EVENTS
     threads: int = 0

@@ -31,7 +31,7 @@ from turbosim_hep.io import formats
 from turbosim_hep.io.writer import EventWriter
 from turbosim_hep.outputs import check_output_path
 from turbosim_hep.pipeline import executors
-from turbosim_hep.pipeline.job import DEFAULT_STEP_SIZE, Direction, Job
+from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
 from turbosim_hep.pipeline.stages import open_input, process_file
 from turbosim_hep.pipeline.summary import FileSummary, RunSummary
 
@@ -75,7 +75,7 @@ def run_files(
     batch_size: int | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
-    step_size: int = DEFAULT_STEP_SIZE,
+    chunk_events: int = CHUNK_EVENTS,
     force: bool = False,
     progress: bool = True,
 ) -> RunSummary:
@@ -88,7 +88,8 @@ def run_files(
     model : str or os.PathLike
         Checkpoint of ``turbosim-hep train``.
     inputs : sequence of paths
-        ROOT files (Delphes or the project's own) and, for simulate, LHE files.
+        ROOT files (Delphes or the project's own), HDF5 exports and, for simulate, LHE
+        files.
     output : str or os.PathLike
         The ROOT file to write (atomically: nothing is left behind on failure).
     seed : int
@@ -102,7 +103,7 @@ def run_files(
         core, at most one per input). Ignored with ``scheduler``.
     scheduler : str, optional
         Address of a Dask distributed scheduler to run the files on.
-    step_size : int
+    chunk_events : int
         Events read per chunk.
     force : bool
         Overwrite an existing output.
@@ -140,7 +141,7 @@ def run_files(
         seed=int(seed),
         device=str(resolved),
         batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
-        step_size=int(step_size),
+        chunk_events=int(chunk_events),
         threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
     )
     metadata = {
@@ -208,7 +209,10 @@ def _run_parallel(
             os.close(handle)
             parts.append(part)
             cleanup.callback(_remove, part)
-        tasks = [(path, part, source) for source, (path, part) in enumerate(zip(inputs, parts, strict=True))]
+        tasks = [
+            (path, part, source)
+            for source, (path, part) in enumerate(zip(inputs, parts, strict=True))
+        ]
         if scheduler is not None:
             # the workers' own thread settings hold there (OMP_NUM_THREADS, nthreads)
             job = dataclasses.replace(job, threads=0)

@@ -19,18 +19,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from turbosim_hep import layout
-from turbosim_hep.errors import InputError, read_head
+from turbosim_hep.errors import InputError
 from turbosim_hep.inference import cached_model, run_model
-from turbosim_hep.io.lhe import LHEFile, is_lhe
-from turbosim_hep.io.reader import Cutflow, EventBatch, EventFile
-from turbosim_hep.io.writer import EventWriter
+from turbosim_hep.io import Cutflow, EventBatch, EventSource, EventWriter, open_events
 from turbosim_hep.pipeline.columns import output_columns
 from turbosim_hep.pipeline.job import Direction, Job
 from turbosim_hep.pipeline.summary import FINITE_INPUT_CUT, FINITE_OUTPUT_CUT, FileSummary
@@ -39,23 +36,12 @@ from turbosim_hep.random import event_normal, stream_id
 # --- reading ---------------------------------------------------------------------------
 
 
-def input_kind(path: str | os.PathLike) -> Literal["root", "lhe"]:
-    """``root`` or ``lhe``, from the first bytes of a file.
-
-    Raises
-    ------
-    InputError
-        If the file is missing or neither ROOT nor LHE.
-    """
-    path = os.fspath(path)
-    if read_head(path, "event file") == b"root":
-        return "root"
-    if is_lhe(path):
-        return "lhe"
-    raise InputError(path, "neither a ROOT file nor an LHE file")
+def reads(direction: Direction) -> dict[str, bool]:
+    """What the input must hold: the partons (simulate) or the detector objects (unfold)."""
+    return {"detector": direction == "unfold", "partons": direction == "simulate"}
 
 
-def open_input(path: str | os.PathLike, direction: Direction) -> EventFile | LHEFile:
+def open_input(path: str | os.PathLike, direction: Direction) -> EventSource:
     """The reader of an input file, checked to hold what ``direction`` needs.
 
     Raises
@@ -64,26 +50,9 @@ def open_input(path: str | os.PathLike, direction: Direction) -> EventFile | LHE
         If the file cannot be read or lacks the partons (simulate) or the detector
         objects (unfold).
     """
-    if input_kind(path) == "lhe":
-        if direction == "unfold":
-            raise InputError(
-                path, "an LHE file holds partons only; unfolding needs detector-level events"
-            )
-        return LHEFile(path)
-    event_file = EventFile(path)
-    event_file.require(detector=direction == "unfold", partons=direction == "simulate")
-    return event_file
-
-
-def _batches(reader: EventFile | LHEFile, direction: Direction, cutflow: Cutflow, step_size: int):
-    if isinstance(reader, LHEFile):
-        return reader.iterate(cutflow=cutflow, step_size=step_size)
-    return reader.iterate(
-        detector=direction == "unfold",
-        partons=direction == "simulate",
-        cutflow=cutflow,
-        step_size=step_size,
-    )
+    source = open_events(path)
+    source.require(**reads(direction))
+    return source
 
 
 @dataclass
@@ -110,9 +79,12 @@ class Chunk:
 
 def _prepared_chunks(path: str, job: Job, noise_dim: int, cutflow: Cutflow) -> Iterator[Chunk]:
     """Chunks of finite events with their noise; counts the non-finite ones."""
-    reader = open_input(path, job.direction)
+    source = open_input(path, job.direction)
     stream = stream_id(os.path.basename(path))
-    for batch in _batches(reader, job.direction, cutflow, job.step_size):
+    batches = source.iterate(
+        **reads(job.direction), cutflow=cutflow, chunk_events=job.chunk_events
+    )
+    for batch in batches:
         inputs = batch.z if job.direction == "simulate" else batch.x
         finite = np.isfinite(inputs).all(axis=1)
         cutflow.add(FINITE_INPUT_CUT, np.count_nonzero(finite))
