@@ -18,17 +18,14 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 
-import awkward as ak
 import torch
-import uproot
 from tqdm.auto import tqdm
 
 from turbosim_hep import __version__
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.inference import BATCH_EVENTS, cached_model, file_sha256
-from turbosim_hep.io import formats
-from turbosim_hep.io.writer import EventWriter
+from turbosim_hep.io.writer import EventWriter, read_chunks
 from turbosim_hep.outputs import check_output_path
 from turbosim_hep.pipeline import executors
 from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
@@ -223,36 +220,9 @@ def _run_parallel(
             tasks = [(path, job, part, source) for path, part, source in tasks]
             files = executors.run_local(simulate_part, tasks, jobs, progress)
         for part in tqdm(parts, desc="merging", unit=" files", disable=not progress, leave=False):
-            append_file(writer, part)
+            for chunk in read_chunks(part):
+                writer.write(chunk)
     return files
-
-
-def append_file(writer: EventWriter, path: str, step_size: str = "200 MB") -> None:
-    """Copy the ``Events`` tree of one of the project's files into an open writer.
-
-    Jagged collections (``nJet``, ``Jet_pt``, ...) are zipped back into records so the
-    writer recreates the same branches.
-    """
-    with uproot.open(path) as file:
-        tree = file[formats.EVENTS_TREE]
-        names = set(tree.keys())
-        collections = {
-            name[1:] for name in names
-            if name.startswith("n") and any(k.startswith(f"{name[1:]}_") for k in names)
-        }
-        for arrays in tree.iterate(step_size=step_size, library="ak"):
-            chunk: dict[str, object] = {}
-            for name in arrays.fields:
-                counter = name.startswith("n") and name[1:] in collections
-                owner = name[1:] if counter else name.split("_", 1)[0]
-                if owner not in collections:
-                    chunk[name] = ak.to_numpy(arrays[name])
-                elif owner not in chunk:
-                    prefix = f"{owner}_"
-                    chunk[owner] = ak.zip(
-                        {f[len(prefix):]: arrays[f] for f in arrays.fields if f.startswith(prefix)}
-                    )
-            writer.write(chunk)
 
 
 def _remove(path: str) -> None:
