@@ -17,6 +17,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -184,10 +185,32 @@ def _jobs(jobs: int | None, n_inputs: int) -> int:
 # --- parallel runs -----------------------------------------------------------------------
 
 
-def simulate_part(path: str, job: Job, part: str, source: int) -> FileSummary:
-    """Task of a parallel run: one input into its own part file (runs in a worker)."""
-    with EventWriter(part, force=True) as writer:
-        return process_file(path, job, writer, source)
+@dataclass(frozen=True)
+class PartTask:
+    """One input of a parallel run, simulated or unfolded into its own part file.
+
+    Attributes
+    ----------
+    path : str
+        The input.
+    job : Job
+        Model, seed, device and sizes.
+    part : str
+        The part file to write.
+    source : int
+        Index of the input in the output's ``inputs`` metadata.
+    """
+
+    path: str
+    job: Job
+    part: str
+    source: int
+
+
+def run_part(task: PartTask) -> FileSummary:
+    """Run one input into its part file (in a worker process or on a Dask worker)."""
+    with EventWriter(task.part, force=True) as writer:
+        return process_file(task.path, task.job, writer, task.source)
 
 
 def _run_parallel(
@@ -198,29 +221,27 @@ def _run_parallel(
     scheduler: str | None,
     progress: bool,
 ) -> list[FileSummary]:
+    """Every input into a part file beside the output, then the parts copied in order."""
+    if scheduler is not None:
+        # the workers' own thread settings hold there (OMP_NUM_THREADS, nthreads)
+        job = dataclasses.replace(job, threads=0)
+    else:
+        job = dataclasses.replace(job, threads=inference_threads(jobs))
     directory = os.path.dirname(os.path.abspath(writer.path))
-    parts = []
     with contextlib.ExitStack() as cleanup:
-        for index in range(len(inputs)):
-            handle, part = tempfile.mkstemp(prefix=f".part{index}-", suffix=".root", dir=directory)
+        tasks = []
+        for source, path in enumerate(inputs):
+            handle, part = tempfile.mkstemp(prefix=f".part{source}-", suffix=".root", dir=directory)
             os.close(handle)
-            parts.append(part)
             cleanup.callback(_remove, part)
-        tasks = [
-            (path, part, source)
-            for source, (path, part) in enumerate(zip(inputs, parts, strict=True))
-        ]
-        if scheduler is not None:
-            # the workers' own thread settings hold there (OMP_NUM_THREADS, nthreads)
-            job = dataclasses.replace(job, threads=0)
-            tasks = [(path, job, part, source) for path, part, source in tasks]
-            files = executors.run_dask(simulate_part, tasks, scheduler, progress)
-        else:
-            job = dataclasses.replace(job, threads=inference_threads(jobs))
-            tasks = [(path, job, part, source) for path, part, source in tasks]
-            files = executors.run_local(simulate_part, tasks, jobs, progress)
-        for part in tqdm(parts, desc="merging", unit=" files", disable=not progress, leave=False):
-            for chunk in read_chunks(part):
+            tasks.append(PartTask(path, job, part, source))
+        results = executors.ordered_results(run_part, tasks, jobs=jobs, scheduler=scheduler)
+        bar = tqdm(results, total=len(tasks), desc="files", unit=" files", leave=False,
+                   disable=not progress)
+        with contextlib.closing(results), bar:
+            files = list(bar)
+        for task in tqdm(tasks, desc="merging", unit=" files", disable=not progress, leave=False):
+            for chunk in read_chunks(task.part):
                 writer.write(chunk)
     return files
 
