@@ -169,9 +169,8 @@ def inference_threads(jobs: int) -> int:
     """Torch threads per job on CPU: the cores of a job less one for reading and writing.
 
     The reader and writer threads run beside the inference; giving torch every core
-    oversubscribes them, and OpenMP threads waiting for a busy core cost far more than
-    the core they would add (three times the throughput with one thread instead of two
-    on a loaded two-core machine).
+    oversubscribes them, and OpenMP threads waiting for a busy core cost more than the
+    core they would add (docs/simulate.md).
     """
     return max(1, (os.cpu_count() or 1) // jobs - 1)
 
