@@ -16,8 +16,8 @@ from _ttbar import smear, ttbar_partons, write_sample
 from turbosim_hep.coffea import FastSim, FastSimProcessor
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.model import TurboSim, save_checkpoint
-from turbosim_hep.processor import make_executor, run_fileset
 from turbosim_hep.pipeline.run import run_files as run
+from turbosim_hep.processor import make_executor, run_fileset
 
 N = 1200
 
