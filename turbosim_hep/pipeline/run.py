@@ -38,28 +38,134 @@ def simulate_files(
     model: str | os.PathLike,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
-    **options,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    force: bool = False,
+    progress: bool = True,
 ) -> RunSummary:
-    """Simulate detector-level events (Z -> X, the decoder) of input files into one ROOT file.
+    """Simulate the detector-level events of parton-level files (Z -> X, the decoder).
 
-    Parameters and returns as for `run_files`; the inputs are ROOT files (Delphes or the
-    project's own) and LHE files, plain or gzipped.
+    Every input event with the e- nu_e-bar b b-bar u d-bar final state is simulated;
+    the output holds the generated Electron, Jet and MET beside the input partons.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    inputs : sequence of paths
+        ROOT files (Delphes or the project's own), LHE files (plain or gzipped) and
+        HDF5 exports.
+    output : str or os.PathLike
+        The ROOT file to write (atomically: nothing is left behind on failure).
+    seed : int
+        Seed of the per-event noise; the same seed gives the same output.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, optional
+        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
+        device).
+    jobs : int, optional
+        Input files processed at the same time in local processes (default: one per
+        core, at most one per input). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler to run the files on.
+    chunk_events : int
+        Events read per chunk.
+    force : bool
+        Overwrite an existing output.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    RunSummary
+        What happened to each input, the output path and the time.
+
+    Raises
+    ------
+    TurbosimError
+        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
+        written then.
+
+    Examples
+    --------
+    >>> summary = simulate_files("model.pt", ["run.lhe.gz"], "out.root")  # doctest: +SKIP
+    >>> summary.written, summary.files[0].cutflow  # doctest: +SKIP
     """
-    return run_files("simulate", model, inputs, output, **options)
+    return run_files(
+        "simulate", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
+        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
+        progress=progress,
+    )
 
 
 def unfold_files(
     model: str | os.PathLike,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
-    **options,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    force: bool = False,
+    progress: bool = True,
 ) -> RunSummary:
-    """Unfold detector-level events (X -> Z, the encoder) of input files into one ROOT file.
+    """Unfold detector-level files to the six partons (X -> Z, the encoder).
 
-    Parameters and returns as for `run_files`; the inputs are ROOT files (Delphes or the
-    project's own) whose events pass the reference selection.
+    Every input event that passes the reference selection is unfolded; the output
+    holds the generated Parton collection beside the input Electron, Jet and MET.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    inputs : sequence of paths
+        ROOT files (Delphes or the project's own) and HDF5 exports.
+    output : str or os.PathLike
+        The ROOT file to write (atomically: nothing is left behind on failure).
+    seed : int
+        Seed of the per-event noise; the same seed gives the same output.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, optional
+        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
+        device).
+    jobs : int, optional
+        Input files processed at the same time in local processes (default: one per
+        core, at most one per input). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler to run the files on.
+    chunk_events : int
+        Events read per chunk.
+    force : bool
+        Overwrite an existing output.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    RunSummary
+        What happened to each input, the output path and the time.
+
+    Raises
+    ------
+    TurbosimError
+        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
+        written then.
     """
-    return run_files("unfold", model, inputs, output, **options)
+    return run_files(
+        "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
+        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
+        progress=progress,
+    )
 
 
 def run_files(
@@ -79,38 +185,9 @@ def run_files(
 ) -> RunSummary:
     """Simulate or unfold input files into one ROOT file.
 
-    Parameters
-    ----------
-    direction : {"simulate", "unfold"}
-        Z -> X (decoder) or X -> Z (encoder).
-    model : str or os.PathLike
-        Checkpoint of ``turbosim-hep train``.
-    inputs : sequence of paths
-        ROOT files (Delphes or the project's own), HDF5 exports and, for simulate, LHE
-        files.
-    output : str or os.PathLike
-        The ROOT file to write (atomically: nothing is left behind on failure).
-    seed : int
-        Seed of the per-event noise; the same seed gives the same output.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    batch_size : int, optional
-        Events per forward pass (default: `BATCH_EVENTS` of the device).
-    jobs : int, optional
-        Input files processed at the same time in local processes (default: one per
-        core, at most one per input). Ignored with ``scheduler``.
-    scheduler : str, optional
-        Address of a Dask distributed scheduler to run the files on.
-    chunk_events : int
-        Events read per chunk.
-    force : bool
-        Overwrite an existing output.
-    progress : bool
-        Show progress bars.
-
-    Returns
-    -------
-    RunSummary
+    `simulate_files` and `unfold_files` with the direction as first argument:
+    ``"simulate"`` (Z -> X, the decoder) or ``"unfold"`` (X -> Z, the encoder); the
+    other parameters are theirs.
     """
     start_time = time.perf_counter()
     if seed < 0:
@@ -124,14 +201,7 @@ def run_files(
     fused = cached_model(model, resolved)  # fail on a bad model before any work
     for path in inputs:
         open_input(path, direction)  # fail on a bad input before any work
-    shared = [name for name, count in Counter(map(os.path.basename, inputs)).items() if count > 1]
-    if shared:
-        warnings.warn(
-            f"several inputs are named {', '.join(shared)}: the noise stream is keyed by the "
-            "file name, so their events with equal entry numbers get the same noise; give "
-            "the files distinct names or simulate them with different seeds",
-            stacklevel=3,
-        )
+    _warn_of_shared_names(inputs)
     jobs = _jobs(jobs, len(inputs))
     job = Job(
         direction=direction,
@@ -147,10 +217,10 @@ def run_files(
         "model": os.path.basename(model),
         "model_sha256": file_sha256(model),
         "model_config": fused.config.to_dict(),
-        "seed": int(seed),
+        "seed": job.seed,
         "turbosim_hep_version": __version__,
         "torch_version": torch.__version__,
-        "device": str(resolved),
+        "device": job.device,
         "inputs": [os.path.basename(p) for p in inputs],
     }
     with EventWriter(output, force=force, metadata=metadata) as writer:
@@ -173,6 +243,19 @@ def inference_threads(jobs: int) -> int:
     core they would add (docs/simulate.md).
     """
     return max(1, (os.cpu_count() or 1) // jobs - 1)
+
+
+def _warn_of_shared_names(inputs: list[str]) -> None:
+    """Warn when inputs share a file name, which keys their noise streams."""
+    names = Counter(map(os.path.basename, inputs))
+    shared = [name for name, count in names.items() if count > 1]
+    if shared:
+        warnings.warn(
+            f"several inputs are named {', '.join(shared)}: the noise stream is keyed by the "
+            "file name, so their events with equal entry numbers get the same noise; give "
+            "the files distinct names or simulate them with different seeds",
+            stacklevel=4,
+        )
 
 
 def _jobs(jobs: int | None, n_inputs: int) -> int:
