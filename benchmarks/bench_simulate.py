@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the synthetic tt-bar generator of the
 
 from _ttbar import ttbar_partons  # noqa: E402
 
-from turbosim_hep.inference import flush_denormals, fuse_for_inference  # noqa: E402
+from turbosim_hep.device import flush_denormals  # noqa: E402
+from turbosim_hep.inference import fuse_for_inference  # noqa: E402
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns  # noqa: E402
 from turbosim_hep.model import TurboSim, load_model, save_checkpoint  # noqa: E402
 
@@ -94,7 +95,9 @@ def run_measured(command: list[str]) -> tuple[float, float, int, str]:
         "print('WALL', dt, 'CPU', u.ru_utime + u.ru_stime, 'RSS', u.ru_maxrss)\n"
         "sys.exit(p.returncode)\n"
     )
-    done = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=False
+    )
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
     wall, cpu, rss = re.search(r"WALL (\S+) CPU (\S+) RSS (\d+)", done.stdout).groups()
@@ -134,18 +137,24 @@ def bench_pythia(workdir: Path, n: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="trained model (default: reference architecture)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path,
+                        help="trained model (default: reference architecture)")
     parser.add_argument("--events", type=int, default=1_000_000, help="end-to-end input size")
-    parser.add_argument("--rss-events", type=int, default=5_000_000, help="input size of the RSS run (0: skip)")
-    parser.add_argument("--pythia-events", type=int, default=200, help="events for the Pythia chain (0: skip)")
+    parser.add_argument("--rss-events", type=int, default=5_000_000,
+                        help="input size of the RSS run (0: skip)")
+    parser.add_argument("--pythia-events", type=int, default=200,
+                        help="events for the Pythia chain (0: skip)")
     parser.add_argument("--forward-events", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=16_384)
     parser.add_argument("--workdir", type=Path, default=None, help="keeps the inputs between runs")
     args = parser.parse_args()
 
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"load average {os.getloadavg()[0]:.1f} at start (a shared machine slows every figure)")
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f} at start "
+          "(a shared machine slows every figure)")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from turbosim_hep.coffea import FastSim, nanoaod_collections
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.kinematics import ptetaphim_from_p4
 from turbosim_hep.model import TurboSim, save_checkpoint
-from turbosim_hep.simulate import run
+from turbosim_hep.pipeline.run import run_files as run
 from turbosim_hep.validation.processor import FastSimProcessor
 from turbosim_hep.validation.runner import make_executor, run_fileset
 

@@ -9,13 +9,26 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+import vector
+from _lhe import write_lhe
+from _ttbar import ttbar_partons
 
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError, OutputError
-from turbosim_hep.io import EventFile, EventWriter, read_events, read_metadata
+from turbosim_hep.io import (
+    Cutflow,
+    EventFile,
+    EventWriter,
+    object_counts,
+    open_events,
+    read_events,
+    read_metadata,
+)
 from turbosim_hep.io.hdf5 import read_reference_h5, write_reference_h5
+from turbosim_hep.io.lhe import LHEFile
 from turbosim_hep.io.schemas import open_nanoevents
-from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+from turbosim_hep.io.selection import select_events
+from turbosim_hep.io.writer import event_columns, parton_columns, read_chunks, reco_columns
 from turbosim_hep.kinematics import p4_from_ptetaphim
 
 
@@ -28,8 +41,9 @@ def plain_uproot_cutflow(path) -> dict[str, int]:
     no_mu = charge & (a["Muon_size"] == 0)
     no_ph = no_mu & (a["Photon_size"] == 0)
     four = no_ph & (a["Jet_size"] == 4)
-    return {"all": len(a), "one_electron": int(ak.sum(one_e)), "electron_charge": int(ak.sum(charge)),
-            "no_muon": int(ak.sum(no_mu)), "no_photon": int(ak.sum(no_ph)), "four_jets": int(ak.sum(four))}
+    return {"all": len(a), "one_electron": int(ak.sum(one_e)),
+            "electron_charge": int(ak.sum(charge)), "no_muon": int(ak.sum(no_mu)),
+            "no_photon": int(ak.sum(no_ph)), "four_jets": int(ak.sum(four))}
 
 
 def test_delphes_cutflow_matches_plain_uproot(delphes_file):
@@ -46,13 +60,44 @@ def test_delphes_partons_of_ttH_are_not_the_reference_final_state(delphes_file):
     assert batch.z.shape == (0, 24)
 
 
-def test_delphes_x_space_is_built_from_pt_eta_phi(delphes_file):
-    # no event of the sample passes the selection; check the X construction on the
-    # objects it has by reading the branches directly
-    t = uproot.open(delphes_file)["Delphes"]
-    jets = t.arrays(["Jet.PT", "Jet.Eta", "Jet.Phi"])
-    assert ak.all(ak.num(jets["Jet.PT"]) >= 1)
-    assert ak.all(jets["Jet.PT"][:, :-1] >= jets["Jet.PT"][:, 1:])  # Delphes lists jets in pT order
+def test_delphes_x_space_is_built_from_pt_eta_phi():
+    # A hand-written chunk with Delphes' branch names through the reader's selection:
+    # events 0 and 2 pass (jets stored out of pT order), event 1 has two electrons.
+    chunk = ak.Array({
+        "Electron_size": np.array([1, 2, 1], np.int32),
+        "Electron.PT": [[35.0], [40.0, 22.0], [61.5]],
+        "Electron.Eta": [[0.4], [-1.0, 0.3], [-2.1]],
+        "Electron.Phi": [[1.2], [0.1, -2.0], [-2.9]],
+        "Electron.Charge": [[-1], [-1, 1], [-1]],
+        "Muon_size": np.zeros(3, np.int32),
+        "Photon_size": np.zeros(3, np.int32),
+        "Jet_size": np.array([4, 4, 4], np.int32),
+        "Jet.PT": [[50.0, 120.0, 30.0, 75.0], [90.0, 80.0, 70.0, 60.0], [210.0, 44.0, 97.0, 25.5]],
+        "Jet.Eta": [[0.1, -0.5, 2.2, 1.3], [0.0, 0.0, 0.0, 0.0], [-0.7, 3.1, 0.05, -1.9]],
+        "Jet.Phi": [[3.0, -1.0, 0.5, -2.5], [0.0, 1.0, 2.0, 3.0], [0.2, -0.2, 2.8, -3.1]],
+        "MissingET.MET": [[44.0], [10.0], [130.0]],
+        "MissingET.Phi": [[-0.6], [0.0], [2.4]],
+    })
+    cutflow = Cutflow()
+    batch = select_events(chunk, "delphes", start=10, detector=True, partons=False, cutflow=cutflow)
+    np.testing.assert_array_equal(batch.entry, [10, 12])
+    assert cutflow.as_dict() == {"all": 3, "one_electron": 2, "electron_charge": 2, "no_muon": 2,
+                                 "no_photon": 2, "four_jets": 2}
+
+    def p4(pt, eta, phi):
+        v = vector.obj(pt=pt, eta=eta, phi=phi, mass=0.0)
+        return [v.px, v.py, v.pz, v.E]
+
+    for row, event in zip(batch.x.reshape(-1, 6, 4), (0, 2), strict=True):
+        e = chunk[event]
+        met, met_phi = e["MissingET.MET"][0], e["MissingET.Phi"][0]
+        jets = sorted(zip(e["Jet.PT"], e["Jet.Eta"], e["Jet.Phi"], strict=True), reverse=True)
+        expected = [
+            p4(e["Electron.PT"][0], e["Electron.Eta"][0], e["Electron.Phi"][0]),
+            [met * np.cos(met_phi), met * np.sin(met_phi), 0.0, met],
+            *(p4(*jet) for jet in jets),
+        ]
+        np.testing.assert_allclose(row, np.array(expected), rtol=1e-5, atol=1e-4)
 
 
 def test_cutflow_and_selection_on_own_file(mixed_file):
@@ -82,7 +127,7 @@ def test_cutflow_and_selection_on_own_file(mixed_file):
 def test_streaming_in_small_chunks_gives_the_same_events(mixed_file):
     path, _ = mixed_file
     whole, cutflow = read_events(path)
-    parts = list(EventFile(path).iterate(step_size=37))
+    parts = list(EventFile(path).iterate(chunk_events=37))
     assert len(parts) > 10
     joined = type(whole).concatenate(parts)
     np.testing.assert_array_equal(joined.entry, whole.entry)
@@ -93,7 +138,8 @@ def test_streaming_in_small_chunks_gives_the_same_events(mixed_file):
 def physical_events(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Physically valid Z (massive partons) and X (massless, jets in pT order) arrays."""
     rng = np.random.default_rng(seed)
-    pt, eta, phi = rng.exponential(50, (n, 6)) + 5, rng.normal(0, 1.5, (n, 6)), rng.uniform(-3, 3, (n, 6))
+    pt = rng.exponential(50, (n, 6)) + 5
+    eta, phi = rng.normal(0, 1.5, (n, 6)), rng.uniform(-3, 3, (n, 6))
     z = p4_from_ptetaphim(pt, eta, phi, np.array([0, 0, 4.7, 4.7, 0.3, 0.3])).astype(np.float32)
     pt_x = np.sort(rng.exponential(50, (n, 6)) + 20, axis=1)[:, ::-1].copy()
     x = p4_from_ptetaphim(pt_x, rng.normal(0, 1.5, (n, 6)), rng.uniform(-3, 3, (n, 6)))
@@ -159,6 +205,79 @@ def test_hdf5_export_round_trip(mixed_file, tmp_path):
     np.testing.assert_array_equal(back.z, batch.z)
     np.testing.assert_array_equal(back.x, batch.x)
     np.testing.assert_array_equal(back.entry, batch.entry)
+
+
+def test_open_events_gives_one_protocol_for_every_format(mixed_file, tmp_path):
+    path, _ = mixed_file
+    root_batch, root_cutflow = read_events(path)
+    h5 = tmp_path / "export.h5"
+    write_reference_h5(h5, root_batch)
+    z = ttbar_partons(50, seed=4)
+    wrong = np.arange(50) % 4 == 0
+    lhe = write_lhe(tmp_path / "run.lhe.gz", z, wrong_final_state=wrong)
+    sources = {"turbosim": open_events(path), "hdf5": open_events(h5), "lhe": open_events(lhe)}
+    for fmt, source in sources.items():
+        assert source.format == fmt and source.has_partons
+        cutflow = Cutflow()
+        batches = list(source.iterate(detector=False, partons=True, cutflow=cutflow,
+                                      chunk_events=16))
+        batch = type(root_batch).concatenate(batches)
+        assert batch.x is None and cutflow.total == source.num_entries
+        assert list(cutflow.as_dict()) == ["all", layout.PARTON_CUT]
+        if fmt == "lhe":
+            np.testing.assert_array_equal(batch.entry, np.flatnonzero(~wrong))
+            assert source.num_entries == 50 and not source.has_detector
+        elif fmt == "hdf5":
+            np.testing.assert_array_equal(batch.z, root_batch.z)
+            np.testing.assert_array_equal(batch.entry, root_batch.entry)
+    both, cutflow = sources["hdf5"].read(detector=True, partons=True)
+    np.testing.assert_array_equal(both.x, root_batch.x)
+    assert list(cutflow.as_dict()) == list(root_cutflow.as_dict())
+    with pytest.raises(InputError, match="LHE file holds partons only"):
+        sources["lhe"].require(detector=True, partons=False)
+    assert isinstance(sources["lhe"], LHEFile)
+
+
+def test_open_events_refuses_other_files(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(InputError, match="notes.txt: neither a ROOT, an HDF5 nor an LHE file"):
+        open_events(path)
+    with pytest.raises(InputError, match="no such file"):
+        open_events(tmp_path / "missing.root")
+
+
+def test_empty_file_has_every_cut_of_the_read(tmp_path):
+    path = tmp_path / "empty.root"
+    z, x = physical_events(0)
+    with EventWriter(path) as writer:
+        writer.write(event_columns(np.arange(0)) | reco_columns(x) | parton_columns(z))
+    batch, cutflow = read_events(path, detector=True, partons=False)
+    assert len(batch) == 0
+    assert cutflow.as_dict() == dict.fromkeys(["all", *layout.SELECTION], 0)
+
+
+def test_read_chunks_rewrite_the_same_file(mixed_file, tmp_path):
+    path, _ = mixed_file
+    copy = tmp_path / "copy.root"
+    with EventWriter(copy) as writer:
+        for chunk in read_chunks(path, step_bytes="20 kB"):
+            writer.write(chunk)
+    original, rewritten = uproot.open(path)["Events"], uproot.open(copy)["Events"]
+    assert rewritten.keys() == original.keys()
+    a, b = original.arrays(), rewritten.arrays()
+    for name in original.keys():
+        assert ak.type(a[name]) == ak.type(b[name])
+        assert ak.all(a[name] == b[name]), name
+
+
+def test_object_counts_of_jagged_collections():
+    charge = ak.Array([[-1, 1], [], [1]])
+    counts = object_counts(charge, np.array([0, 1, 0]), ak.Array([2, 0, 0]), np.array([4, 4, 3]))
+    np.testing.assert_array_equal(counts.n_electrons, [2, 0, 1])
+    np.testing.assert_array_equal(counts.electron_charge, [-1, 0, 1])
+    np.testing.assert_array_equal(counts.n_photons, [2, 0, 0])
+    assert isinstance(counts.n_photons, np.ndarray)
 
 
 # --- bad input ------------------------------------------------------------------------

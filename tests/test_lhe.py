@@ -21,7 +21,7 @@ def test_reads_final_state_in_z_order(tmp_path, name):
     path = write_lhe(tmp_path / name, z, wrong_final_state=wrong)
     assert is_lhe(path)
     cutflow = Cutflow()
-    batches = list(LHEFile(path).iterate(cutflow=cutflow, step_size=70))
+    batches = list(LHEFile(path).iterate(cutflow=cutflow, chunk_events=70))
     assert len(batches) == 5  # 300 events in chunks of 70
     entry = np.concatenate([b.entry for b in batches])
     got = np.concatenate([b.z for b in batches])

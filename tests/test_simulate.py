@@ -17,11 +17,14 @@ from turbosim_hep import __version__, layout
 from turbosim_hep.cli import main
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
 from turbosim_hep.inference import file_sha256
+from turbosim_hep.io import read_events
+from turbosim_hep.io.hdf5 import write_reference_h5
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns, read_metadata
 from turbosim_hep.model import TurboSim, load_model, save_checkpoint
+from turbosim_hep.pipeline import simulate_files, unfold_files
+from turbosim_hep.pipeline.executors import ordered_results
 from turbosim_hep.random import event_normal, stream_id
-from turbosim_hep.simulate import run
 
 N = 1500
 
@@ -49,7 +52,9 @@ def outputs(path: str) -> dict[str, np.ndarray]:
     with uproot.open(path) as file:
         a = file["Events"].arrays()
     n = len(a)
-    electron = np.stack([ak.to_numpy(ak.flatten(a[f"Electron_{c}"])) for c in ("px", "py", "pz", "E")], -1)
+    electron = np.stack(
+        [ak.to_numpy(ak.flatten(a[f"Electron_{c}"])) for c in ("px", "py", "pz", "E")], -1
+    )
     met = np.stack([ak.to_numpy(a[f"MET_{c}"]) for c in ("px", "py", "pt")], -1)
     met = np.insert(met, 2, 0.0, axis=1)  # pz = 0
     jets = np.stack(
@@ -69,7 +74,7 @@ def reference_simulation(model_path, z, entry, seed, name) -> np.ndarray:
 
 def test_simulate_project_file_matches_the_decoder(files, tmp_path):
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [files["partons"]], out, seed=5, progress=False)
+    summary = simulate_files(files["model"], [files["partons"]], out, seed=5, progress=False)
     assert summary.written == N and summary.files[0].cutflow["all"] == N
     got = outputs(out)
     np.testing.assert_array_equal(got["event"], np.arange(N))
@@ -85,7 +90,7 @@ def test_simulate_project_file_matches_the_decoder(files, tmp_path):
 
 def test_metadata(files, tmp_path):
     out = tmp_path / "sim.root"
-    run("simulate", files["model"], [files["partons"]], out, seed=9, progress=False)
+    simulate_files(files["model"], [files["partons"]], out, seed=9, progress=False)
     meta = read_metadata(out)
     assert meta["model_sha256"] == file_sha256(files["model"])
     assert meta["seed"] == 9
@@ -97,11 +102,11 @@ def test_metadata(files, tmp_path):
 
 def test_seed_reproducible_and_independent_of_chunking(files, tmp_path):
     kwargs = {"progress": False}
-    run("simulate", files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
-        step_size=333, batch_size=100, **kwargs)
-    run("simulate", files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "a.root", seed=1, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "b.root", seed=1, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "c.root", seed=1,
+        chunk_events=333, batch_size=100, **kwargs)
+    simulate_files(files["model"], [files["partons"]], tmp_path / "d.root", seed=2, **kwargs)
     a, b, c, d = (outputs(tmp_path / f"{k}.root")["x"] for k in "abcd")
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-3)
@@ -114,14 +119,15 @@ def test_lhe_inputs_and_final_state_selection(files, tmp_path):
     plain = write_lhe(tmp_path / "run.lhe", z, wrong_final_state=wrong)
     zipped = write_lhe(tmp_path / "run2.lhe.gz", z)
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [plain, zipped], out, seed=3, jobs=1, progress=False)
+    summary = simulate_files(files["model"], [plain, zipped], out, seed=3, jobs=1, progress=False)
     first, second = summary.files
     assert (first.total, first.selected, first.written) == (200, 160, 160)
     assert (second.total, second.written) == (200, 200)
     got = outputs(out)
     np.testing.assert_array_equal(got["event"], np.r_[np.flatnonzero(~wrong), np.arange(200)])
     np.testing.assert_array_equal(got["source"], np.r_[np.zeros(160), np.ones(200)])
-    expected = reference_simulation(files["model"], z[~wrong], np.flatnonzero(~wrong), 3, "run.lhe")
+    kept = np.flatnonzero(~wrong)
+    expected = reference_simulation(files["model"], z[~wrong], kept, 3, "run.lhe")
     np.testing.assert_allclose(got["x"][:160], expected, rtol=1e-3, atol=2e-2)
 
 
@@ -131,24 +137,25 @@ def test_delphes_partons(files, tmp_path):
     path = str(tmp_path / "delphes.root")
     write_delphes(path, z, good)
     out = tmp_path / "sim.root"
-    summary = run("simulate", files["model"], [path], out, seed=4, progress=False)
+    summary = simulate_files(files["model"], [path], out, seed=4, progress=False)
     assert summary.files[0].written == good.sum()
     got = outputs(out)
     np.testing.assert_array_equal(got["event"], np.flatnonzero(good))
-    expected = reference_simulation(files["model"], z[good], np.flatnonzero(good), 4, "delphes.root")
+    kept = np.flatnonzero(good)
+    expected = reference_simulation(files["model"], z[good], kept, 4, "delphes.root")
     np.testing.assert_allclose(got["x"], expected, rtol=1e-4, atol=1e-2)
 
 
 def test_real_delphes_file_without_the_final_state(files, delphes_file, tmp_path):
     out = tmp_path / "sim.root"
     with pytest.raises(InputError, match="no usable events"):
-        run("simulate", files["model"], [delphes_file], out, progress=False)
+        simulate_files(files["model"], [delphes_file], out, progress=False)
     assert os.listdir(tmp_path) == []
 
 
 def test_output_opens_in_coffea(files, tmp_path):
     out = tmp_path / "sim.root"
-    run("simulate", files["model"], [files["partons"]], out, progress=False)
+    simulate_files(files["model"], [files["partons"]], out, progress=False)
     events = open_nanoevents(out, mode="eager")
     assert len(events) == N
     electron, jets = events.Electron[:, 0], events.Jet
@@ -157,17 +164,21 @@ def test_output_opens_in_coffea(files, tmp_path):
     np.testing.assert_allclose(ak.to_numpy(jets[:, 3].energy), stored[:, 23], rtol=1e-4, atol=1e-3)
     total = electron + jets[:, 0] + jets[:, 1] + jets[:, 2] + jets[:, 3]
     assert ak.all(total.mass > 0)
-    assert ak.all(np.abs(events.MET.pt - np.hypot(events.MET.px, events.MET.py)) < 1e-3 * events.MET.pt + 1e-3)
+    met = events.MET
+    assert ak.all(np.abs(met.pt - np.hypot(met.px, met.py)) < 1e-3 * met.pt + 1e-3)
     assert ak.all(events.Parton.pdgId == np.asarray(layout.PARTON_PDG_IDS)[np.newaxis])
 
 
 def test_unfold(files, tmp_path):
     out = tmp_path / "unfolded.root"
-    summary = run("unfold", files["model"], [files["full"]], out, seed=6, progress=False)
+    summary = unfold_files(files["model"], [files["full"]], out, seed=6, progress=False)
     assert summary.written == N
     with uproot.open(out) as file:
         a = file["Events"].arrays()
-    z = np.stack([ak.to_numpy(ak.flatten(a[f"Parton_{c}"])).reshape(N, 6) for c in ("px", "py", "pz", "E")], -1)
+    z = np.stack(
+        [ak.to_numpy(ak.flatten(a[f"Parton_{c}"])).reshape(N, 6) for c in ("px", "py", "pz", "E")],
+        -1,
+    )
     model = load_model(files["model"])
     noise = event_normal(6, stream_id("full.root"), np.arange(N), model.encoder_noise_dim)
     with torch.inference_mode():
@@ -180,22 +191,22 @@ def test_unfold(files, tmp_path):
 
 def test_unfold_applies_the_reference_selection(files, mixed_file, tmp_path):
     path, truth = mixed_file
-    summary = run("unfold", files["model"], [path], tmp_path / "u.root", progress=False)
+    summary = unfold_files(files["model"], [path], tmp_path / "u.root", progress=False)
     selected = ((truth["n_electrons"] == 1) & (truth["charge"] == -1) & (truth["n_muons"] == 0)
                 & (truth["n_photons"] == 0) & (truth["n_jets"] == 4))
     assert summary.written == selected.sum()
     with pytest.raises(InputError, match="LHE file holds partons only"):
-        run("unfold", files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
+        unfold_files(files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
             tmp_path / "v.root", progress=False)
 
 
 def test_parallel_jobs_and_dask_give_the_same_output(files, tmp_path):
     distributed = pytest.importorskip("distributed")
     inputs = [files["partons"], write_sample(tmp_path / "second.root", files["z"][:500], None)]
-    run("simulate", files["model"], inputs, tmp_path / "serial.root", jobs=1, progress=False)
-    run("simulate", files["model"], inputs, tmp_path / "local.root", jobs=2, progress=False)
+    simulate_files(files["model"], inputs, tmp_path / "serial.root", jobs=1, progress=False)
+    simulate_files(files["model"], inputs, tmp_path / "local.root", jobs=2, progress=False)
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        run("simulate", files["model"], inputs, tmp_path / "dask.root",
+        simulate_files(files["model"], inputs, tmp_path / "dask.root",
             scheduler=cluster.scheduler_address, progress=False)
     serial, local, dask = (outputs(tmp_path / f"{k}.root") for k in ("serial", "local", "dask"))
     for other in (local, dask):
@@ -203,6 +214,31 @@ def test_parallel_jobs_and_dask_give_the_same_output(files, tmp_path):
         np.testing.assert_array_equal(other["event"], serial["event"])
         np.testing.assert_allclose(other["x"], serial["x"], rtol=1e-5, atol=1e-3)
     assert sorted(os.listdir(tmp_path)) == ["dask.root", "local.root", "second.root", "serial.root"]
+
+
+def test_hdf5_export_input(files, tmp_path):
+    batch, _ = read_events(files["full"])
+    export = tmp_path / "export.h5"
+    write_reference_h5(export, batch)
+    summary = simulate_files(files["model"], [export], tmp_path / "sim.root", seed=8,
+                             progress=False)
+    assert summary.files[0].cutflow == {"all": N, "parton_record": N, "finite_input": N,
+                                        "finite_output": N}
+    got = outputs(tmp_path / "sim.root")
+    np.testing.assert_array_equal(got["event"], batch.entry)
+    expected = reference_simulation(files["model"], batch.z, batch.entry, 8, "export.h5")
+    np.testing.assert_allclose(got["x"], expected, rtol=1e-4, atol=1e-2)
+    summary = unfold_files(files["model"], [export], tmp_path / "unf.root", progress=False)
+    assert summary.written == N
+
+
+def test_executors_keep_the_task_order_and_raise_the_first_error():
+    words = ["top", "bottom", "charm", "strange"]
+    expected = [stream_id(w) for w in words]
+    assert list(ordered_results(stream_id, words, jobs=1)) == expected
+    assert list(ordered_results(stream_id, words, jobs=2)) == expected
+    with pytest.raises(ValueError, match="invalid literal"):
+        list(ordered_results(int, ["1", "2", "x", "4"], jobs=2))
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -217,7 +253,7 @@ def test_nonfinite_inputs_are_counted_and_dropped(files, tmp_path):
     path = str(tmp_path / "nan.root")
     with EventWriter(path) as writer, np.errstate(invalid="ignore"):
         writer.write(event_columns(np.arange(300)) | parton_columns(z))
-    summary = run("simulate", files["model"], [path], tmp_path / "out.root", progress=False)
+    summary = simulate_files(files["model"], [path], tmp_path / "out.root", progress=False)
     assert summary.files[0].nonfinite_inputs == 3
     assert summary.written == 297
     got = outputs(tmp_path / "out.root")
@@ -241,8 +277,17 @@ def test_bad_model_files(files, tmp_path, make_model, message):
     model = make_model(model_dir)
     out = tmp_path / "out.root"
     with pytest.raises(InputError, match=message):
-        run("simulate", model, [files["partons"]], out, progress=False)
+        simulate_files(model, [files["partons"]], out, progress=False)
     assert not out.exists() and [p for p in os.listdir(tmp_path) if p != "models"] == []
+
+
+def test_empty_input_reports_every_cut(files, tmp_path):
+    path = str(tmp_path / "empty.root")
+    with EventWriter(path) as writer:
+        writer.write(event_columns(np.arange(0)) | parton_columns(files["z"][:0]))
+    with pytest.raises(InputError, match="no usable events \\(all: 0, parton_record: 0, "
+                       "finite_input: 0, finite_output: 0\\)"):
+        simulate_files(files["model"], [path], tmp_path / "out.root", progress=False)
 
 
 def test_input_errors_leave_no_output(files, tmp_path):
@@ -257,15 +302,15 @@ def test_input_errors_leave_no_output(files, tmp_path):
     ]
     for inputs, message in cases:
         with pytest.raises(InputError, match=message):
-            run("simulate", files["model"], inputs, out, jobs=1, progress=False)
+            simulate_files(files["model"], inputs, out, jobs=1, progress=False)
         assert not out.exists()
         assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     out.write_text("keep me")
     with pytest.raises(OutputError, match="exists"):
-        run("simulate", files["model"], [files["partons"]], out, progress=False)
+        simulate_files(files["model"], [files["partons"]], out, progress=False)
     assert out.read_text() == "keep me"
     with pytest.raises(TurbosimError, match="seed"):
-        run("simulate", files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
+        simulate_files(files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
 
 
 def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):
@@ -275,7 +320,8 @@ def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):
     assert err.count("\n") == 0 and "cut.lhe.gz" in err and "cut off" in err
     assert not (tmp_path / "o.root").exists()
     out = str(tmp_path / "ok.root")
-    assert main(["simulate", files["model"], files["partons"], "-o", out, "--seed", "3", "--quiet"]) == 0
+    arguments = ["simulate", files["model"], files["partons"], "-o", out, "--seed", "3", "--quiet"]
+    assert main(arguments) == 0
     printed = capsys.readouterr().out
     assert f"{N} of {N} events written" in printed and "events/s" in printed
 
@@ -285,7 +331,8 @@ def test_errors_cross_process_boundaries():
 
     for error in (InputError("a.root", "bad"), OutputError("b.root", "exists")):
         copy = pickle.loads(pickle.dumps(error))
-        assert type(copy) is type(error) and (copy.path, copy.problem) == (error.path, error.problem)
+        assert type(copy) is type(error)
+        assert (copy.path, copy.problem) == (error.path, error.problem)
 
 
 def test_inputs_sharing_a_name_warn(files, tmp_path):
@@ -293,4 +340,4 @@ def test_inputs_sharing_a_name_warn(files, tmp_path):
     (tmp_path / "b").mkdir()
     inputs = [write_sample(tmp_path / d / "partons.root", files["z"][:50], None) for d in "ab"]
     with pytest.warns(UserWarning, match="same noise"):
-        run("simulate", files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)
+        simulate_files(files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)

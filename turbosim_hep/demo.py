@@ -31,7 +31,7 @@ from turbosim_hep.io import EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
-from turbosim_hep.simulate import run as run_inference
+from turbosim_hep.pipeline import simulate_files, unfold_files
 from turbosim_hep.training import PairedEvents, TrainConfig, train
 from turbosim_hep.validation import report, validate
 
@@ -59,7 +59,7 @@ class DemoSettings:
         reference 1e-4 and stayed stable; 1e-3 did not).
     gp_interval, ema_decay, select_on_physics
         Lazy gradient penalty, moving average of the weights and choice of the best
-        epoch (see `turbosim_hep.train.TrainConfig`).
+        epoch (see `turbosim_hep.training.TrainConfig`).
     weights : tuple of (str, float)
         Loss weights that replace the `turbosim` preset's, as (term, weight) pairs.
     mass_weight : float
@@ -70,7 +70,7 @@ class DemoSettings:
     replicas : int
         Simulated events per test parton event (each replica with its own seed).
     plots : bool or tuple of str
-        Plots of the report (see `turbosim_hep.report.write_report`).
+        Plots of the report (see `turbosim_hep.validation.report.write_report`).
     """
 
     test_fraction: float = 0.3
@@ -143,7 +143,7 @@ def run_demo(
     Returns
     -------
     dict
-        The validation metrics (`turbosim_hep.report.compute_metrics`) with the demo's
+        The validation metrics (`turbosim_hep.validation.report.compute_metrics`) with the demo's
         facts added under ``demo``.
     """
     started = time.perf_counter()
@@ -197,12 +197,12 @@ def run_demo(
     simulated = []
     for replica in range(settings.replicas):
         path = out / f"simulated_{replica}.root"
-        run_inference("simulate", model_file, [truth_file], path, seed=seed + replica,
-                      device=device, force=True, progress=progress)
+        simulate_files(model_file, [truth_file], path, seed=seed + replica,
+                       device=device, force=True, progress=progress)
         simulated.append(path)
     unfolded = out / "unfolded.root"
-    run_inference("unfold", model_file, [truth_file], unfolded, seed=seed, device=device,
-                  force=True, progress=progress)
+    unfold_files(model_file, [truth_file], unfolded, seed=seed, device=device,
+                 force=True, progress=progress)
 
     _step(5, "validating against the test truth", out / "report")
     metrics = validate(truth_file, simulated, out / "report", unfolded=unfolded,

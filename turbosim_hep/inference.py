@@ -3,8 +3,8 @@
 Inference runs the same `TurboSim.simulate` / `TurboSim.unfold` as everywhere else; only
 the fully connected stacks are swapped for `FusedMLP`, which computes the same function
 with pre-transposed weights, ``torch.addmm`` and in-place activations, a block of rows
-at a time so that the hidden activations stay in the CPU cache. On CPU that triples the
-decoder's throughput (no compilation step, nothing to warm up).
+at a time so that the hidden activations stay in the CPU cache (no compilation step,
+nothing to warm up; docs/simulate.md gives the measured gain).
 `cached_model` keeps one prepared model per (file, content, device) in each process, so a
 worker of a process pool or of a Dask cluster loads a model once, however many tasks
 it runs.
@@ -28,8 +28,8 @@ from turbosim_hep.errors import InputError
 from turbosim_hep.model.checkpoint import load_model
 from turbosim_hep.model.turbosim import TurboSim
 
-#: Events per block of a fused MLP on a CPU (see `FusedMLP`); measured best of 1,024-8,192
-#: by ``benchmarks/bench_simulate.py``.
+#: Events per block of a fused MLP on a CPU (see `FusedMLP`); ``benchmarks/bench_simulate.py``
+#: measures the choice.
 CPU_BLOCK_ROWS = 4096
 #: Events per forward pass of `run_model`: cache-sized on CPU, large on GPUs.
 BATCH_EVENTS = {"cpu": 16_384, "cuda": 262_144}
@@ -54,8 +54,8 @@ class FusedMLP(nn.Module):
     block_rows : int, optional
         Rows pushed through the whole stack at a time (None: all at once). On a CPU a
         block of 4,096 events keeps the widest hidden layer (256 floats per event) in
-        the cache; a chunk of 65,536 in one piece spills to memory and runs at half the
-        speed. A GPU wants the whole chunk at once.
+        the cache, where a whole chunk would spill to memory. A GPU wants the whole
+        chunk at once.
     """
 
     def __init__(self, sequential: nn.Sequential, block_rows: int | None = None):

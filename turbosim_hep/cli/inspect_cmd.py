@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{report['file']}: tree '{report['tree']}' ({report['format']}), {report['entries']} entries")
+    print(
+        f"{report['file']}: tree '{report['tree']}' ({report['format']}), "
+        f"{report['entries']} entries"
+    )
     width = max(len(name) for name in report["cutflow"])
     for name, count in report["cutflow"].items():
         share = count / report["entries"] if report["entries"] else 0.0

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
-    from turbosim_hep.simulate import RunSummary
+    from turbosim_hep.pipeline import RunSummary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -17,8 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="simulate detector-level events from parton-level files with a trained model",
         description="Generate the electron, missing transverse momentum and four jets of "
         "every e- nu_e-bar b b-bar u d-bar event of the INPUT files (the project's ROOT "
-        "files, Delphes files, LHE files plain or gzipped) with the decoder of MODEL, and "
-        "write them with the input partons to one ROOT file. Events with another final "
+        "files, Delphes files, LHE files plain or gzipped, HDF5 exports) with the decoder of "
+        "MODEL, and write them with the input partons to one ROOT file. Events with another final "
         "state or with NaN/infinite values are counted and skipped.",
     )
     add_run_arguments(parser)
@@ -57,10 +57,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace, direction: str) -> int:
     """Run simulate or unfold from parsed arguments and print the summary."""
-    from turbosim_hep import simulate as pipeline
+    from turbosim_hep.pipeline import simulate_files, unfold_files
 
-    summary = pipeline.run(
-        direction,
+    run_files = simulate_files if direction == "simulate" else unfold_files
+    summary = run_files(
         args.model,
         args.inputs,
         args.output,

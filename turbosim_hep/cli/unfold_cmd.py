@@ -12,8 +12,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "unfold",
         help="unfold detector-level events to the six partons with a trained model",
         description="Estimate the six partons (e-, nu_e-bar, b, b-bar, u, d-bar) of every "
-        "event of the INPUT files (Delphes or the project's ROOT files) that passes the "
-        "reference selection, with the encoder of MODEL, and write them as the Parton "
+        "event of the INPUT files (Delphes or the project's ROOT files, HDF5 exports) that "
+        "passes the reference selection, with the encoder of MODEL, and write them as the Parton "
         "collection beside the input Electron, Jet and MET to one ROOT file.",
     )
     add_run_arguments(parser)

@@ -5,16 +5,16 @@ gets its own Pythia instance seeded from (seed, b) and its own detector random s
 the content of the output depends on the seed and the number of events only, not on the
 number of jobs or on timing: jobs work on blocks in any order and the main process writes
 them in block order through `turbosim_hep.io.writer.EventWriter` (a temporary file,
-renamed at the end; Ctrl-C stops the workers and leaves nothing).
+renamed at the end; Ctrl-C stops the workers and leaves nothing). The workers are those
+of `turbosim_hep.pipeline.executors`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
-import multiprocessing
 import os
-import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import awkward as ak
@@ -26,10 +26,10 @@ from turbosim_hep import __version__, layout
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.generate.cards import get_card
 from turbosim_hep.generate.pythia import LEVELS, MAX_PYTHIA_SEED, Level, TTbarGenerator
-from turbosim_hep.io import formats
-from turbosim_hep.io.reader import Cutflow
+from turbosim_hep.io import Cutflow, formats, object_counts
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns
 from turbosim_hep.outputs import check_output_path
+from turbosim_hep.pipeline.executors import ordered_results
 
 #: Events per block (one Pythia initialisation, one write) at each level.
 BLOCK_SIZE: Mapping[str, int] = {"detector": 1000, "parton": 20000}
@@ -124,12 +124,8 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
         detector = ParametricDetector(get_card(task.card))
         rng = np.random.Generator(np.random.Philox(detector_seed))
         reco = detector.simulate(events.particles, rng)
-        counts = layout.ObjectCounts(
-            n_electrons=ak.to_numpy(ak.num(reco.electrons)),
-            electron_charge=ak.to_numpy(ak.fill_none(ak.firsts(reco.electrons["charge"]), 0)),
-            n_muons=ak.to_numpy(ak.num(reco.muons)),
-            n_photons=ak.to_numpy(ak.num(reco.photons)),
-            n_jets=ak.to_numpy(ak.num(reco.jets)),
+        counts = object_counts(
+            reco.electrons["charge"], ak.num(reco.muons), ak.num(reco.photons), ak.num(reco.jets)
         )
         for name, mask in layout.selection_masks(counts).items():
             cutflow[name] = int(np.count_nonzero(mask))
@@ -153,7 +149,8 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
     if not np.all(keep):
         columns = {name: value[keep] for name, value in columns.items()}
     if task.mantissa_bits is not None:
-        columns = {name: _round_floats(value, task.mantissa_bits) for name, value in columns.items()}
+        bits = task.mantissa_bits
+        columns = {name: _round_floats(value, bits) for name, value in columns.items()}
     return len(events), columns, cutflow
 
 
@@ -169,27 +166,6 @@ def _concatenate(chunks: list[dict]) -> dict:
         )
         for name in chunks[0]
     }
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _results(tasks: list[_Task], jobs: int) -> Iterator[tuple[int, dict, dict[str, int]]]:
-    if jobs == 1:
-        for task in tasks:
-            yield _run_block(task)
-        return
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(jobs, initializer=_ignore_sigint)
-    try:
-        yield from pool.imap(_run_block, tasks, chunksize=1)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
 
 
 def check_request(n_events: int, seed: int, jobs: int, level: str, card: str) -> None:
@@ -308,11 +284,15 @@ def generate_file(
     }
     bar = tqdm(total=n_events, unit="ev", desc="generate", disable=not progress, smoothing=0.05)
     written = 0
+    results = ordered_results(_run_block, tasks, jobs=jobs)
     try:
-        with EventWriter(path, force=force, metadata=metadata, compression=compression) as writer:
+        with (
+            contextlib.closing(results),
+            EventWriter(path, force=force, metadata=metadata, compression=compression) as writer,
+        ):
             pending: list[dict] = []
             waiting = 0
-            for index, (generated, columns, counts) in enumerate(_results(tasks, jobs)):
+            for index, (generated, columns, counts) in enumerate(results):
                 for name, count in counts.items():
                     cutflow.add(name, count)
                 pending.append(columns)

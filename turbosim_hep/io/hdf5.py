@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import h5py
 import numpy as np
 
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError
-from turbosim_hep.io.reader import EventBatch
+from turbosim_hep.io.events import Cutflow, EventBatch, EventSource, cut_names
 from turbosim_hep.outputs import AtomicOutput
 
 Z_DATASET = "FDL"
 X_DATASET = "ROL"
 ENTRY_DATASET = "event"
+#: Events per chunk of `HDF5File.iterate` when no number is asked for.
+HDF5_CHUNK_EVENTS = 1_000_000
 
 
 def write_reference_h5(path: str | os.PathLike, batch: EventBatch, *, force: bool = False) -> None:
@@ -42,30 +45,101 @@ def write_reference_h5(path: str | os.PathLike, batch: EventBatch, *, force: boo
         h5.attrs["layout_version"] = layout.LAYOUT_VERSION
 
 
-def read_reference_h5(path: str | os.PathLike) -> EventBatch:
-    """Read a reference-layout HDF5 file (as written by `write_reference_h5`).
+class HDF5File(EventSource):
+    """A reference-layout HDF5 file (as written by `write_reference_h5`), read in chunks.
+
+    The file holds selected events only (the export writes those, as did the reference
+    data set), so every cut of the cut-flow passes all of them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HDF5 file.
 
     Raises
     ------
     InputError
         If the file is not HDF5 or lacks ``FDL``/``ROL`` datasets of shape (N, 24).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(path, "not a readable HDF5 file") from err
-    with h5:
-        arrays = {}
-        for name in (Z_DATASET, X_DATASET):
-            if name not in h5:
-                raise InputError(path, f"no '{name}' dataset")
-            data = h5[name][...]
-            if data.ndim != 2 or data.shape[1] != layout.N_FEATURES:
-                raise InputError(path, f"dataset '{name}' has shape {data.shape}, not (N, 24)")
-            arrays[name] = data.astype(np.float32, copy=False)
-        n = len(arrays[Z_DATASET])
-        entry = h5[ENTRY_DATASET][...] if ENTRY_DATASET in h5 else np.arange(n)
-    return EventBatch(entry=entry.astype(np.int64), z=arrays[Z_DATASET], x=arrays[X_DATASET])
+
+    format = "hdf5"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise InputError(self.path, "no such file")
+        with self._open() as h5:
+            for name in (Z_DATASET, X_DATASET):
+                if name not in h5:
+                    raise InputError(self.path, f"no '{name}' dataset")
+                shape = h5[name].shape
+                if len(shape) != 2 or shape[1] != layout.N_FEATURES:
+                    raise InputError(
+                        self.path, f"dataset '{name}' has shape {shape}, not (N, 24)"
+                    )
+            self._num_entries = h5[Z_DATASET].shape[0]
+
+    def _open(self) -> h5py.File:
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as err:
+            raise InputError(self.path, "not a readable HDF5 file") from err
+
+    @property
+    def num_entries(self) -> int:
+        """Number of events in the file."""
+        return self._num_entries
+
+    @property
+    def has_detector(self) -> bool:
+        """True: the ``ROL`` dataset."""
+        return True
+
+    @property
+    def has_partons(self) -> bool:
+        """True: the ``FDL`` dataset."""
+        return True
+
+    def require(self, *, detector: bool, partons: bool) -> None:
+        """Nothing to check: the file holds both spaces (checked on opening)."""
+
+    def iterate(
+        self,
+        *,
+        detector: bool = True,
+        partons: bool = True,
+        cutflow: Cutflow | None = None,
+        chunk_events: int | None = None,
+    ) -> Iterator[EventBatch]:
+        """Stream the events as `EventBatch` chunks (see `EventSource.iterate`).
+
+        ``chunk_events`` defaults to `HDF5_CHUNK_EVENTS`.
+        """
+        chunk_events = HDF5_CHUNK_EVENTS if chunk_events is None else chunk_events
+        cutflow = cutflow if cutflow is not None else Cutflow()
+        steps = cut_names(detector=detector, partons=partons)
+        cutflow.declare(steps)
+        with self._open() as h5:
+            entries = h5[ENTRY_DATASET] if ENTRY_DATASET in h5 else None
+            for start in range(0, self.num_entries, chunk_events):
+                stop = min(start + chunk_events, self.num_entries)
+                entry = np.arange(start, stop) if entries is None else entries[start:stop]
+                batch = EventBatch(entry=entry.astype(np.int64))
+                if partons:
+                    batch.z = h5[Z_DATASET][start:stop].astype(np.float32, copy=False)
+                if detector:
+                    batch.x = h5[X_DATASET][start:stop].astype(np.float32, copy=False)
+                for step in steps:
+                    cutflow.add(step, len(batch))
+                yield batch
+
+
+def read_reference_h5(path: str | os.PathLike) -> EventBatch:
+    """Read a reference-layout HDF5 file (as written by `write_reference_h5`) at once.
+
+    Raises
+    ------
+    InputError
+        If the file is not HDF5 or lacks ``FDL``/``ROL`` datasets of shape (N, 24).
+    """
+    return HDF5File(path).read()[0]

@@ -1,11 +1,11 @@
 """Read Les Houches Event files (plain or gzipped, as MadGraph writes them) into Z arrays.
 
 Parsing is `pylhe`'s; this module streams its events in chunks, turns each chunk into
-flat NumPy arrays (one pass over the parsed particles, about ten times faster than
-`pylhe.to_awkward`) and matches the outgoing particles to the six partons of the Z
-space with whole-array operations. An event is kept when its outgoing (status 1) particles
-are exactly e- nu_e-bar b b-bar u d-bar, one each; the others are counted in the
-cut-flow and skipped. The entry number of an event is its position in the file.
+flat NumPy arrays (one pass over the parsed particles) and matches the outgoing
+particles to the six partons of the Z space with whole-array operations. An event is
+kept when its outgoing (status 1) particles are exactly e- nu_e-bar b b-bar u d-bar, one
+each; the others are counted in the cut-flow and skipped. The entry number of an event
+is its position in the file.
 
 A file that ends in the middle of an event (or of the gzip stream) raises `InputError`
 instead of silently giving the events before the cut, as pylhe alone would.
@@ -13,45 +13,40 @@ instead of silently giving the events before the cut, as pylhe alone would.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import os
+import re
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
+from typing import IO
 
 import numpy as np
 import pylhe
 
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError, read_head
-from turbosim_hep.io.reader import Cutflow, EventBatch
+from turbosim_hep.io.events import ALL_CUT, Cutflow, EventBatch, EventSource, cut_names
+from turbosim_hep.io.sources import GZIP_MAGIC, HEAD_BYTES, looks_like_lhe
 
-#: Events per chunk of `LHEFile.iterate`.
-DEFAULT_STEP_SIZE = 20_000
+#: Events per chunk of `LHEFile.iterate` when no number is asked for.
+LHE_CHUNK_EVENTS = 20_000
 #: LHE status code of outgoing final-state particles.
 FINAL_STATE_STATUS = 1
 
-_GZIP_MAGIC = b"\x1f\x8b"
+_EVENT_TAG = re.compile(rb"<event[\s>]")
 
 
 def is_lhe(path: str | os.PathLike) -> bool:
     """Whether a file looks like an LHE file (XML text, possibly gzipped) by its first bytes."""
     with open(path, "rb") as handle:
-        head = handle.read(2)
-        if head == _GZIP_MAGIC:
-            try:
-                with gzip.open(path, "rb") as unzipped:
-                    head = unzipped.read(512)
-            except (OSError, EOFError):
-                return True  # a broken gzip file; reading it will say what is wrong
-        else:
-            head += handle.read(510)
-    return b"<LesHouchesEvents" in head or head.lstrip().startswith(b"<?xml")
+        return looks_like_lhe(handle.read(HEAD_BYTES))
 
 
-class LHEFile:
+class LHEFile(EventSource):
     """An LHE file whose events are read as Z arrays.
 
     Parameters
@@ -65,10 +60,38 @@ class LHEFile:
         If the file is missing, or its header or ``<init>`` block cannot be read.
     """
 
+    format = "lhe"
+
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         read_head(self.path, "LHE file")
         self._open()  # fail early on a bad header
+
+    @functools.cached_property
+    def num_entries(self) -> int:
+        """Number of events in the file (counted by one pass over its text)."""
+        count, tail = 0, b""
+        with _open_bytes(self.path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                text = tail + block
+                count += len(_EVENT_TAG.findall(text))
+                tail = text[-6:]  # shorter than a tag: a tag cut by the block is counted once
+        return count
+
+    @property
+    def has_detector(self) -> bool:
+        """False: an LHE file holds no detector-level objects."""
+        return False
+
+    @property
+    def has_partons(self) -> bool:
+        """True: the outgoing particles of every event."""
+        return True
+
+    def require(self, *, detector: bool, partons: bool) -> None:
+        """Raise `InputError` if detector-level objects are asked for."""
+        if detector:
+            raise InputError(self.path, "an LHE file holds partons only, no detector-level events")
 
     def _open(self) -> Iterator[pylhe.LHEEvent]:
         try:
@@ -79,16 +102,25 @@ class LHEFile:
         return iter(lhe.events)
 
     def iterate(
-        self, *, cutflow: Cutflow | None = None, step_size: int = DEFAULT_STEP_SIZE
+        self,
+        *,
+        detector: bool = False,
+        partons: bool = True,
+        cutflow: Cutflow | None = None,
+        chunk_events: int | None = None,
     ) -> Iterator[EventBatch]:
         """Stream the events with the e- nu_e-bar b b-bar u d-bar final state.
 
         Parameters
         ----------
+        detector : bool
+            Must be False (an LHE file has no detector-level objects).
+        partons : bool
+            The Z arrays are read in any case.
         cutflow : Cutflow, optional
             Accumulates ``all`` and `turbosim_hep.layout.PARTON_CUT` (final state found).
-        step_size : int
-            Events per chunk.
+        chunk_events : int, optional
+            Events per chunk (default `LHE_CHUNK_EVENTS`).
 
         Yields
         ------
@@ -101,20 +133,23 @@ class LHEFile:
         InputError
             If the file is cut off or malformed.
         """
+        self.require(detector=detector, partons=partons)
+        chunk_events = LHE_CHUNK_EVENTS if chunk_events is None else chunk_events
         cutflow = cutflow if cutflow is not None else Cutflow()
+        cutflow.declare(cut_names(detector=False, partons=True))
         events = self._open()
         start = 0
         while True:
             try:
                 with _parse_errors_raised():
-                    chunk = list(itertools.islice(events, step_size))
+                    chunk = list(itertools.islice(events, chunk_events))
             except (RuntimeWarning, ValueError, IndexError, OSError, EOFError, zlib.error) as err:
                 problem = f"LHE file is cut off or malformed ({_reason(err)})"
                 raise InputError(self.path, problem) from err
             if not chunk:
                 return
             batch = final_state_partons(*_particle_arrays(chunk), start=start)
-            cutflow.add("all", len(chunk))
+            cutflow.add(ALL_CUT, len(chunk))
             cutflow.add(layout.PARTON_CUT, len(batch))
             yield batch
             start += len(chunk)
@@ -166,6 +201,13 @@ def _particle_arrays(
         dtype=np.float64,
     ).reshape(-1, 6)
     return counts, table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2:]
+
+
+def _open_bytes(path: str) -> IO[bytes]:
+    """The bytes of a file, decompressed if it is gzipped."""
+    with open(path, "rb") as handle:
+        gzipped = handle.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
 class _parse_errors_raised(warnings.catch_warnings):

@@ -6,14 +6,16 @@ and ``run``, ``luminosityBlock``, ``event``) so that coffea reads it with
 in its source file, so an output also works as a friend of its input.
 
 `EventWriter` writes to a temporary file beside the target and renames it only when
-everything was written; on any error or Ctrl-C nothing is left behind.
+everything was written; on any error or Ctrl-C nothing is left behind. `read_chunks`
+reads such a file back as the chunks `EventWriter.write` takes, so that files are
+merged without knowing their branches.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 
 import awkward as ak
@@ -25,9 +27,10 @@ from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
 from turbosim_hep.outputs import AtomicOutput
 
-#: Default compression: ZSTD level 1 writes about five times faster than ZLIB and
-#: compresses better than LZ4.
+#: Default compression (see docs/formats.md for the choice).
 DEFAULT_COMPRESSION = uproot.ZSTD(1)
+#: Chunk size of `read_chunks`.
+READ_STEP_BYTES = "200 MB"
 
 Chunk = Mapping[str, "ak.Array | np.ndarray"]
 
@@ -90,7 +93,12 @@ class EventWriter:
                 name: value.type.content if isinstance(value, ak.Array) else value.dtype
                 for name, value in chunk.items()
             }
-            self._tree = self._file.mktree(formats.EVENTS_TREE, branch_types)
+            self._tree = self._file.mktree(
+                formats.EVENTS_TREE,
+                branch_types,
+                counter_name=formats.counter,
+                field_name=_field_branch,
+            )
         self._tree.extend(dict(chunk))
         self.entries += len(next(iter(chunk.values())))
 
@@ -108,6 +116,82 @@ class EventWriter:
             finally:
                 self._file.close()
         self._output.__exit__(exc_type, exc, tb)
+
+
+def _field_branch(collection: str, field: str) -> str:
+    """The branch of a collection's field (a top-level column, ``collection`` empty: itself)."""
+    return field if collection == "" else formats.branch(collection, field)
+
+
+def read_chunks(
+    path: str | os.PathLike, *, step_bytes: str = READ_STEP_BYTES
+) -> Iterator[dict[str, ak.Array | np.ndarray]]:
+    """The events of a file `EventWriter` wrote, as the chunks `EventWriter.write` takes.
+
+    Writing the chunks in order re-creates the file's branches in their order: flat
+    branches come back as NumPy columns, each collection (counter ``nJet`` with
+    ``Jet_pt``, ``Jet_eta``, ...) as one jagged record array (``Jet``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file in the project's own format.
+    step_bytes : str
+        Memory size of a chunk.
+
+    Yields
+    ------
+    dict
+        Column name -> NumPy array or jagged awkward record array.
+    """
+    with uproot.open(path) as file:
+        tree = file[formats.EVENTS_TREE]
+        columns = _written_columns(tree)
+        for arrays in tree.iterate(step_size=step_bytes, library="ak"):
+            yield {
+                name: (
+                    ak.to_numpy(arrays[source])
+                    if isinstance(source, str)
+                    else ak.zip({field: arrays[branch] for field, branch in source.items()})
+                )
+                for name, source in columns.items()
+            }
+
+
+def _written_columns(tree: uproot.TTree) -> dict[str, str | dict[str, str]]:
+    """The columns `EventWriter.write` was given, in the order of the tree's branches.
+
+    A flat column maps to its branch, a collection to ``{field: branch}`` (its field
+    branches are those counted by the collection's counter branch).
+    """
+    counter_of = {
+        branch.name: branch.count_branch.name
+        for branch in tree.branches
+        if branch.count_branch is not None
+    }
+    columns: dict[str, str | dict[str, str]] = {}
+    for name in tree.keys():
+        if name in counter_of:
+            continue  # a field of the collection of its counter, placed with the counter
+        members = [branch for branch, counter in counter_of.items() if counter == name]
+        if not members:
+            columns[name] = name
+            continue
+        collection = _collection_of(name, members)
+        prefix = len(_field_branch(collection, ""))
+        columns[collection] = {branch[prefix:]: branch for branch in members}
+    return columns
+
+
+def _collection_of(counter: str, members: list[str]) -> str:
+    """The collection whose counter branch is ``counter`` and field branches ``members``."""
+    for end in range(1, len(members[0])):
+        collection = members[0][:end]
+        if formats.counter(collection) == counter and all(
+            branch.startswith(_field_branch(collection, "")) for branch in members
+        ):
+            return collection
+    raise ValueError(f"branches {members} counted by {counter} are not one collection")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """The Turbo-Sim model: networks, the eight-term objective, presets and checkpoints.
 
 This package knows nothing of files other than its own checkpoints; the trainer
-(`turbosim_hep.train`) feeds it tensors.
+(`turbosim_hep.training`) feeds it tensors.
 """
 
 from turbosim_hep.model.checkpoint import load_model, save_checkpoint

@@ -1,0 +1,180 @@
+"""What every reader hands over: `EventBatch` chunks, a `Cutflow`, one `EventSource` protocol.
+
+The ROOT reader (`turbosim_hep.io.reader.EventFile`), the LHE reader
+(`turbosim_hep.io.lhe.LHEFile`) and the HDF5 reader (`turbosim_hep.io.hdf5.HDF5File`)
+are all `EventSource`s: callers open a file with `turbosim_hep.io.open_events` and
+iterate it the same way whatever its format.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from turbosim_hep import layout
+
+#: The first step of every cut-flow: the events read.
+ALL_CUT = "all"
+
+
+@dataclass
+class EventBatch:
+    """A chunk of selected events as fixed arrays.
+
+    Attributes
+    ----------
+    entry : numpy.ndarray
+        int64 entry number of each event in the file it was read from.
+    z : numpy.ndarray or None
+        float32 (n, 24) parton-level four-momenta, or None when not requested.
+    x : numpy.ndarray or None
+        float32 (n, 24) detector-level four-momenta, or None when not requested.
+    """
+
+    entry: np.ndarray
+    z: np.ndarray | None = None
+    x: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.entry)
+
+    @classmethod
+    def concatenate(cls, batches: list[EventBatch]) -> EventBatch:
+        """Join batches in order into one."""
+
+        def join(name: str) -> np.ndarray | None:
+            parts = [getattr(b, name) for b in batches]
+            if not parts or parts[0] is None:
+                return None
+            return np.concatenate(parts)
+
+        entry = join("entry")
+        return cls(
+            entry=entry if entry is not None else np.zeros(0, np.int64),
+            z=join("z"),
+            x=join("x"),
+        )
+
+
+@dataclass
+class Cutflow:
+    """Ordered counts of events passing each cut, accumulated over chunks."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def declare(self, names: Iterable[str]) -> None:
+        """Put the cuts ``names`` in this order with no event yet (those not counted so far)."""
+        for name in names:
+            self.counts.setdefault(name, 0)
+
+    def add(self, name: str, n: int) -> None:
+        """Add ``n`` events passing cut ``name`` (cuts keep their first-seen order)."""
+        self.counts[name] = self.counts.get(name, 0) + int(n)
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+    @property
+    def total(self) -> int:
+        """Events read (the ``all`` step)."""
+        return self.counts.get(ALL_CUT, 0)
+
+    @property
+    def selected(self) -> int:
+        """Events passing the last cut."""
+        return next(reversed(self.counts.values()), 0)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as a plain ordered dict."""
+        return dict(self.counts)
+
+
+def cut_names(*, detector: bool, partons: bool) -> list[str]:
+    """The cut-flow steps of a read, in order.
+
+    ``all``; with ``detector`` the cuts of the reference selection
+    (`turbosim_hep.layout.SELECTION`); with ``partons`` the complete parton record
+    (`turbosim_hep.layout.PARTON_CUT`).
+    """
+    names = [ALL_CUT]
+    if detector:
+        names += list(layout.SELECTION)
+    if partons:
+        names.append(layout.PARTON_CUT)
+    return names
+
+
+class EventSource(abc.ABC):
+    """A file of events, read in chunks of selected events whatever its format.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    format : str
+        ``delphes``, ``turbosim`` (the project's ROOT files), ``lhe`` or ``hdf5``.
+    """
+
+    path: str
+    format: str
+
+    @property
+    @abc.abstractmethod
+    def num_entries(self) -> int:
+        """Number of events in the file, selected or not."""
+
+    @property
+    @abc.abstractmethod
+    def has_detector(self) -> bool:
+        """Whether the file holds the reconstructed objects the X space needs."""
+
+    @property
+    @abc.abstractmethod
+    def has_partons(self) -> bool:
+        """Whether the file holds the partons the Z space needs."""
+
+    @abc.abstractmethod
+    def require(self, *, detector: bool, partons: bool) -> None:
+        """Raise `turbosim_hep.errors.InputError` if the file lacks what is asked."""
+
+    @abc.abstractmethod
+    def iterate(
+        self,
+        *,
+        detector: bool = True,
+        partons: bool = True,
+        cutflow: Cutflow | None = None,
+        chunk_events: int | None = None,
+    ) -> Iterator[EventBatch]:
+        """Stream the selected events as `EventBatch` chunks.
+
+        Parameters
+        ----------
+        detector : bool
+            Apply the reference selection and fill ``x``.
+        partons : bool
+            Require the six partons of the Z space and fill ``z``.
+        cutflow : Cutflow, optional
+            Accumulates the events passing each cut (the steps of `cut_names`).
+        chunk_events : int, optional
+            Events read per chunk (default: the reader's own chunking).
+
+        Yields
+        ------
+        EventBatch
+            Selected events of one chunk (possibly empty).
+
+        Raises
+        ------
+        InputError
+            If the file lacks what is asked, or cannot be read.
+        """
+
+    def read(self, **kwargs) -> tuple[EventBatch, Cutflow]:
+        """Read all selected events at once; keyword arguments as for `iterate`."""
+        cutflow = kwargs.pop("cutflow", None) or Cutflow()
+        batches = list(self.iterate(cutflow=cutflow, **kwargs))
+        return EventBatch.concatenate(batches), cutflow

@@ -1,0 +1,259 @@
+"""The reference selection and the Z and X arrays of one chunk of branches.
+
+This is the one place where the branches of a file become the fixed arrays of
+`turbosim_hep.layout`: `turbosim_hep.io.reader.EventFile` calls `select_events` on the
+chunks uproot reads, `turbosim_hep.io.nanoevents` on records built from coffea
+NanoEvents collections, so both give the same events and the same numbers.
+`object_counts` is the one way to the multiplicities the selection looks at, for files
+as for the generator's detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import awkward as ak
+import numpy as np
+
+from turbosim_hep import layout
+from turbosim_hep.io import formats
+from turbosim_hep.io.events import ALL_CUT, Cutflow, EventBatch
+from turbosim_hep.kinematics import p4_from_ptetaphim
+
+#: The ROOT formats: Delphes 3 output and the project's own files.
+Format = Literal["delphes", "turbosim"]
+
+
+def select_events(
+    arrays: ak.Array,
+    fmt: Format,
+    *,
+    start: int = 0,
+    detector: bool = True,
+    partons: bool = True,
+    cutflow: Cutflow | None = None,
+) -> EventBatch:
+    """Apply the reference selection to one chunk of branches and build X and Z.
+
+    Parameters
+    ----------
+    arrays : awkward.Array
+        Record array whose fields are the branch names of the format (for example
+        ``Jet.PT`` for Delphes, ``Jet_pt`` and ``nJet`` for the own format).
+    fmt : {"delphes", "turbosim"}
+        Which naming ``arrays`` follows.
+    start : int
+        Entry number of the first row (fills `EventBatch.entry`).
+    detector, partons : bool
+        As for `turbosim_hep.io.events.EventSource.iterate`.
+    cutflow : Cutflow, optional
+        Accumulates the events passing each cut (the steps of
+        `turbosim_hep.io.events.cut_names`).
+
+    Returns
+    -------
+    EventBatch
+        The selected events of the chunk.
+    """
+    cutflow = cutflow if cutflow is not None else Cutflow()
+    n = len(arrays)
+    mask = np.ones(n, dtype=bool)
+    cutflow.add(ALL_CUT, n)
+    if detector:
+        objects = _DETECTOR_READERS[fmt](arrays)
+        for name, cut_mask in layout.selection_masks(objects.counts).items():
+            cutflow.add(name, np.count_nonzero(cut_mask))
+        mask = cut_mask
+    if partons:
+        z_all, complete = _PARTON_READERS[fmt](arrays)
+        mask = mask & complete
+        cutflow.add(layout.PARTON_CUT, np.count_nonzero(mask))
+    entry = start + np.flatnonzero(mask).astype(np.int64)
+    batch = EventBatch(entry=entry)
+    if detector:
+        batch.x = objects.x_space(mask)
+    if partons:
+        batch.z = z_all[mask]
+    return batch
+
+
+# --- detector objects ----------------------------------------------------------------
+
+
+@dataclass
+class _DetectorObjects:
+    """Jagged detector objects of one chunk and their multiplicities."""
+
+    counts: layout.ObjectCounts
+    electron: dict[str, ak.Array]  # jagged pt, eta, phi
+    jet: dict[str, ak.Array]
+    met_pt: np.ndarray
+    met_phi: np.ndarray
+
+    def x_space(self, mask: np.ndarray) -> np.ndarray:
+        """(n, 24) float32 X array of the masked events (which have 1 electron, 4 jets)."""
+        rows = np.flatnonzero(mask)
+        x = np.empty((len(rows), layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+        electron = [_take_regular(self.electron[f], rows, 1)[:, 0] for f in ("pt", "eta", "phi")]
+        x[:, 0] = p4_from_ptetaphim(*electron)
+        met_pt = self.met_pt[rows].astype(np.float32)
+        met_phi = self.met_phi[rows].astype(np.float32)
+        x[:, 1, 0] = met_pt * np.cos(met_phi)
+        x[:, 1, 1] = met_pt * np.sin(met_phi)
+        x[:, 1, 2] = 0.0
+        x[:, 1, 3] = met_pt
+        pt, eta, phi = (
+            _take_regular(self.jet[f], rows, layout.N_JETS) for f in ("pt", "eta", "phi")
+        )
+        order = np.argsort(-pt, axis=1, kind="stable")  # pT order, whatever the file had
+        pt, eta, phi = (np.take_along_axis(a, order, axis=1) for a in (pt, eta, phi))
+        x[:, 2:] = p4_from_ptetaphim(pt, eta, phi)
+        return x.reshape(len(rows), layout.N_FEATURES)
+
+
+def _take_regular(jagged: ak.Array, rows: np.ndarray, width: int) -> np.ndarray:
+    """float32 (len(rows), width) values of events ``rows``, which hold ``width`` objects each."""
+    counts = ak.to_numpy(ak.num(jagged, axis=1))
+    starts = np.cumsum(counts) - counts
+    flat = ak.to_numpy(ak.flatten(jagged)).astype(np.float32, copy=False)
+    return flat[starts[rows, None] + np.arange(width)]
+
+
+def object_counts(
+    electron_charge: ak.Array,
+    n_muons: np.ndarray | ak.Array,
+    n_photons: np.ndarray | ak.Array,
+    n_jets: np.ndarray | ak.Array,
+) -> layout.ObjectCounts:
+    """The multiplicities and the leading electron charge the reference selection looks at.
+
+    Parameters
+    ----------
+    electron_charge : awkward.Array
+        Jagged charges of each event's electrons, leading electron first (gives the
+        number of electrons too).
+    n_muons, n_photons, n_jets : array-like
+        Objects per event.
+
+    Returns
+    -------
+    turbosim_hep.layout.ObjectCounts
+        NumPy arrays; the leading charge is 0 where an event has no electron.
+    """
+    return layout.ObjectCounts(
+        n_electrons=ak.to_numpy(ak.num(electron_charge, axis=1)),
+        electron_charge=ak.to_numpy(ak.fill_none(ak.firsts(electron_charge), 0)).astype(np.int32),
+        n_muons=_numpy(n_muons),
+        n_photons=_numpy(n_photons),
+        n_jets=_numpy(n_jets),
+    )
+
+
+def _numpy(values: np.ndarray | ak.Array) -> np.ndarray:
+    return values if isinstance(values, np.ndarray) else ak.to_numpy(values)
+
+
+def _delphes_detector(arrays: ak.Array) -> _DetectorObjects:
+    b = formats.DELPHES
+    counts = object_counts(
+        arrays[b.electron_charge], arrays[b.muon_size], arrays[b.photon_size], arrays[b.jet_size]
+    )
+    electron = {
+        "pt": arrays[b.electron_pt], "eta": arrays[b.electron_eta], "phi": arrays[b.electron_phi]
+    }
+    jet = {"pt": arrays[b.jet_pt], "eta": arrays[b.jet_eta], "phi": arrays[b.jet_phi]}
+    met_pt = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met]), 0.0))
+    met_phi = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met_phi]), 0.0))
+    return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
+
+
+def _own_detector(arrays: ak.Array) -> _DetectorObjects:
+    def col(collection: str, name: str) -> ak.Array:
+        return arrays[formats.branch(collection, name)]
+
+    def count(collection: str) -> np.ndarray:
+        name = formats.counter(collection)
+        if name in arrays.fields:
+            return ak.to_numpy(arrays[name])
+        return np.zeros(len(arrays), dtype=np.int32)
+
+    counts = object_counts(
+        col(formats.ELECTRON, "charge"),
+        count(formats.MUON),
+        count(formats.PHOTON),
+        count(formats.JET),
+    )
+    electron = {f: col(formats.ELECTRON, f) for f in ("pt", "eta", "phi")}
+    jet = {f: col(formats.JET, f) for f in ("pt", "eta", "phi")}
+    met_pt = ak.to_numpy(col(formats.MET, "pt"))
+    met_phi = ak.to_numpy(col(formats.MET, "phi"))
+    return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
+
+
+# --- partons ---------------------------------------------------------------------------
+
+
+def _delphes_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Z array and completeness mask from a Delphes ``Particle`` record.
+
+    For each of the six partons the first copy in the record is taken that is either the
+    daughter of the expected resonance (b of t, e- of W-, ...) or, where the record has
+    no such daughter, an outgoing hard-process particle (status 23, or 3 Pythia 6 style).
+    """
+    b = formats.DELPHES
+    pid = arrays[b.particle_pid]
+    mother = arrays[b.particle_mother]
+    valid_mother = (mother >= 0) & (mother < ak.num(pid))
+    mother_pid = pid[ak.where(valid_mother, mother, 0)]
+    mother_pid = ak.where(valid_mother, mother_pid, 0)
+    status = arrays[b.particle_status]
+    hard = status == layout.HARD_PROCESS_STATUS[0]
+    for code in layout.HARD_PROCESS_STATUS[1:]:
+        hard = hard | (status == code)
+    momenta = [arrays[name] for name in (b.particle_px, b.particle_py, b.particle_pz, b.particle_e)]
+
+    n = len(arrays)
+    offsets = np.zeros(n, dtype=np.int64)
+    np.cumsum(ak.to_numpy(ak.num(pid))[:-1], out=offsets[1:])
+    flat_momenta = [ak.to_numpy(ak.flatten(component)) for component in momenta]
+    z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    complete = np.ones(n, dtype=bool)
+    for k, parton in enumerate(layout.PARTONS):
+        is_pid = pid == parton.pdg_id
+        from_parent = is_pid & (mother_pid == parton.parent_pdg_id)
+        from_hard = is_pid & hard
+        has_parent = ak.to_numpy(ak.any(from_parent, axis=1))
+        found = has_parent | ak.to_numpy(ak.any(from_hard, axis=1))
+        first = np.where(
+            has_parent,
+            ak.to_numpy(ak.fill_none(ak.argmax(from_parent, axis=1), 0)),
+            ak.to_numpy(ak.fill_none(ak.argmax(from_hard, axis=1), 0)),
+        )
+        complete &= found
+        rows = np.flatnonzero(found)
+        for c, values in enumerate(flat_momenta):
+            z[rows, k, c] = values[offsets[rows] + first[rows]]
+    return z.reshape(n, layout.N_FEATURES), complete
+
+
+def _own_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Z array and completeness mask from the ``Parton`` collection (six partons, Z order)."""
+    p = formats.PARTON
+    n = len(arrays)
+    complete = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
+    z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    rows = np.flatnonzero(complete)
+    if len(rows):
+
+        def take(name: str) -> np.ndarray:
+            return _take_regular(arrays[formats.branch(p, name)], rows, layout.N_OBJECTS)
+
+        z[rows] = p4_from_ptetaphim(take("pt"), take("eta"), take("phi"), take("mass"))
+        pdg_ok = np.all(take("pdgId").astype(np.int32) == layout.PARTON_PDG_IDS, axis=1)
+        complete[rows[~pdg_ok]] = False
+    return z.reshape(n, layout.N_FEATURES), complete
+
+
+_DETECTOR_READERS = {"delphes": _delphes_detector, "turbosim": _own_detector}
+_PARTON_READERS = {"delphes": _delphes_partons, "turbosim": _own_partons}

@@ -1,0 +1,333 @@
+"""Many input files through the model into one output file, serially or in parallel.
+
+Several inputs are simulated in parallel, in local processes (``jobs``) or on a Dask
+distributed cluster (``scheduler``). Each task writes one part beside the output; the
+parts are then copied in input order into the single output file and removed. The
+output's branch ``source`` gives the position of each event's input in the metadata
+list ``inputs``, and ``event`` its entry number there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from turbosim_hep import __version__
+from turbosim_hep.device import resolve_device
+from turbosim_hep.errors import TurbosimError
+from turbosim_hep.inference import BATCH_EVENTS, cached_model, file_sha256
+from turbosim_hep.io.writer import EventWriter, read_chunks
+from turbosim_hep.outputs import check_output_path
+from turbosim_hep.pipeline import executors
+from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
+from turbosim_hep.pipeline.stages import open_input, process_file
+from turbosim_hep.pipeline.summary import FileSummary, RunSummary
+
+
+def simulate_files(
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Simulate the detector-level events of parton-level files (Z -> X, the decoder).
+
+    Every input event with the e- nu_e-bar b b-bar u d-bar final state is simulated;
+    the output holds the generated Electron, Jet and MET beside the input partons.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    inputs : sequence of paths
+        ROOT files (Delphes or the project's own), LHE files (plain or gzipped) and
+        HDF5 exports.
+    output : str or os.PathLike
+        The ROOT file to write (atomically: nothing is left behind on failure).
+    seed : int
+        Seed of the per-event noise; the same seed gives the same output.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, optional
+        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
+        device).
+    jobs : int, optional
+        Input files processed at the same time in local processes (default: one per
+        core, at most one per input). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler to run the files on.
+    chunk_events : int
+        Events read per chunk.
+    force : bool
+        Overwrite an existing output.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    RunSummary
+        What happened to each input, the output path and the time.
+
+    Raises
+    ------
+    TurbosimError
+        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
+        written then.
+
+    Examples
+    --------
+    >>> summary = simulate_files("model.pt", ["run.lhe.gz"], "out.root")  # doctest: +SKIP
+    >>> summary.written, summary.files[0].cutflow  # doctest: +SKIP
+    """
+    return run_files(
+        "simulate", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
+        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
+        progress=progress,
+    )
+
+
+def unfold_files(
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Unfold detector-level files to the six partons (X -> Z, the encoder).
+
+    Every input event that passes the reference selection is unfolded; the output
+    holds the generated Parton collection beside the input Electron, Jet and MET.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        Checkpoint of ``turbosim-hep train``.
+    inputs : sequence of paths
+        ROOT files (Delphes or the project's own) and HDF5 exports.
+    output : str or os.PathLike
+        The ROOT file to write (atomically: nothing is left behind on failure).
+    seed : int
+        Seed of the per-event noise; the same seed gives the same output.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, optional
+        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
+        device).
+    jobs : int, optional
+        Input files processed at the same time in local processes (default: one per
+        core, at most one per input). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler to run the files on.
+    chunk_events : int
+        Events read per chunk.
+    force : bool
+        Overwrite an existing output.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    RunSummary
+        What happened to each input, the output path and the time.
+
+    Raises
+    ------
+    TurbosimError
+        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
+        written then.
+    """
+    return run_files(
+        "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
+        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
+        progress=progress,
+    )
+
+
+def run_files(
+    direction: Direction,
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Simulate or unfold input files into one ROOT file.
+
+    `simulate_files` and `unfold_files` with the direction as first argument:
+    ``"simulate"`` (Z -> X, the decoder) or ``"unfold"`` (X -> Z, the encoder); the
+    other parameters are theirs.
+    """
+    start_time = time.perf_counter()
+    if seed < 0:
+        raise TurbosimError(f"the seed must be non-negative, not {seed}")
+    output = check_output_path(output, force=force)
+    model = os.path.abspath(os.fspath(model))
+    inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
+    if not inputs:
+        raise TurbosimError("no input files")
+    resolved = resolve_device(device)
+    fused = cached_model(model, resolved)  # fail on a bad model before any work
+    for path in inputs:
+        open_input(path, direction)  # fail on a bad input before any work
+    _warn_of_shared_names(inputs)
+    jobs = _jobs(jobs, len(inputs))
+    job = Job(
+        direction=direction,
+        model=model,
+        seed=int(seed),
+        device=str(resolved),
+        batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
+        chunk_events=int(chunk_events),
+        threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
+    )
+    metadata = {
+        "command": direction,
+        "model": os.path.basename(model),
+        "model_sha256": file_sha256(model),
+        "model_config": fused.config.to_dict(),
+        "seed": job.seed,
+        "turbosim_hep_version": __version__,
+        "torch_version": torch.__version__,
+        "device": job.device,
+        "inputs": [os.path.basename(p) for p in inputs],
+    }
+    with EventWriter(output, force=force, metadata=metadata) as writer:
+        if scheduler is None and jobs == 1:
+            files = [
+                process_file(path, job, writer, source, progress)
+                for source, path in enumerate(inputs)
+            ]
+        else:
+            files = _run_parallel(job, inputs, writer, jobs, scheduler, progress)
+        writer.metadata["cutflow"] = [f.cutflow for f in files]  # in the order of "inputs"
+    return RunSummary(output, files, time.perf_counter() - start_time)
+
+
+def inference_threads(jobs: int) -> int:
+    """Torch threads per job on CPU: the cores of a job less one for reading and writing.
+
+    The reader and writer threads run beside the inference; giving torch every core
+    oversubscribes them, and OpenMP threads waiting for a busy core cost more than the
+    core they would add (docs/simulate.md).
+    """
+    return max(1, (os.cpu_count() or 1) // jobs - 1)
+
+
+def _warn_of_shared_names(inputs: list[str]) -> None:
+    """Warn when inputs share a file name, which keys their noise streams."""
+    names = Counter(map(os.path.basename, inputs))
+    shared = [name for name, count in names.items() if count > 1]
+    if shared:
+        warnings.warn(
+            f"several inputs are named {', '.join(shared)}: the noise stream is keyed by the "
+            "file name, so their events with equal entry numbers get the same noise; give "
+            "the files distinct names or simulate them with different seeds",
+            stacklevel=4,
+        )
+
+
+def _jobs(jobs: int | None, n_inputs: int) -> int:
+    if jobs is not None and jobs < 1:
+        raise TurbosimError(f"--jobs must be at least 1, not {jobs}")
+    return max(1, min(jobs or os.cpu_count() or 1, n_inputs))
+
+
+# --- parallel runs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """One input of a parallel run, simulated or unfolded into its own part file.
+
+    Attributes
+    ----------
+    path : str
+        The input.
+    job : Job
+        Model, seed, device and sizes.
+    part : str
+        The part file to write.
+    source : int
+        Index of the input in the output's ``inputs`` metadata.
+    """
+
+    path: str
+    job: Job
+    part: str
+    source: int
+
+
+def run_part(task: PartTask) -> FileSummary:
+    """Run one input into its part file (in a worker process or on a Dask worker)."""
+    with EventWriter(task.part, force=True) as writer:
+        return process_file(task.path, task.job, writer, task.source)
+
+
+def _run_parallel(
+    job: Job,
+    inputs: list[str],
+    writer: EventWriter,
+    jobs: int,
+    scheduler: str | None,
+    progress: bool,
+) -> list[FileSummary]:
+    """Every input into a part file beside the output, then the parts copied in order."""
+    if scheduler is not None:
+        # the workers' own thread settings hold there (OMP_NUM_THREADS, nthreads)
+        job = dataclasses.replace(job, threads=0)
+    else:
+        job = dataclasses.replace(job, threads=inference_threads(jobs))
+    directory = os.path.dirname(os.path.abspath(writer.path))
+    with contextlib.ExitStack() as cleanup:
+        tasks = []
+        for source, path in enumerate(inputs):
+            handle, part = tempfile.mkstemp(prefix=f".part{source}-", suffix=".root", dir=directory)
+            os.close(handle)
+            cleanup.callback(_remove, part)
+            tasks.append(PartTask(path, job, part, source))
+        results = executors.ordered_results(run_part, tasks, jobs=jobs, scheduler=scheduler)
+        bar = tqdm(results, total=len(tasks), desc="files", unit=" files", leave=False,
+                   disable=not progress)
+        with contextlib.closing(results), bar:
+            files = list(bar)
+        for task in tqdm(tasks, desc="merging", unit=" files", disable=not progress, leave=False):
+            for chunk in read_chunks(task.part):
+                writer.write(chunk)
+    return files
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
