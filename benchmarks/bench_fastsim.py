@@ -26,14 +26,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic tt-bar generator of the tests
 
-from _ttbar import ttbar_partons  # noqa: E402
-
 from turbosim_hep.coffea import FastSim, simulated_events  # noqa: E402
 from turbosim_hep.io.schemas import open_nanoevents  # noqa: E402
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns  # noqa: E402
 from turbosim_hep.model import TurboSim, save_checkpoint  # noqa: E402
 from turbosim_hep.validation.processor import FastSimProcessor  # noqa: E402
 from turbosim_hep.validation.runner import make_executor, run_fileset  # noqa: E402
+
+from _ttbar import ttbar_partons  # noqa: E402
 
 
 def best_rate(function, n: int, repeat: int = 3) -> float:

@@ -36,12 +36,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic tt-bar generator of the tests
 
-from _ttbar import ttbar_partons  # noqa: E402
-
 from turbosim_hep.device import flush_denormals  # noqa: E402
 from turbosim_hep.inference import fuse_for_inference  # noqa: E402
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns  # noqa: E402
 from turbosim_hep.model import TurboSim, load_model, save_checkpoint  # noqa: E402
+
+from _ttbar import ttbar_partons  # noqa: E402
 
 CHUNK = 500_000
 

@@ -29,7 +29,8 @@ def delphes_particles(z: np.ndarray, good: np.ndarray) -> ak.Array:
     return ak.zip({
         "PID": jag(pid.astype(np.int32)), "Status": jag(np.full((n, 10), 22, np.int32)),
         "M1": jag(mother.astype(np.int32)),
-        "Px": jag(momenta[..., 0].astype(np.float32)), "Py": jag(momenta[..., 1].astype(np.float32)),
+        "Px": jag(momenta[..., 0].astype(np.float32)),
+        "Py": jag(momenta[..., 1].astype(np.float32)),
         "Pz": jag(momenta[..., 2].astype(np.float32)), "E": jag(momenta[..., 3].astype(np.float32)),
     })
 

@@ -31,7 +31,10 @@ output ttbar_semilep
 </init>
 """
 
-_LINE = "{:>9d} {:>2d} {:>4d} {:>4d} {:>4d} {:>4d} {:+.10e} {:+.10e} {:+.10e} {:.10e} {:.10e} 0.0000e+00 {:.4e}\n"
+_LINE = (
+    "{:>9d} {:>2d} {:>4d} {:>4d} {:>4d} {:>4d} {:+.10e} {:+.10e} {:+.10e} {:.10e} {:.10e} "
+    "0.0000e+00 {:.4e}\n"
+)
 
 
 def _p4(z: np.ndarray, name: str) -> np.ndarray:
@@ -90,10 +93,11 @@ def write_lhe(
     """
     path = os.fspath(path)
     wrong = np.zeros(len(z), dtype=bool) if wrong_final_state is None else wrong_final_state
-    blocks = [event_text(row, swap_w_decay=bool(bad)) for row, bad in zip(z, wrong)]
+    blocks = [event_text(row, swap_w_decay=bool(bad)) for row, bad in zip(z, wrong, strict=True)]
     text = _HEADER + "".join(blocks) + "</LesHouchesEvents>\n"
     if cut_after is not None:
-        text = _HEADER + "".join(blocks[:cut_after]) + blocks[cut_after][: len(blocks[cut_after]) // 2]
+        half = blocks[cut_after][: len(blocks[cut_after]) // 2]
+        text = _HEADER + "".join(blocks[:cut_after]) + half
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "wt") as handle:
         handle.write(text)

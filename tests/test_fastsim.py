@@ -12,9 +12,6 @@ import numpy as np
 import pylhe
 import pytest
 import torch
-from _delphes import delphes_particles, write_delphes
-from _lhe import write_lhe
-from _ttbar import smear, ttbar_partons, write_sample
 
 import turbosim_hep
 from turbosim_hep import layout, physics
@@ -25,6 +22,10 @@ from turbosim_hep.model import TurboSim, save_checkpoint
 from turbosim_hep.pipeline.run import run_files as run
 from turbosim_hep.validation.processor import FastSimProcessor
 from turbosim_hep.validation.runner import make_executor, run_fileset
+
+from _delphes import delphes_particles, write_delphes
+from _lhe import write_lhe
+from _ttbar import smear, ttbar_partons, write_sample
 
 N = 1200
 

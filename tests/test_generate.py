@@ -350,7 +350,6 @@ def test_rejected_fraction_thins_only_rejected_events_and_weights_them(detector_
     with uproot.open(full) as a, uproot.open(thinned) as b:
         everything = a["Events"].arrays()
         kept = b["Events"].arrays()
-    selected = everything.event[(everything.nElectron == 1) & (everything.nJet == 4)]
     passed, _ = read_events(full)
     is_selected = np.isin(ak.to_numpy(kept.event), passed.entry)
     # every selected event is kept with weight 1; about half of the rejected, weight 2

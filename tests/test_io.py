@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import uproot
 import vector
-from _lhe import write_lhe
-from _ttbar import ttbar_partons
 
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError, OutputError
@@ -30,6 +28,9 @@ from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.io.selection import select_events
 from turbosim_hep.io.writer import event_columns, parton_columns, read_chunks, reco_columns
 from turbosim_hep.kinematics import p4_from_ptetaphim
+
+from _lhe import write_lhe
+from _ttbar import ttbar_partons
 
 
 def plain_uproot_cutflow(path) -> dict[str, int]:

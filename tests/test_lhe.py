@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _lhe import write_lhe
-from _ttbar import ttbar_partons
 
 from turbosim_hep import layout
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import Cutflow
 from turbosim_hep.io.lhe import LHEFile, final_state_partons, is_lhe
+
+from _lhe import write_lhe
+from _ttbar import ttbar_partons
 
 
 @pytest.mark.parametrize("name", ["events.lhe", "events.lhe.gz"])

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ttbar import smear, ttbar_partons
 
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
@@ -35,6 +34,8 @@ from turbosim_hep.model.masses import MASS_FEATURE_NAMES, mass_features
 from turbosim_hep.model.presets import preset_names
 from turbosim_hep.training import TrainConfig, Trainer
 from turbosim_hep.training.step import gaussian_noise, generated_quantities
+
+from _ttbar import smear, ttbar_partons
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import awkward as ak
 import numpy as np
 import pytest
 import vector
-from _ttbar import smear, ttbar_partons
 
 import turbosim_hep
 from turbosim_hep import layout, physics
+
+from _ttbar import smear, ttbar_partons
 
 
 def partons_as_objects(z: np.ndarray) -> np.ndarray:

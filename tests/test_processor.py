@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep import layout, physics
 from turbosim_hep.io import read_events
 from turbosim_hep.validation.processor import TtbarValidationProcessor, ValueList, dataset_values
 from turbosim_hep.validation.quantities import QUANTITIES
 from turbosim_hep.validation.runner import make_executor, run_fileset
+
+from _ttbar import smear, ttbar_partons, write_sample
 
 N_EVENTS = 3000
 CHUNK = 1000  # several chunks per file, so the accumulation is exercised

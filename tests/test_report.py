@@ -8,13 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import uproot
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.cli import main
 from turbosim_hep.errors import OutputError
 from turbosim_hep.validation import validate
 from turbosim_hep.validation.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
+
+from _ttbar import smear, ttbar_partons, write_sample
 
 N_EVENTS = 4000
 JET_SCALE = 1.05  # the deliberately shifted simulation: every jet 5% too energetic

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 import torch
 import uproot
-from _delphes import write_delphes
-from _lhe import write_lhe
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep import __version__, layout
 from turbosim_hep.cli import main
@@ -25,6 +22,10 @@ from turbosim_hep.model import TurboSim, load_model, save_checkpoint
 from turbosim_hep.pipeline import simulate_files, unfold_files
 from turbosim_hep.pipeline.executors import ordered_results
 from turbosim_hep.random import event_normal, stream_id
+
+from _delphes import write_delphes
+from _lhe import write_lhe
+from _ttbar import smear, ttbar_partons, write_sample
 
 N = 1500
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep.cli import main, train_cmd
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
@@ -33,6 +32,8 @@ from turbosim_hep.training import (
     train,
 )
 from turbosim_hep.training.evaluation import ValidationSet
+
+from _ttbar import smear, ttbar_partons, write_sample
 
 
 def pairs(n: int, seed: int = 0) -> PairedEvents:

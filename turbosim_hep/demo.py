@@ -1,6 +1,7 @@
 """The end-to-end demo: train, simulate, unfold and validate on the shipped sample.
 
-Every step is the library's own (`train.train`, `simulate.run`, `validate.validate`),
+Every step is the library's own (`training.train`, `pipeline.simulate_files` and
+`unfold_files`, `validation.validate`),
 run on a deterministic split of the shipped pp -> tt-bar sample:
 
 1. split the selected events into training, validation and test parts (fixed seed);

@@ -100,7 +100,7 @@ PDG_W = 24
 #: Status codes of outgoing hard-process particles: Pythia 8 (23) and Pythia 6 style (3).
 HARD_PROCESS_STATUS: tuple[int, ...] = (23, 3)
 
-# --- physical constants of the reconstruction (GeV), NOTES.md section 3 ---------------
+# --- physical constants of the reconstruction (GeV), as in the paper's section 3 -------
 M_W = 80.379
 M_TOP = 172.76
 #: Widths of the jet-assignment chi-square: leptonic top, hadronic W, hadronic top.

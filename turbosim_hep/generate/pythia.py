@@ -23,7 +23,8 @@ LEVELS: tuple[str, ...] = ("detector", "parton")
 #: Centre-of-mass energy (GeV).
 SQRT_S = 13000.0
 
-#: The channel of the reference data set (NOTES.md section 6).
+#: The channel of the reference data set: tt-bar with t -> b W+ -> b u d-bar and
+#: t-bar -> b-bar W- -> b-bar e- nu_e-bar.
 CHANNEL_SETTINGS: tuple[str, ...] = (
     f"Beams:eCM = {SQRT_S}",
     "Top:gg2ttbar = on",

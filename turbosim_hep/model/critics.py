@@ -50,7 +50,7 @@ class CriticEnsemble(nn.Module):
         widths = [in_features, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
             bound = 1.0 / math.sqrt(n_in)  # the default initialisation of nn.Linear
             weight = torch.empty(n_critics, n_in, n_out).uniform_(-bound, bound)
             bias = torch.empty(n_critics, 1, n_out).uniform_(-bound, bound)
@@ -61,7 +61,7 @@ class CriticEnsemble(nn.Module):
         """Critic outputs (K, n) for inputs (K, n, in): critic k sees ``inputs[k]``."""
         h = inputs
         last = len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(bias, h, weight)
             if i < last:
                 h = nn.functional.leaky_relu(h, self.negative_slope)
@@ -80,7 +80,7 @@ class CriticEnsemble(nn.Module):
         h = inputs
         slopes = []
         last = len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(bias, h, weight)
             if i < last:
                 # derivative of the leaky ReLU: 1 above zero, negative_slope below
@@ -88,6 +88,6 @@ class CriticEnsemble(nn.Module):
                 slopes.append(positive.mul_(1.0 - self.negative_slope).add_(self.negative_slope))
                 h = nn.functional.leaky_relu(h, self.negative_slope)
         grad = self.weights[-1].transpose(1, 2)  # (K, 1, hidden[-1]), broadcast over n
-        for weight, slope in zip(reversed(self.weights[:-1]), reversed(slopes)):
+        for weight, slope in zip(reversed(self.weights[:-1]), reversed(slopes), strict=True):
             grad = torch.bmm(grad * slope, weight.transpose(1, 2))
         return h.squeeze(-1), grad

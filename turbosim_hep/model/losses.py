@@ -1,4 +1,4 @@
-"""The eight terms of the Turbo-Sim objective (seed 003, equations 2-8).
+"""The eight terms of the Turbo-Sim objective (Quetant et al., NeurIPS ML4PS 2021, eqs. 2-8).
 
 Direct direction, x -> z~ -> x^ (equation 4)::
 
@@ -20,8 +20,9 @@ Beyond the paper, an optional ``mass`` term (weight ``LossConfig.mass_weight``) 
 the invariant masses of x~ (jet pairs and triplets, lepton-jet combinations, m_tt and the
 reconstructed W and top masses; `turbosim_hep.model.masses`) with those of the training
 events through the one-dimensional Wasserstein distance of each mass. The W and top
-peaks depend on these correlations, which the eight terms learn last (seed 002 adds a
-distance on resonance masses for this; in one dimension the Wasserstein distance is
+peaks depend on these correlations, which the eight terms learn last (Butter, Plehn and
+Winterhalder, "How to GAN LHC events", SciPost Phys. 7, 075 (2019), add a distance on
+resonance masses for this; in one dimension the Wasserstein distance is
 exact from sorted samples and costs little next to the networks, where a kernel MMD
 would double the cost of a step).
 
@@ -215,7 +216,8 @@ class TurboSimObjective(nn.Module):
             "_gp_weights", torch.tensor([config.gp_weights[t] for t in self.critic_terms])
         )
         self._use_gp = any(
-            wgan and config.gp_weights[t] > 0 for wgan, t in zip(self._wgan, self.critic_terms)
+            wgan and config.gp_weights[t] > 0
+            for wgan, t in zip(self._wgan, self.critic_terms, strict=True)
         )
         self.uses_mass = config.mass_weight > 0
         # scales of the mass term, set from the training data by `fit_mass_scale`

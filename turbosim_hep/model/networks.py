@@ -53,7 +53,7 @@ def mlp(
         raise ValueError(f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}")
     widths = [in_features, *hidden]
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
     layers.append(nn.Linear(widths[-1], out_features))
     return nn.Sequential(*layers)

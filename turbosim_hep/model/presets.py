@@ -12,7 +12,7 @@ from types import MappingProxyType
 from turbosim_hep.model.losses import REFERENCE_GP_WEIGHTS, LossConfig
 
 _PRESETS: dict[str, dict[str, object]] = {
-    # The reference run script of seed 003 (NOTES.md section 1).
+    # The weights of the reference run script of the paper's code (Quetant et al., 2021).
     "turbosim": {
         "weights": {
             "dzt": 10, "Dzt": 1, "dxh": 10, "Dxh": 1, "dxt": 0, "Dxt": 10, "dzh": 100, "Dzh": 0
