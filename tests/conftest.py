@@ -14,6 +14,8 @@ from turbosim_hep.io.writer import collection, event_columns, parton_columns
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DELPHES_SAMPLE = SHARED / "data" / "delphes_pp_tth_10events.root"
 SHIPPED_SAMPLE = Path(__file__).resolve().parents[1] / "turbosim_hep" / "data" / "ttbar_sample.root"
+#: Events of the `paired_sample` fixture.
+PAIRED_EVENTS = 1500
 
 
 @pytest.fixture
@@ -22,6 +24,36 @@ def delphes_file() -> Path:
     if not DELPHES_SAMPLE.exists():
         pytest.skip(f"{DELPHES_SAMPLE} is not present")
     return DELPHES_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def paired_sample(tmp_path_factory) -> dict:
+    """A small model and the synthetic tt-bar files it simulates and unfolds.
+
+    An untrained `TurboSim` standardised on `PAIRED_EVENTS` synthetic events (its outputs
+    are deterministic functions of its inputs and noise, which is what the inference
+    tests check), a parton-only file (``partons``) and a parton + detector file
+    (``full``) of the same events, and their ``z`` and ``x`` arrays. Shared by the
+    tests of the pipeline and of the coffea plugin; tests write their outputs elsewhere.
+    """
+    import torch
+
+    from turbosim_hep.model import TurboSim, save_checkpoint
+
+    from _ttbar import smear, ttbar_partons, write_sample
+
+    directory = tmp_path_factory.mktemp("paired")
+    z = ttbar_partons(PAIRED_EVENTS, seed=11)
+    x = smear(z, seed=12)
+    model = TurboSim.from_config(None, x=torch.from_numpy(x), z=torch.from_numpy(z))
+    save_checkpoint(directory / "model.pt", model)
+    return {
+        "model": str(directory / "model.pt"),
+        "partons": write_sample(directory / "partons.root", z, None),
+        "full": write_sample(directory / "full.root", z, x),
+        "z": z,
+        "x": x,
+    }
 
 
 @pytest.fixture

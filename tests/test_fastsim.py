@@ -11,38 +11,28 @@ import awkward as ak
 import numpy as np
 import pylhe
 import pytest
-import torch
 
 import turbosim_hep
 from turbosim_hep import layout, physics
 from turbosim_hep.coffea import FastSim, nanoaod_collections
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.kinematics import ptetaphim_from_p4
-from turbosim_hep.model import TurboSim, save_checkpoint
 from turbosim_hep.pipeline.run import run_files as run
 from turbosim_hep.validation.processor import FastSimProcessor
 from turbosim_hep.validation.runner import make_executor, run_fileset
 
 from _delphes import delphes_particles, write_delphes
 from _lhe import write_lhe
-from _ttbar import smear, ttbar_partons, write_sample
+from _ttbar import smear, ttbar_partons
+from conftest import PAIRED_EVENTS
 
-N = 1200
+N = PAIRED_EVENTS
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("fastsim")
-    z = ttbar_partons(N, seed=21)
-    x = smear(z, seed=22)
-    model = TurboSim.from_config(None, x=torch.from_numpy(x), z=torch.from_numpy(z))
-    save_checkpoint(directory / "model.pt", model)
-    return {
-        "dir": directory,
-        "model": str(directory / "model.pt"),
-        "partons": write_sample(directory / "partons.root", z, None),
-        "z": z,
-    }
+def setup(paired_sample, tmp_path_factory):
+    """The shared model and files (`conftest.paired_sample`) and a directory of this module."""
+    return paired_sample | {"dir": tmp_path_factory.mktemp("fastsim")}
 
 
 def nanoevents(path: str, **kwargs):

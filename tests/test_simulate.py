@@ -18,34 +18,23 @@ from turbosim_hep.io import read_events
 from turbosim_hep.io.hdf5 import write_reference_h5
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns, read_metadata
-from turbosim_hep.model import TurboSim, load_model, save_checkpoint
+from turbosim_hep.model import load_model
 from turbosim_hep.pipeline import simulate_files, unfold_files
 from turbosim_hep.pipeline.executors import ordered_results
 from turbosim_hep.random import event_normal, stream_id
 
 from _delphes import write_delphes
 from _lhe import write_lhe
-from _ttbar import smear, ttbar_partons, write_sample
+from _ttbar import write_sample
+from conftest import PAIRED_EVENTS
 
-N = 1500
+N = PAIRED_EVENTS
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, str]:
-    """A model, a parton-only file, a parton + detector file, and their truth."""
-    directory = tmp_path_factory.mktemp("simulate")
-    z = ttbar_partons(N, seed=11)
-    x = smear(z, seed=12)
-    model = TurboSim.from_config(None, x=torch.from_numpy(x), z=torch.from_numpy(z))
-    save_checkpoint(directory / "model.pt", model)
-    return {
-        "dir": str(directory),
-        "model": str(directory / "model.pt"),
-        "partons": write_sample(directory / "partons.root", z, None),
-        "full": write_sample(directory / "full.root", z, x),
-        "z": z,
-        "x": x,
-    }
+def files(paired_sample, tmp_path_factory) -> dict[str, str]:
+    """The shared model and files (`conftest.paired_sample`) and a directory of this module."""
+    return paired_sample | {"dir": str(tmp_path_factory.mktemp("simulate"))}
 
 
 def outputs(path: str) -> dict[str, np.ndarray]:
