@@ -147,6 +147,8 @@ class ObjectCounts:
 #: model trained on the reference channel simulates the mirrored event.
 CHANNELS: tuple[str, ...] = ("electron", "positron")
 REFERENCE_CHANNEL = "electron"
+#: What a user may ask for: one channel, or both.
+CHANNEL_CHOICES: tuple[str, ...] = (*CHANNELS, "both")
 #: Sign of the particle ids and of the electron charge of each channel.
 CHANNEL_SIGN: Mapping[str, int] = {"electron": 1, "positron": -1}
 
@@ -156,6 +158,23 @@ def check_channel(channel: str) -> str:
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; choose from {', '.join(CHANNELS)}")
     return channel
+
+
+def channels_of(choice: str) -> tuple[str, ...]:
+    """The channels a choice of `CHANNEL_CHOICES` stands for (``both``: every channel).
+
+    Raises
+    ------
+    ValueError
+        Naming the choices, for an unknown one.
+    """
+    if choice == "both":
+        return CHANNELS
+    if choice not in CHANNELS:
+        raise ValueError(
+            f"unknown channel {choice!r}; choose from {', '.join(CHANNEL_CHOICES)}"
+        )
+    return (choice,)
 
 
 def parton_pdg_ids(channel: str = REFERENCE_CHANNEL) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -22,7 +22,11 @@ ALL_CUT = "all"
 
 @dataclass
 class EventBatch:
-    """A chunk of selected events as fixed arrays.
+    """A chunk of events as fixed arrays.
+
+    Events of the charge-conjugate channel (`turbosim_hep.layout.CHANNELS`) are held in
+    the layout of the reference channel, CP-mirrored (`turbosim_hep.layout.cp_mirror`),
+    and flagged in ``conjugate``; writers mirror them back.
 
     Attributes
     ----------
@@ -32,31 +36,61 @@ class EventBatch:
         float32 (n, 24) parton-level four-momenta, or None when not requested.
     x : numpy.ndarray or None
         float32 (n, 24) detector-level four-momenta, or None when not requested.
+    conjugate : numpy.ndarray or None
+        bool (n,): the event is of the charge-conjugate channel (None: none is).
+    weight : numpy.ndarray or None
+        float32 (n,) events each one stands for, where the file stores it (the
+        ``genWeight`` of a thinned sample); None: 1 each.
+    passed : numpy.ndarray or None
+        bool (n,): whether the event passes the reference selection, in a labelled read
+        (``labels=True``), which keeps failing events too.
     """
 
     entry: np.ndarray
     z: np.ndarray | None = None
     x: np.ndarray | None = None
+    conjugate: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    passed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.entry)
 
+    @property
+    def weights(self) -> np.ndarray:
+        """float32 (n,) weights, 1 where the file stores none."""
+        if self.weight is None:
+            return np.ones(len(self), dtype=np.float32)
+        return self.weight
+
+    @property
+    def conjugates(self) -> np.ndarray:
+        """bool (n,) conjugate flags, False where none is set."""
+        if self.conjugate is None:
+            return np.zeros(len(self), dtype=bool)
+        return self.conjugate
+
+    def take(self, rows: np.ndarray) -> EventBatch:
+        """The events ``rows`` (a boolean mask or indices) of every array."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+        return EventBatch(**{k: None if v is None else v[rows] for k, v in arrays.items()})
+
     @classmethod
     def concatenate(cls, batches: list[EventBatch]) -> EventBatch:
-        """Join batches in order into one."""
-
-        def join(name: str) -> np.ndarray | None:
-            parts = [getattr(b, name) for b in batches]
-            if not parts or parts[0] is None:
-                return None
-            return np.concatenate(parts)
-
-        entry = join("entry")
-        return cls(
-            entry=entry if entry is not None else np.zeros(0, np.int64),
-            z=join("z"),
-            x=join("x"),
-        )
+        """Join batches in order into one (an array missing from some batch is filled)."""
+        if not batches:
+            return cls(entry=np.zeros(0, np.int64))
+        fill = {"conjugate": "conjugates", "weight": "weights"}
+        joined = {}
+        for f in fields(cls):
+            parts = [getattr(b, f.name) for b in batches]
+            if all(p is None for p in parts):
+                joined[f.name] = None
+            elif any(p is None for p in parts) and f.name in fill:
+                joined[f.name] = np.concatenate([getattr(b, fill[f.name]) for b in batches])
+            else:
+                joined[f.name] = np.concatenate(parts)
+        return cls(**joined)
 
 
 @dataclass
@@ -148,6 +182,8 @@ class EventSource(abc.ABC):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
+        channel: str = "electron",
+        labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the selected events as `EventBatch` chunks.
 
@@ -161,6 +197,14 @@ class EventSource(abc.ABC):
             Accumulates the events passing each cut (the steps of `cut_names`).
         chunk_events : int, optional
             Events read per chunk (default: the reader's own chunking).
+        channel : {"electron", "positron", "both"}
+            Which channel's events (`turbosim_hep.layout.CHANNEL_CHOICES`): the
+            reference one, its charge conjugate, or both (``conjugate`` tells them apart).
+        labels : bool
+            Keep every event with the six partons, selected or not, and say in
+            ``passed`` whether it passes the selection (the examples of the acceptance;
+            needs the detector objects, ``detector`` and ``partons`` are implied); ``x``
+            is not filled.
 
         Yields
         ------

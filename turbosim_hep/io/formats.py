@@ -7,6 +7,7 @@ form one more collection, ``Parton``, holding the six partons of the Z space in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: Name of the tree in the project's own files.
@@ -21,9 +22,20 @@ PHOTON = "Photon"
 JET = "Jet"
 MET = "MET"
 PARTON = "Parton"
-#: Per-event weight branch (NanoAOD's name): the events a file stands for, for example
-#: 1 / fraction for rejected events thinned by ``generate --rejected-fraction``.
+#: Per-event weight of generated files (NanoAOD's name): the events each one stands for,
+#: for example 1 / fraction for rejected events thinned by ``generate --rejected-fraction``.
 WEIGHT = "genWeight"
+#: Per-event weight of simulated files: the input's weight times the acceptance (with
+#: ``simulate --acceptance weight``) over the number of replicas (``--oversample``).
+EVENT_WEIGHT = "weight"
+#: The weight branches a reader looks for, the first present being the event's weight.
+WEIGHT_BRANCHES: tuple[str, ...] = (EVENT_WEIGHT, WEIGHT)
+
+
+def weight_branch(names: Iterable[str]) -> str | None:
+    """The branch among ``names`` that holds the event weight (`WEIGHT_BRANCHES`), if any."""
+    names = set(names)
+    return next((b for b in WEIGHT_BRANCHES if b in names), None)
 
 #: Key of the JSON metadata string stored beside the tree.
 METADATA_KEY = "turbosim_metadata"

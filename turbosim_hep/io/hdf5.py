@@ -110,12 +110,18 @@ class HDF5File(EventSource):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
+        channel: str = "electron",
+        labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the events as `EventBatch` chunks (see `EventSource.iterate`).
 
-        ``chunk_events`` defaults to `HDF5_CHUNK_EVENTS`.
+        ``chunk_events`` defaults to `HDF5_CHUNK_EVENTS`. The file holds selected events
+        of the reference channel in the reference layout: with ``labels`` every event is
+        labelled as passing, and the charge-conjugate channel alone holds no event.
         """
         chunk_events = HDF5_CHUNK_EVENTS if chunk_events is None else chunk_events
+        detector, partons = detector or labels, partons or labels
+        channels = layout.channels_of(channel)
         cutflow = cutflow if cutflow is not None else Cutflow()
         steps = cut_names(detector=detector, partons=partons)
         cutflow.declare(steps)
@@ -127,9 +133,16 @@ class HDF5File(EventSource):
                 batch = EventBatch(entry=entry.astype(np.int64))
                 if partons:
                     batch.z = h5[Z_DATASET][start:stop].astype(np.float32, copy=False)
-                if detector:
+                if detector and not labels:
                     batch.x = h5[X_DATASET][start:stop].astype(np.float32, copy=False)
-                for step in steps:
+                if labels:
+                    batch.passed = np.ones(len(batch), dtype=bool)
+                if layout.REFERENCE_CHANNEL not in channels:
+                    batch = batch.take(slice(0, 0))
+                if channels != (layout.REFERENCE_CHANNEL,):
+                    batch.conjugate = np.zeros(len(batch), dtype=bool)
+                cutflow.add(steps[0], stop - start)
+                for step in steps[1:]:
                     cutflow.add(step, len(batch))
                 yield batch
 

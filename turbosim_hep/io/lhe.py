@@ -4,8 +4,9 @@ Parsing is `pylhe`'s; this module streams its events in chunks, turns each chunk
 flat NumPy arrays (one pass over the parsed particles) and matches the outgoing
 particles to the six partons of the Z space with whole-array operations. An event is
 kept when its outgoing (status 1) particles are exactly e- nu_e-bar b b-bar u d-bar, one
-each; the others are counted in the cut-flow and skipped. The entry number of an event
-is its position in the file.
+each, or (asked for) the charge-conjugate e+ nu_e b-bar b u-bar d, which is CP-mirrored
+into the reference layout and flagged; the others are counted in the cut-flow and
+skipped. The entry number of an event is its position in the file.
 
 A file that ends in the middle of an event (or of the gzip stream) raises `InputError`
 instead of silently giving the events before the cut, as pylhe alone would.
@@ -108,6 +109,8 @@ class LHEFile(EventSource):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
+        channel: str = "electron",
+        labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the events with the e- nu_e-bar b b-bar u d-bar final state.
 
@@ -121,6 +124,10 @@ class LHEFile(EventSource):
             Accumulates ``all`` and `turbosim_hep.layout.PARTON_CUT` (final state found).
         chunk_events : int, optional
             Events per chunk (default `LHE_CHUNK_EVENTS`).
+        channel : {"electron", "positron", "both"}
+            Which channel's final state (see `turbosim_hep.io.events.EventSource.iterate`).
+        labels : bool
+            Must be False (no detector objects to label the events with).
 
         Yields
         ------
@@ -133,7 +140,8 @@ class LHEFile(EventSource):
         InputError
             If the file is cut off or malformed.
         """
-        self.require(detector=detector, partons=partons)
+        self.require(detector=detector or labels, partons=partons)
+        channels = layout.channels_of(channel)
         chunk_events = LHE_CHUNK_EVENTS if chunk_events is None else chunk_events
         cutflow = cutflow if cutflow is not None else Cutflow()
         cutflow.declare(cut_names(detector=False, partons=True))
@@ -148,7 +156,7 @@ class LHEFile(EventSource):
                 raise InputError(self.path, problem) from err
             if not chunk:
                 return
-            batch = final_state_partons(*_particle_arrays(chunk), start=start)
+            batch = final_state_partons(*_particle_arrays(chunk), start=start, channels=channels)
             cutflow.add(ALL_CUT, len(chunk))
             cutflow.add(layout.PARTON_CUT, len(batch))
             yield batch
@@ -156,7 +164,13 @@ class LHEFile(EventSource):
 
 
 def final_state_partons(
-    counts: np.ndarray, pdg_id: np.ndarray, status: np.ndarray, p4: np.ndarray, *, start: int = 0
+    counts: np.ndarray,
+    pdg_id: np.ndarray,
+    status: np.ndarray,
+    p4: np.ndarray,
+    *,
+    start: int = 0,
+    channels: tuple[str, ...] = (layout.REFERENCE_CHANNEL,),
 ) -> EventBatch:
     """Match the outgoing particles of LHE events to the six partons of the Z space.
 
@@ -170,25 +184,44 @@ def final_state_partons(
         (px, py, pz, E) of every particle, shape (sum(counts), 4).
     start : int
         Entry number of the first event.
+    channels : tuple of str
+        The channels whose final state is looked for (`turbosim_hep.layout.CHANNELS`).
 
     Returns
     -------
     EventBatch
-        The events whose outgoing particles are exactly the six partons of
-        `turbosim_hep.layout.PARTONS`, one each, with their four-momenta in Z order.
+        The events whose outgoing particles are exactly the six partons of one of the
+        channels, one each, with their four-momenta in Z order; those of the
+        charge-conjugate channel CP-mirrored and flagged in ``conjugate`` (set whenever
+        ``channels`` is not the reference channel alone).
     """
     n = len(counts)
     event = np.repeat(np.arange(n), counts)
     outgoing = status == FINAL_STATE_STATUS
-    complete = np.bincount(event[outgoing], minlength=n) == layout.N_OBJECTS
+    six = np.bincount(event[outgoing], minlength=n) == layout.N_OBJECTS
     z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-    for k, wanted in enumerate(layout.PARTON_PDG_IDS):
-        match = outgoing & (pdg_id == wanted)
-        complete &= np.bincount(event[match], minlength=n) == 1
-        z[event[match], k] = p4[match]
-    rows = np.flatnonzero(complete)
+    found = np.zeros(n, dtype=bool)
+    conjugate = np.zeros(n, dtype=bool)
+    for channel in channels:
+        complete = six.copy()
+        matches = []
+        for wanted in layout.parton_pdg_ids(channel):
+            match = outgoing & (pdg_id == wanted)
+            complete &= np.bincount(event[match], minlength=n) == 1
+            matches.append(match)
+        for k, match in enumerate(matches):
+            mine = match & complete[event]
+            z[event[mine], k] = p4[mine]
+        found |= complete
+        if channel != layout.REFERENCE_CHANNEL:
+            conjugate |= complete
+    rows = np.flatnonzero(found)
     z = z[rows].reshape(len(rows), layout.N_FEATURES)
-    return EventBatch(entry=start + rows.astype(np.int64), z=z)
+    batch = EventBatch(entry=start + rows.astype(np.int64), z=z)
+    if channels != (layout.REFERENCE_CHANNEL,):
+        batch.conjugate = conjugate[rows]
+        batch.z[batch.conjugate] = layout.cp_mirror(batch.z[batch.conjugate])
+    return batch
 
 
 def _particle_arrays(

@@ -3,7 +3,7 @@
 A coffea processor receives NanoEvents (built with `turbosim_hep.io.schemas`). To give
 exactly the events and numbers `turbosim_hep.io.reader` gives for the same file, the
 collections are turned back into a record of the branches the reader reads (``Jet_pt``,
-``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to `reader.select_events`: one
+``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to `turbosim_hep.io.selection.select_events`: one
 implementation of the selection and of the X and Z layouts, two ways in.
 
 `parton_z` and `collection_z` give the Z arrays the coffea plugin simulates from: of
@@ -17,7 +17,9 @@ import awkward as ak
 import numpy as np
 
 from turbosim_hep import layout
-from turbosim_hep.io import formats, reader
+from turbosim_hep.io import formats
+from turbosim_hep.io.events import Cutflow, EventBatch
+from turbosim_hep.io.selection import Format, select_events
 from turbosim_hep.kinematics import p4_from_ptetaphim
 
 #: Collections each format needs for the detector objects and for the partons.
@@ -30,7 +32,7 @@ _PARTON_COLLECTIONS = {"delphes": ("Particle",), "turbosim": (formats.PARTON,)}
 _DELPHES_PARTICLE_ENERGY = "Energy"
 
 
-def event_format(events: ak.Array) -> reader.Format:
+def event_format(events: ak.Array) -> Format:
     """``"delphes"`` or ``"turbosim"``: which schema the NanoEvents come from."""
     return "delphes" if "MissingET" in events.fields else "turbosim"
 
@@ -46,8 +48,13 @@ def has_partons(events: ak.Array) -> bool:
 
 
 def select(
-    events: ak.Array, *, detector: bool, partons: bool, cutflow: reader.Cutflow | None = None
-) -> tuple[reader.EventBatch, np.ndarray]:
+    events: ak.Array,
+    *,
+    detector: bool,
+    partons: bool,
+    cutflow: Cutflow | None = None,
+    channel: str = layout.REFERENCE_CHANNEL,
+) -> tuple[EventBatch, np.ndarray]:
     """The reference selection and the X and Z arrays of a chunk of NanoEvents.
 
     Parameters
@@ -55,9 +62,11 @@ def select(
     events : awkward.Array
         NanoEvents of a Delphes file (`Delphes3Schema`) or an own file (`TurboSimSchema`).
     detector, partons : bool
-        As for `turbosim_hep.io.reader.EventFile.iterate`.
+        As for `turbosim_hep.io.events.EventSource.iterate`.
     cutflow : Cutflow, optional
         Accumulates the events passing each cut.
+    channel : {"electron", "positron", "both"}
+        Which channel's events (see `turbosim_hep.io.selection.select_events`).
 
     Returns
     -------
@@ -69,25 +78,29 @@ def select(
     start = int((events.metadata or {}).get("entrystart", 0) or 0)
     return _select(
         events, event_format(events), start=start, detector=detector, partons=partons,
-        cutflow=cutflow,
+        cutflow=cutflow, channel=channel,
     )
 
 
-def parton_z(events: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The events of a chunk of NanoEvents that have the six partons, and their Z array.
+def parton_z(
+    events: ak.Array, channel: str = layout.REFERENCE_CHANNEL
+) -> tuple[np.ndarray, EventBatch]:
+    """The events of a chunk of NanoEvents that have the six partons, as an `EventBatch`.
 
     Parameters
     ----------
     events : awkward.Array
         NanoEvents of a Delphes file (``Particle``) or an own file (``Parton``).
+    channel : {"electron", "positron", "both"}
+        Which channel's partons (conjugate events CP-mirrored and flagged).
 
     Returns
     -------
     rows : numpy.ndarray
-        Positions within ``events`` of the events with the e- nu_e-bar b b-bar u d-bar
-        partons (`turbosim_hep.layout.PARTON_CUT`).
-    z : numpy.ndarray
-        float32 (len(rows), 24) Z array of those events.
+        Positions within ``events`` of the events with the six partons of the channel
+        (`turbosim_hep.layout.PARTON_CUT`).
+    batch : EventBatch
+        Their float32 (len(rows), 24) ``z``, ``conjugate`` flags and weights.
 
     Raises
     ------
@@ -96,11 +109,13 @@ def parton_z(events: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """
     if not has_partons(events):
         raise ValueError("the events hold no parton collection (Parton or Particle)")
-    batch, rows = select(events, detector=False, partons=True)
-    return rows, batch.z
+    batch, rows = select(events, detector=False, partons=True, channel=channel)
+    return rows, batch
 
 
-def collection_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+def collection_z(
+    partons: ak.Array, channel: str = layout.REFERENCE_CHANNEL
+) -> tuple[np.ndarray, EventBatch]:
     """The events of a bare parton collection that have the six partons, and their Z array.
 
     The collection's kind is read from its fields: the project's ``Parton`` collection
@@ -114,13 +129,15 @@ def collection_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     ----------
     partons : awkward.Array
         One list of particles per event.
+    channel : {"electron", "positron", "both"}
+        Which channel's partons (conjugate events CP-mirrored and flagged).
 
     Returns
     -------
     rows : numpy.ndarray
         Positions of the events with the six partons.
-    z : numpy.ndarray
-        float32 (len(rows), 24) Z array of those events.
+    batch : EventBatch
+        Their float32 (len(rows), 24) ``z`` and ``conjugate`` flags.
 
     Raises
     ------
@@ -137,13 +154,13 @@ def collection_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
         )
         batch = final_state_partons(
             ak.to_numpy(ak.num(partons, axis=1)), ak.to_numpy(ak.flatten(partons.id)),
-            ak.to_numpy(ak.flatten(partons.status)), p4,
+            ak.to_numpy(ak.flatten(partons.status)), p4, channels=layout.channels_of(channel),
         )
-        return batch.entry, batch.z
+        return batch.entry, batch
     if {"PID", "Status", "M1"} <= fields:
         if _DELPHES_PARTICLE_ENERGY not in fields:
             partons = ak.with_field(partons, partons["E"], _DELPHES_PARTICLE_ENERGY)
-        fmt: reader.Format = "delphes"
+        fmt: Format = "delphes"
     elif {"pt", "eta", "phi", "mass", "pdgId"} <= fields:
         fmt = "turbosim"
     else:
@@ -152,26 +169,30 @@ def collection_z(partons: ak.Array) -> tuple[np.ndarray, np.ndarray]:
             "project's Parton, Delphes' Particle or pylhe's particles"
         )
     events = ak.zip({_PARTON_COLLECTIONS[fmt][0]: partons}, depth_limit=1)
-    batch, rows = _select(events, fmt, start=0, detector=False, partons=True, cutflow=None)
-    return rows, batch.z
+    batch, rows = _select(
+        events, fmt, start=0, detector=False, partons=True, cutflow=None, channel=channel
+    )
+    return rows, batch
 
 
 def _select(
     events: ak.Array,
-    fmt: reader.Format,
+    fmt: Format,
     *,
     start: int,
     detector: bool,
     partons: bool,
-    cutflow: reader.Cutflow | None,
-) -> tuple[reader.EventBatch, np.ndarray]:
+    cutflow: Cutflow | None,
+    channel: str,
+) -> tuple[EventBatch, np.ndarray]:
     """`select` of events whose format is known; entries count from ``start``."""
     record = ak.zip(
         {name: _column(events, fmt, name) for name in _branches(events, fmt, detector, partons)},
         depth_limit=1,
     )
-    batch = reader.select_events(
-        record, fmt, start=start, detector=detector, partons=partons, cutflow=cutflow
+    batch = select_events(
+        record, fmt, start=start, detector=detector, partons=partons, cutflow=cutflow,
+        channel=channel,
     )
     return batch, batch.entry - start
 
@@ -208,7 +229,7 @@ def stored_x(events: ak.Array, rows: np.ndarray) -> np.ndarray:
     return p4.reshape(n, layout.N_FEATURES)
 
 
-def _branches(events: ak.Array, fmt: reader.Format, detector: bool, partons: bool) -> list[str]:
+def _branches(events: ak.Array, fmt: Format, detector: bool, partons: bool) -> list[str]:
     names: list[str] = []
     if fmt == "delphes":
         names += list(formats.DELPHES.detector) if detector else []
@@ -221,10 +242,11 @@ def _branches(events: ak.Array, fmt: reader.Format, detector: bool, partons: boo
         ]
     if partons:
         names += formats.own_parton_branches()
-    return names
+    weight = formats.weight_branch(events.fields)
+    return names + ([weight] if weight is not None else [])
 
 
-def _column(events: ak.Array, fmt: reader.Format, branch: str) -> ak.Array:
+def _column(events: ak.Array, fmt: Format, branch: str) -> ak.Array:
     """The array the reader would read for ``branch``, from NanoEvents collections."""
     if fmt == "delphes":
         if branch.endswith("_size"):
@@ -237,6 +259,8 @@ def _column(events: ak.Array, fmt: reader.Format, branch: str) -> ak.Array:
         return ak.unflatten(values, 1) if values.ndim == 1 else values
     if branch.startswith("n") and branch[1:] in events.fields:
         return ak.num(events[branch[1:]], axis=1)
+    if branch in formats.WEIGHT_BRANCHES:
+        return events[branch]
     collection, field = branch.split("_", 1)
     return events[collection][field]
 

@@ -15,9 +15,9 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import awkward as ak
 import uproot
 
+from turbosim_hep import layout
 from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io import formats
 from turbosim_hep.io.events import Cutflow, EventBatch, EventSource, cut_names
@@ -134,6 +134,8 @@ class EventFile(EventSource):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
+        channel: str = "electron",
+        labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the selected events as `EventBatch` chunks.
 
@@ -147,18 +149,28 @@ class EventFile(EventSource):
             Accumulates the events passing each cut (``all`` first).
         chunk_events : int, optional
             Entries per chunk (default: chunks of `STEP_BYTES`).
+        channel : {"electron", "positron", "both"}
+            Which channel's events (see `turbosim_hep.io.events.EventSource.iterate`).
+        labels : bool
+            Every event with the six partons, labelled by the selection (``passed``).
 
         Yields
         ------
         EventBatch
-            Selected events of one chunk (possibly empty).
+            Selected events of one chunk (possibly empty), with the file's per-event
+            weight (`formats.weight_branch`) where it has one.
         """
+        detector, partons = detector or labels, partons or labels
         if not (detector or partons):
             raise ValueError("ask for the detector objects, the partons, or both")
+        layout.channels_of(channel)  # an unknown channel fails before any read
         self.require(detector=detector, partons=partons)
         branches = (self.detector_branches if detector else ()) + (
             self.parton_branches if partons else ()
         )
+        weight = formats.weight_branch(self._keys)
+        if weight is not None:
+            branches += (weight,)
         cutflow = cutflow if cutflow is not None else Cutflow()
         cutflow.declare(cut_names(detector=detector, partons=partons))
         chunks = self.tree.iterate(
@@ -177,14 +189,10 @@ class EventFile(EventSource):
                 raise InputError(
                     self.path, f"cannot read tree '{self.tree.name}' ({_reason(err)})"
                 ) from err
-            yield self._select(arrays, report.tree_entry_start, detector, partons, cutflow)
-
-    def _select(
-        self, arrays: ak.Array, start: int, detector: bool, partons: bool, cutflow: Cutflow
-    ) -> EventBatch:
-        return select_events(
-            arrays, self.format, start=start, detector=detector, partons=partons, cutflow=cutflow
-        )
+            yield select_events(
+                arrays, self.format, start=report.tree_entry_start, detector=detector,
+                partons=partons, cutflow=cutflow, channel=channel, labels=labels,
+            )
 
 
 def read_events(path: str | os.PathLike, **kwargs) -> tuple[EventBatch, Cutflow]:
@@ -199,6 +207,7 @@ def _leaf_names(fmt: Format) -> list[str]:
         formats.own_detector_branches(required=True)
         + formats.own_detector_branches(required=False)
         + formats.own_parton_branches()
+        + list(formats.WEIGHT_BRANCHES)
     )
 
 

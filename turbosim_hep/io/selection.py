@@ -33,6 +33,8 @@ def select_events(
     detector: bool = True,
     partons: bool = True,
     cutflow: Cutflow | None = None,
+    channel: str = layout.REFERENCE_CHANNEL,
+    labels: bool = False,
 ) -> EventBatch:
     """Apply the reference selection to one chunk of branches and build X and Z.
 
@@ -40,7 +42,8 @@ def select_events(
     ----------
     arrays : awkward.Array
         Record array whose fields are the branch names of the format (for example
-        ``Jet.PT`` for Delphes, ``Jet_pt`` and ``nJet`` for the own format).
+        ``Jet.PT`` for Delphes, ``Jet_pt`` and ``nJet`` for the own format), with the
+        per-event weight (`formats.weight_branch`) where the file has one.
     fmt : {"delphes", "turbosim"}
         Which naming ``arrays`` follows.
     start : int
@@ -49,33 +52,81 @@ def select_events(
         As for `turbosim_hep.io.events.EventSource.iterate`.
     cutflow : Cutflow, optional
         Accumulates the events passing each cut (the steps of
-        `turbosim_hep.io.events.cut_names`).
+        `turbosim_hep.io.events.cut_names`). With ``channel="both"`` a cut counts the
+        events passing it in either channel.
+    channel : {"electron", "positron", "both"}
+        Which channel's events; those of the charge-conjugate channel are CP-mirrored
+        into the reference layout and flagged in `EventBatch.conjugate`.
+    labels : bool
+        Keep every event with a complete parton record and label it (`EventBatch.passed`)
+        instead of dropping those the selection rejects; reads the detector objects
+        and the partons, fills no ``x``.
 
     Returns
     -------
     EventBatch
-        The selected events of the chunk.
+        The selected (or, with ``labels``, the labelled) events of the chunk.
     """
+    channels = layout.channels_of(channel)
+    detector, partons = detector or labels, partons or labels
     cutflow = cutflow if cutflow is not None else Cutflow()
     n = len(arrays)
-    mask = np.ones(n, dtype=bool)
     cutflow.add(ALL_CUT, n)
+    # per channel: events passing its selection, and events holding its partons (all
+    # True where not read); an event belongs to a channel where both hold
+    passing = {c: np.ones(n, dtype=bool) for c in channels}
+    found = {c: np.ones(n, dtype=bool) for c in channels}
     if detector:
         objects = _DETECTOR_READERS[fmt](arrays)
-        for name, cut_mask in layout.selection_masks(objects.counts).items():
-            cutflow.add(name, np.count_nonzero(cut_mask))
-        mask = cut_mask
+        masks = {c: layout.selection_masks(objects.counts, c) for c in channels}
+        for name in layout.SELECTION:
+            either = np.logical_or.reduce([masks[c][name] for c in channels])
+            cutflow.add(name, np.count_nonzero(either))
+        passing = {c: masks[c][layout.SELECTED_CUT] for c in channels}
+    z = np.zeros((n, layout.N_FEATURES), dtype=np.float32)
     if partons:
-        z_all, complete = _PARTON_READERS[fmt](arrays)
-        mask = mask & complete
-        cutflow.add(layout.PARTON_CUT, np.count_nonzero(mask))
-    entry = start + np.flatnonzero(mask).astype(np.int64)
-    batch = EventBatch(entry=entry)
-    if detector:
-        batch.x = objects.x_space(mask)
+        for c in channels:
+            z_channel, found[c] = _PARTON_READERS[fmt](arrays, c)
+            z[found[c]] = z_channel[found[c]]
+    selected = {c: passing[c] & found[c] for c in channels}
+    keep = _any(selected)
     if partons:
-        batch.z = z_all[mask]
+        cutflow.add(layout.PARTON_CUT, np.count_nonzero(keep))
+    # the channel an event is of: its partons' where they are read, else its selection's
+    member = found if partons else passing
+    if labels:
+        keep = _any(found)
+    rows = np.flatnonzero(keep)
+    batch = EventBatch(entry=start + rows.astype(np.int64))
+    if channels != (layout.REFERENCE_CHANNEL,):
+        conjugate = np.zeros(n, dtype=bool)
+        for c in channels:
+            if c != layout.REFERENCE_CHANNEL:
+                conjugate |= member[c]
+        batch.conjugate = conjugate[rows]
+    weight = formats.weight_branch(arrays.fields)
+    if weight is not None:
+        batch.weight = ak.to_numpy(arrays[weight])[rows].astype(np.float32)
+    if labels:
+        batch.passed = _any(selected)[rows]
+    elif detector:
+        batch.x = _mirrored(objects.x_space(keep), batch.conjugate)
+    if partons:
+        batch.z = _mirrored(z[rows], batch.conjugate)
     return batch
+
+
+def _any(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """Events in any of the per-channel masks."""
+    return np.logical_or.reduce(list(masks.values()))
+
+
+def _mirrored(p4: np.ndarray, conjugate: np.ndarray | None) -> np.ndarray:
+    """``p4`` with the rows of charge-conjugate events CP-mirrored."""
+    if conjugate is not None and conjugate.any():
+        p4 = p4.copy()
+        p4[conjugate] = layout.cp_mirror(p4[conjugate])
+    return p4
 
 
 # --- detector objects ----------------------------------------------------------------
@@ -194,12 +245,13 @@ def _own_detector(arrays: ak.Array) -> _DetectorObjects:
 # --- partons ---------------------------------------------------------------------------
 
 
-def _delphes_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Z array and completeness mask from a Delphes ``Particle`` record.
+def _delphes_partons(arrays: ak.Array, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Z array and completeness mask of one channel from a Delphes ``Particle`` record.
 
     For each of the six partons the first copy in the record is taken that is either the
     daughter of the expected resonance (b of t, e- of W-, ...) or, where the record has
     no such daughter, an outgoing hard-process particle (status 23, or 3 Pythia 6 style).
+    The four-momenta are as stored (not mirrored).
     """
     b = formats.DELPHES
     pid = arrays[b.particle_pid]
@@ -219,9 +271,10 @@ def _delphes_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     flat_momenta = [ak.to_numpy(ak.flatten(component)) for component in momenta]
     z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
     complete = np.ones(n, dtype=bool)
-    for k, parton in enumerate(layout.PARTONS):
-        is_pid = pid == parton.pdg_id
-        from_parent = is_pid & (mother_pid == parton.parent_pdg_id)
+    parents = layout.parton_parent_pdg_ids(channel)
+    for k, pdg_id in enumerate(layout.parton_pdg_ids(channel)):
+        is_pid = pid == pdg_id
+        from_parent = is_pid & (mother_pid == parents[k])
         from_hard = is_pid & hard
         has_parent = ak.to_numpy(ak.any(from_parent, axis=1))
         found = has_parent | ak.to_numpy(ak.any(from_hard, axis=1))
@@ -237,8 +290,12 @@ def _delphes_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     return z.reshape(n, layout.N_FEATURES), complete
 
 
-def _own_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Z array and completeness mask from the ``Parton`` collection (six partons, Z order)."""
+def _own_partons(arrays: ak.Array, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Z array and completeness mask of one channel from the ``Parton`` collection.
+
+    The collection holds six partons in Z order, with the particle ids of their channel;
+    the four-momenta are as stored (not mirrored).
+    """
     p = formats.PARTON
     n = len(arrays)
     complete = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
@@ -250,7 +307,8 @@ def _own_partons(arrays: ak.Array) -> tuple[np.ndarray, np.ndarray]:
             return _take_regular(arrays[formats.branch(p, name)], rows, layout.N_OBJECTS)
 
         z[rows] = p4_from_ptetaphim(take("pt"), take("eta"), take("phi"), take("mass"))
-        pdg_ok = np.all(take("pdgId").astype(np.int32) == layout.PARTON_PDG_IDS, axis=1)
+        ids = layout.parton_pdg_ids(channel)
+        pdg_ok = np.all(take("pdgId").astype(np.int32) == ids, axis=1)
         complete[rows[~pdg_ok]] = False
     return z.reshape(n, layout.N_FEATURES), complete
 
