@@ -47,11 +47,15 @@ def _particle(pid, status, m1, m2, p4, spin=9.0, color=(0, 0)) -> str:
     return _LINE.format(pid, status, m1, m2, *color, px, py, pz, e, mass, spin)
 
 
-def event_text(z: np.ndarray, *, swap_w_decay: bool = False, extra_jet: bool = False) -> str:
+def event_text(
+    z: np.ndarray, *, swap_w_decay: bool = False, extra_jet: bool = False, conjugate: bool = False
+) -> str:
     """One ``<event>`` block for a Z row (the decays follow from the six partons).
 
     ``swap_w_decay`` writes the leptonic W as W- -> mu- nu_mu-bar (not the wanted final
-    state); ``extra_jet`` adds an outgoing gluon (seven final-state particles).
+    state); ``extra_jet`` adds an outgoing gluon (seven final-state particles);
+    ``conjugate`` writes the charge-conjugate event (every particle id negated: e+ nu_e
+    b-bar b u-bar d, the momenta of the row's slots as they are).
     """
     e, nu, b, bbar, u, dbar = (_p4(z, name) for name in layout.Z_OBJECTS)
     w_plus, w_minus = u + dbar, e + nu
@@ -73,10 +77,18 @@ def event_text(z: np.ndarray, *, swap_w_decay: bool = False, extra_jet: bool = F
         _particle(lepton, 1, 9, 9, e),
         _particle(neutrino, 1, 9, 9, nu),
     ]
+    if conjugate:
+        lines = [_conjugated(line) for line in lines]
     if extra_jet:
         lines.append(_particle(21, 1, 1, 2, (5.0, 0.0, 3.0, np.hypot(5.0, 3.0)), color=(505, 506)))
     info = f"{len(lines)} 1 +5.0000000e+01 1.72500000e+02 7.54677100e-03 1.07553600e-01\n"
     return "<event>\n" + info + "".join(lines) + "</event>\n"
+
+
+def _conjugated(line: str) -> str:
+    """A particle line with its id negated (gluons stay gluons)."""
+    pid, rest = line[:9], line[9:]
+    return (f"{-int(pid):>9d}" if int(pid) != 21 else pid) + rest
 
 
 def write_lhe(
@@ -85,15 +97,21 @@ def write_lhe(
     *,
     wrong_final_state: np.ndarray | None = None,
     cut_after: int | None = None,
+    conjugate: np.ndarray | None = None,
 ) -> str:
     """Write Z rows as an LHE file (gzipped if ``path`` ends in ``.gz``).
 
     ``wrong_final_state`` marks rows to write with a W- -> mu nu decay; ``cut_after``
-    truncates the file in the middle of the event after that many complete events.
+    truncates the file in the middle of the event after that many complete events;
+    ``conjugate`` marks rows to write as charge-conjugate events.
     """
     path = os.fspath(path)
     wrong = np.zeros(len(z), dtype=bool) if wrong_final_state is None else wrong_final_state
-    blocks = [event_text(row, swap_w_decay=bool(bad)) for row, bad in zip(z, wrong, strict=True)]
+    conjugate = np.zeros(len(z), dtype=bool) if conjugate is None else conjugate
+    blocks = [
+        event_text(row, swap_w_decay=bool(bad), conjugate=bool(cp))
+        for row, bad, cp in zip(z, wrong, conjugate, strict=True)
+    ]
     text = _HEADER + "".join(blocks) + "</LesHouchesEvents>\n"
     if cut_after is not None:
         half = blocks[cut_after][: len(blocks[cut_after]) // 2]

@@ -255,7 +255,9 @@ def collection(
     return ak.unflatten(ak.zip(flat), np.full(n, k, dtype=np.int64))
 
 
-def reco_collections(x: np.ndarray, *, with_cartesian: bool = False) -> dict[str, ak.Array]:
+def reco_collections(
+    x: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
+) -> dict[str, ak.Array]:
     """Electron, Jet and MET of an (n, 24) X array, as awkward arrays.
 
     The one conversion of the X layout into detector-level collections: the writer stores
@@ -268,18 +270,26 @@ def reco_collections(x: np.ndarray, *, with_cartesian: bool = False) -> dict[str
         Shape (n, 24) in the X layout of `turbosim_hep.layout`.
     with_cartesian : bool
         Also give ``px, py, pz, E`` (``px, py`` for MET) beside ``pt, eta, phi, mass``.
+    conjugate : numpy.ndarray, optional
+        bool (n,): events of the charge-conjugate channel, held CP-mirrored in ``x``
+        (`turbosim_hep.io.events.EventBatch`); they are mirrored back and their
+        electron is a positron.
 
     Returns
     -------
     dict[str, awkward.Array]
         Keyed by `formats.ELECTRON`, `formats.JET` and `formats.MET`:
-        ``n * var * {pt, eta, phi, mass, charge}`` (one electron of charge -1 per event),
-        ``n * var * {pt, eta, phi, mass}`` (the four jets in pT order) and
-        ``n * {pt, phi}``, float32 but for the int32 charge. Masses
-        follow from the four-momenta (0 for the massless objects of the X layout, negative
-        for a space-like one, see `turbosim_hep.kinematics.ptetaphim_from_p4`).
+        ``n * var * {pt, eta, phi, mass, charge}`` (one electron per event, of the
+        charge of its channel), ``n * var * {pt, eta, phi, mass}`` (the four jets in pT
+        order) and ``n * {pt, phi}``, float32 but for the int32 charge. Masses follow
+        from the four-momenta (0 for the massless objects of the X layout, negative for a
+        space-like one, see `turbosim_hep.kinematics.ptetaphim_from_p4`).
     """
     n = len(x)
+    x = _unmirrored(x, conjugate)
+    charge = np.full((n, 1), layout.electron_charge(), dtype=np.int32)
+    if conjugate is not None:
+        charge[conjugate] = layout.electron_charge("positron")
     objects = np.asarray(x, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
     electron = objects[:, :1]
     met = objects[:, 1]
@@ -291,33 +301,47 @@ def reco_collections(x: np.ndarray, *, with_cartesian: bool = False) -> dict[str
     if with_cartesian:
         met_fields |= {"px": met[:, 0].copy(), "py": met[:, 1].copy()}
     return {
-        formats.ELECTRON: collection(
-            electron,
-            with_cartesian=with_cartesian,
-            charge=np.full((n, 1), layout.ELECTRON_CHARGE, dtype=np.int32),
-        ),
+        formats.ELECTRON: collection(electron, with_cartesian=with_cartesian, charge=charge),
         formats.JET: collection(jets, with_cartesian=with_cartesian),
         formats.MET: ak.zip(met_fields),
     }
 
 
 def reco_columns(
-    x: np.ndarray, *, with_cartesian: bool = False
+    x: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
 ) -> dict[str, ak.Array | np.ndarray]:
     """Electron, Jet and MET columns from an (n, 24) X array (`reco_collections`).
 
     MET is stored as the flat branches ``MET_pt`` and ``MET_phi`` (plus ``MET_px``,
     ``MET_py`` on request), as NanoAOD stores it.
     """
-    collections = reco_collections(x, with_cartesian=with_cartesian)
+    collections = reco_collections(x, with_cartesian=with_cartesian, conjugate=conjugate)
     met = collections.pop(formats.MET)
     return collections | {formats.branch(formats.MET, f): ak.to_numpy(met[f]) for f in met.fields}
 
 
-def parton_columns(z: np.ndarray, *, with_cartesian: bool = False) -> dict[str, ak.Array]:
-    """The ``Parton`` collection (six partons in Z order, with ``pdgId``) of an (n, 24) Z array."""
+def parton_columns(
+    z: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
+) -> dict[str, ak.Array]:
+    """The ``Parton`` collection (six partons in Z order, with ``pdgId``) of an (n, 24) Z array.
+
+    Events flagged in ``conjugate`` (held CP-mirrored, see `reco_collections`) are
+    mirrored back and get the particle ids of the charge-conjugate channel.
+    """
     n = len(z)
+    z = _unmirrored(z, conjugate)
     p4 = np.asarray(z, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
-    pdg = np.broadcast_to(layout.PARTON_PDG_IDS, (n, layout.N_OBJECTS))
+    pdg = np.broadcast_to(layout.parton_pdg_ids(), (n, layout.N_OBJECTS))
+    if conjugate is not None and conjugate.any():
+        pdg = np.where(conjugate[:, None], layout.parton_pdg_ids("positron"), pdg)
     return {formats.PARTON: collection(p4, with_cartesian=with_cartesian, pdgId=pdg)}
+
+
+def _unmirrored(p4: np.ndarray, conjugate: np.ndarray | None) -> np.ndarray:
+    """``p4`` with the rows of the charge-conjugate events mirrored back."""
+    if conjugate is None or not conjugate.any():
+        return p4
+    p4 = np.array(p4, dtype=np.float32, copy=True)
+    p4[conjugate] = layout.cp_mirror(p4[conjugate])
+    return p4
 
