@@ -201,3 +201,75 @@ def test_acceptance_needs_both_outcomes():
     assert not selected_only.has_both_outcomes
     with pytest.raises(ValueError, match="pass and events that fail"):
         fit_acceptance(selected_only, progress=False)
+
+
+# --- learnt beside the model ------------------------------------------------------------
+
+
+def write_file_with_rejected_events(path, n: int = 3000, seed: int = 21):
+    """An own-format file whose events pass the selection with `synthetic_acceptance`;
+    the others have three jets (rejected by the four-jet cut)."""
+    import awkward as ak
+
+    from turbosim_hep.io import EventWriter
+    from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+
+    from _ttbar import smear
+
+    z = ttbar_partons(n, seed=seed)
+    passed = np.random.default_rng(seed).random(n) < synthetic_acceptance(z)
+    columns = event_columns(np.arange(n)) | reco_columns(smear(z, seed=seed)) | parton_columns(z)
+    columns["Jet"] = ak.where(passed, columns["Jet"], columns["Jet"][:, :3])
+    with EventWriter(path) as writer:
+        writer.write(columns)
+    return path, passed
+
+
+def small_run(tmp_path, name, data, **train_settings):
+    from turbosim_hep.model import ModelConfig
+    from turbosim_hep.training import TrainConfig, train
+    from turbosim_hep.training.acceptance import AcceptanceSettings
+
+    config = TrainConfig(epochs=1, batch_size=100, threads=1, device="cpu", **train_settings)
+    model = ModelConfig(encoder_hidden=[32], decoder_hidden=[32])
+    return train(
+        [data], tmp_path / name, model_config=model, train_config=config, progress=False,
+        acceptance_settings=AcceptanceSettings(epochs=3, batch_size=256),
+    )
+
+
+def test_train_learns_the_acceptance_beside_the_model_and_stores_it(tmp_path):
+    import json
+
+    from turbosim_hep.model import load_acceptance, load_model
+    from turbosim_hep.training import log_path_for
+
+    data, passed = write_file_with_rejected_events(tmp_path / "mixed.root")
+    result = small_run(tmp_path, "with.pt", data)
+    assert result.acceptance["observed_selected"] > 0 and 0.5 < result.acceptance["auc"] <= 1
+    acceptance = load_acceptance(tmp_path / "with.pt")
+    z = torch.from_numpy(ttbar_partons(2000, seed=22))
+    with torch.no_grad():
+        epsilon = acceptance(z).numpy()
+    assert np.all((epsilon >= 0) & (epsilon <= 1))
+    first = json.loads(open(log_path_for(tmp_path / "with.pt")).readline())
+    assert first["acceptance"]["examples"] == 3000
+    assert first["acceptance"]["history"][-1]["epoch"] == "calibrated"
+
+    # the model itself is the one trained without the acceptance, weight for weight
+    without = small_run(tmp_path, "without.pt", data, acceptance=False)
+    assert without.acceptance is None and load_acceptance(tmp_path / "without.pt") is None
+    a = load_model(tmp_path / "with.pt").state_dict()
+    b = load_model(tmp_path / "without.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_files_of_selected_events_teach_no_acceptance(tmp_path):
+    from turbosim_hep.model import load_acceptance
+
+    from _ttbar import smear, write_sample
+
+    z = ttbar_partons(600, seed=3)
+    data = write_sample(tmp_path / "selected.root", z, smear(z))
+    result = small_run(tmp_path, "m.pt", data)
+    assert result.acceptance is None and load_acceptance(tmp_path / "m.pt") is None

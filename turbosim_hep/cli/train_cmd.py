@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from turbosim_hep import layout
 from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
 from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
 from turbosim_hep.training.config import RESUMABLE_SETTINGS
@@ -26,7 +27,7 @@ SETTING_FLAGS: dict[str, str] = {
     "lr": "--lr", "lr_final_fraction": "--lr-final-fraction", "ema_decay": "--ema-decay",
     "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
     "seed": "--seed", "epochs": "--epochs", "patience": "--patience", "device": "--device",
-    "threads": "--threads",
+    "threads": "--threads", "channel": "--channel", "acceptance": "--no-acceptance",
 }
 #: The flags a resumed run takes: those of the settings it may change.
 RESUME_FLAGS: dict[str, str] = {dest: SETTING_FLAGS[dest] for dest in RESUMABLE_SETTINGS}
@@ -124,6 +125,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
     parser.add_argument(
+        "--channel",
+        choices=layout.CHANNEL_CHOICES,
+        help="train on the reference channel (electron, the default), its charge conjugate "
+        "(positron, CP-mirrored into the same layout) or both",
+    )
+    parser.add_argument(
+        "--no-acceptance",
+        dest="acceptance",
+        action="store_false",
+        default=None,
+        help="do not learn the detector acceptance (learnt by default when DATA holds "
+        "events the selection rejects, and stored with the model for simulate)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the run saved in MODEL.pt with its stored settings "
@@ -158,6 +173,8 @@ def _new_run(args: argparse.Namespace):
         "amp": args.amp,
         "threads": args.threads,
         "seed": args.seed,
+        "channel": args.channel,
+        "acceptance": args.acceptance,
     }
     file_config = read_config_file(args.config) if args.config else None
     model_config, loss_config, train_config = build_configs(
@@ -215,4 +232,19 @@ def run(args: argparse.Namespace) -> int:
         f"valid events {last.get('valid_fraction', float('nan')):.4f}; "
         f"log {log_path_for(args.output)}"
     )
+    print(_describe_acceptance(result.acceptance))
     return 0
+
+
+def _describe_acceptance(record: dict | None) -> str:
+    """One line on the acceptance stored with the model."""
+    if record is None:
+        return (
+            "acceptance: none (the data hold no events the selection rejects); simulate "
+            "will treat every parton event as selected"
+        )
+    return (
+        f"acceptance: validation AUC {record['auc']:.4f}, BCE {record['bce']:.4f}, "
+        f"calibration error {record['calibration_error']:.4f}, predicted "
+        f"{record['predicted_selected']:.1f} selected events for {record['observed_selected']:.0f}"
+    )

@@ -5,7 +5,8 @@ A checkpoint is a dictionary of tensors and plain Python values written with
 arbitrary objects. The standardisation and the parton masses are buffers of the model,
 so they are part of its state dict. A training run also stores its ``training_state``
 (last weights, optimisers, critics, random-number generators) so ``--resume`` can
-continue it.
+continue it, and, when its files held rejected events, the detector acceptance
+(`turbosim_hep.model.acceptance`) with its settings and validation record.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from turbosim_hep import __version__, layout
 from turbosim_hep.errors import InputError, read_head
+from turbosim_hep.model.acceptance import AcceptanceModel, acceptance_from_state
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.outputs import AtomicOutput
 
@@ -37,6 +39,7 @@ def save_checkpoint(
     training_state: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
     model_state: Mapping[str, torch.Tensor] | None = None,
+    acceptance: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a model (and optionally its training record) to one file, atomically.
 
@@ -58,6 +61,9 @@ def save_checkpoint(
     model_state : mapping, optional
         Weights to store instead of the model's current ones (for example the best
         epoch's, while ``model`` holds the last).
+    acceptance : mapping, optional
+        The acceptance classifier: ``config`` (`AcceptanceConfig` as a dict), ``state``
+        (its state dict) and any plain-Python record (settings, validation history).
     """
     payload = {
         "format": FORMAT,
@@ -73,6 +79,7 @@ def save_checkpoint(
         "history": [dict(h) for h in history or []],
         "training_state": dict(training_state) if training_state is not None else None,
         "metadata": dict(metadata or {}),
+        "acceptance": _plain_acceptance(acceptance),
     }
     with AtomicOutput(path, force=True) as output:
         torch.save(payload, output.tmp_path)
@@ -128,6 +135,45 @@ def model_from_checkpoint(
         problem = f"model file does not match this turbosim-hep ({_reason(err)})"
         raise InputError(path, problem) from err
     return model
+
+
+def acceptance_from_checkpoint(
+    payload: Mapping[str, Any], path: str | os.PathLike
+) -> AcceptanceModel | None:
+    """The acceptance classifier stored in a loaded checkpoint, or None if it has none."""
+    record = payload.get("acceptance")
+    if not record:
+        return None
+    try:
+        return acceptance_from_state(record["config"], record["state"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        problem = f"acceptance does not match this turbosim-hep ({_reason(err)})"
+        raise InputError(path, problem) from err
+
+
+def load_acceptance(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> AcceptanceModel | None:
+    """The acceptance classifier of a model file, in eval mode on ``device``.
+
+    Returns None for a model trained on files without rejected events (it has none).
+
+    Raises
+    ------
+    InputError
+        Naming the file, if it is missing, corrupt, or from another layout version.
+    """
+    acceptance = acceptance_from_checkpoint(load_checkpoint(path, device), path)
+    return None if acceptance is None else acceptance.to(device).eval()
+
+
+def _plain_acceptance(acceptance: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The acceptance record with its tensors on the CPU (what `torch.save` stores)."""
+    if acceptance is None:
+        return None
+    record = dict(acceptance)
+    record["state"] = {k: v.detach().cpu() for k, v in record["state"].items()}
+    return record
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TurboSim:

@@ -134,6 +134,20 @@ def fit_acceptance(
     device = torch.device(device)
     if not events.has_both_outcomes:
         raise ValueError("the acceptance needs events that pass and events that fail")
+    # the global random state is left as it was: a model trained beside the acceptance
+    # gets the same weights as one trained without it
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return _fit(events, settings, config, device, progress)
+
+
+def _fit(
+    events: LabelledPartons,
+    settings: AcceptanceSettings,
+    config: AcceptanceConfig | None,
+    device: torch.device,
+    progress: bool,
+) -> tuple[AcceptanceModel, list[dict[str, Any]]]:
+    """`fit_acceptance` once its arguments are checked."""
     train, val = events.split(settings.val_fraction, SPLIT_SEED)
     torch.manual_seed(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from turbosim_hep import layout
 from turbosim_hep.errors import InputError, TurbosimError
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import DEFAULT_PRESET
@@ -67,6 +68,12 @@ class TrainConfig:
         reference batch size every operation is so small that a second thread costs
         more in synchronisation than it gains (and collapses when the cores are shared);
         try 2 for batches of 1,000 or more on an idle machine. 0 keeps torch's setting.
+    channel : {"electron", "positron", "both"}
+        Which channel's events to train on: the reference one, its charge conjugate
+        (CP-mirrored into the reference layout, `turbosim_hep.layout.CHANNELS`), or both.
+    acceptance : bool
+        Also learn the detector acceptance (`turbosim_hep.training.acceptance`) when the
+        files hold events the selection rejects; it is stored with the model.
     """
 
     epochs: int = 20
@@ -89,6 +96,8 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     threads: int | None = 1
+    channel: str = layout.REFERENCE_CHANNEL
+    acceptance: bool = True
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
@@ -105,6 +114,7 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be between 0 and 1, not {self.ema_decay}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+        layout.channels_of(self.channel)  # ValueError naming the choices
 
     def lr_factor(self, epoch: int) -> float:
         """Factor of the learning rates in epoch ``epoch`` (0-based; see ``lr_final_fraction``)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from turbosim_hep import layout
 from turbosim_hep.errors import InputError
 
 #: Seed of the train/validation split: fixed, so the split does not move with ``seed``.
@@ -39,8 +40,18 @@ class PairedEvents:
         return [float(len(self)), *sums]
 
 
-def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
+def read_pairs(
+    paths: Sequence[str | os.PathLike], channel: str = layout.REFERENCE_CHANNEL
+) -> PairedEvents:
     """Selected, paired events of ROOT files (Delphes or turbosim-hep) or HDF5 exports.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The files.
+    channel : {"electron", "positron", "both"}
+        Which channel's events; charge-conjugate ones come CP-mirrored into the
+        reference layout (`turbosim_hep.layout.CHANNELS`), so both train one model.
 
     Raises
     ------
@@ -48,16 +59,12 @@ def read_pairs(paths: Sequence[str | os.PathLike]) -> PairedEvents:
         If a file cannot be read, lacks the detector objects or the partons, or holds no
         selected event.
     """
-    from turbosim_hep.io import read_events
-    from turbosim_hep.io.hdf5 import read_reference_h5
+    from turbosim_hep.io import open_events
 
     zs, xs = [], []
     for path in paths:
         path = os.fspath(path)
-        if path.lower().endswith((".h5", ".hdf5")):
-            batch = read_reference_h5(path)
-        else:
-            batch, _ = read_events(path, detector=True, partons=True)
+        batch, _ = open_events(path).read(detector=True, partons=True, channel=channel)
         if len(batch) == 0:
             raise InputError(path, "no event passes the selection with a complete parton record")
         bad = ~(np.isfinite(batch.z).all(1) & np.isfinite(batch.x).all(1))
@@ -107,6 +114,40 @@ class LabelledPartons:
     def has_both_outcomes(self) -> bool:
         """Whether some events pass and some fail: what an acceptance can be learnt from."""
         return bool(self.passed.any() and not self.passed.all())
+
+
+def read_labelled(
+    paths: Sequence[str | os.PathLike], channel: str = layout.REFERENCE_CHANNEL
+) -> LabelledPartons:
+    """Every event with the six partons of some files, labelled by the selection.
+
+    The examples of the acceptance (`turbosim_hep.training.acceptance`): files that keep
+    the events the selection rejects (Delphes output, ``turbosim-hep generate`` files)
+    give both outcomes; files of selected events only (HDF5 exports, ``--selected-only``)
+    give passing events alone.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The files (as for `read_pairs`).
+    channel : {"electron", "positron", "both"}
+        Which channel's events.
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read or lacks the detector objects or the partons.
+    """
+    from turbosim_hep.io import EventBatch, open_events
+
+    batches = [
+        open_events(path).read(labels=True, channel=channel)[0] for path in map(os.fspath, paths)
+    ]
+    batch = EventBatch.concatenate(batches)
+    finite = np.isfinite(batch.z).all(axis=1)
+    return LabelledPartons(
+        batch.z[finite].astype(np.float32), batch.passed[finite], batch.weights[finite]
+    )
 
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -28,8 +28,9 @@ from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
+from turbosim_hep.training.acceptance import AcceptanceSettings, fit_acceptance
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
-from turbosim_hep.training.data import PairedEvents, read_pairs
+from turbosim_hep.training.data import LabelledPartons, PairedEvents, read_labelled, read_pairs
 from turbosim_hep.training.evaluation import ValidationSet
 from turbosim_hep.training.state import Trainer
 
@@ -48,12 +49,17 @@ class TrainResult:
         Epoch (1-based) of the best model.
     best_ks : float
         Its validation KS sum.
+    acceptance : dict or None
+        The validation record of the calibrated acceptance stored with the model (BCE,
+        AUC, calibration error, predicted and observed selected events), None if the
+        model has none.
     """
 
     model: TurboSim
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
     best_ks: float = math.inf
+    acceptance: dict[str, Any] | None = None
 
 
 def train(
@@ -68,8 +74,15 @@ def train(
     force: bool = False,
     progress: bool = True,
     events: PairedEvents | None = None,
+    labelled: LabelledPartons | None = None,
+    acceptance_settings: AcceptanceSettings | None = None,
 ) -> TrainResult:
     """Train a model on the events of ``paths`` and write it to ``output``.
+
+    Before the first epoch of a new run, the detector acceptance is learnt from every
+    event of the files with the six partons, selected or not (`read_labelled`), when
+    ``train_config.acceptance`` is set and the files hold rejected events; it is stored
+    in ``output`` with the model and recorded at the top of the log.
 
     Parameters
     ----------
@@ -92,6 +105,11 @@ def train(
         Show a progress bar.
     events : PairedEvents, optional
         Use these events instead of reading ``paths`` (which are then only recorded).
+    labelled : LabelledPartons, optional
+        The acceptance's examples, instead of reading them from ``paths`` (with
+        ``events`` given and ``labelled`` not, no acceptance is learnt).
+    acceptance_settings : AcceptanceSettings, optional
+        How the acceptance is trained (default: `AcceptanceSettings()`).
 
     Raises
     ------
@@ -124,7 +142,7 @@ def train(
             )
         train_config = train_config or TrainConfig()
     check_parent_directory(output)
-    data = events if events is not None else read_pairs(paths)
+    data = events if events is not None else read_pairs(paths, train_config.channel)
     train_events, val_events = data.split(train_config.val_fraction)
     if len(train_events) < 2:
         source = paths[0] if paths else output
@@ -137,6 +155,12 @@ def train(
         trainer = Trainer(
             model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
         )
+        if train_config.acceptance:
+            if labelled is None and events is None:
+                labelled = read_labelled(paths, train_config.channel)
+            trainer.acceptance = learn_acceptance(
+                labelled, acceptance_settings, trainer.device, progress
+            )
     metadata = {
         "inputs": [os.path.basename(os.fspath(p)) for p in paths],
         "n_train": len(train_events),
@@ -185,7 +209,7 @@ def fit(
     validation = ValidationSet.from_events(val, trainer.device, config.val_max_events)
     batch = min(config.batch_size, len(train))
     if log_path is not None:
-        _write_log(log_path, trainer.history)
+        _write_log(log_path, _acceptance_log(trainer.acceptance) + trainer.history)
     bar = tqdm(
         total=(config.epochs - trainer.epoch) * (len(train) // batch),
         disable=not progress,
@@ -210,9 +234,36 @@ def fit(
                 trainer.save(checkpoint, metadata=metadata)
             if log_path is not None:
                 _append_log(log_path, record)
+    acceptance = trainer.acceptance["history"][-1] if trainer.acceptance else None
     return TrainResult(
-        trainer.best_model(), list(trainer.history), trainer.best_epoch, trainer.best_ks
+        trainer.best_model(), list(trainer.history), trainer.best_epoch, trainer.best_ks,
+        acceptance,
     )
+
+
+def learn_acceptance(
+    labelled: LabelledPartons | None,
+    settings: AcceptanceSettings | None,
+    device: torch.device,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """The acceptance record of a model file, or None when nothing can be learnt.
+
+    The record holds the calibrated classifier (``config``, ``state``), its training
+    ``settings``, the number of ``examples`` and its validation ``history``. Events
+    that all pass the selection (files of selected events only) teach no acceptance.
+    """
+    if labelled is None or not labelled.has_both_outcomes:
+        return None
+    settings = settings or AcceptanceSettings()
+    model, history = fit_acceptance(labelled, settings, device=device, progress=progress)
+    return {
+        "config": model.config.to_dict(),
+        "state": model.state_dict(),
+        "settings": settings.to_dict(),
+        "examples": len(labelled),
+        "history": history,
+    }
 
 
 def train_epoch(
@@ -258,6 +309,13 @@ def _set_learning_rates(trainer: Trainer) -> float:
             for group in optimizer.param_groups:
                 group["lr"] = base * factor
     return config.lr * factor
+
+
+def _acceptance_log(acceptance: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The log's first record: the acceptance's validation history (none without one)."""
+    if not acceptance:
+        return []
+    return [{"acceptance": {"examples": acceptance["examples"], "history": acceptance["history"]}}]
 
 
 def _write_log(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:

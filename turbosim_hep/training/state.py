@@ -101,6 +101,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         #: Identifies the training and validation events once `prepare` has seen them.
         self.fingerprint: list[float] | None = None
+        #: The detector acceptance learnt beside the model (`train`), stored with it:
+        #: ``config``, ``state``, ``settings`` and its validation ``history``.
+        self.acceptance: dict[str, Any] | None = None
 
     def _trained_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters of the networks some active term reaches (the others stay untouched)."""
@@ -276,6 +279,7 @@ class Trainer:
             history=history,
             training_state=state,
             metadata=metadata,
+            acceptance=self.acceptance,
         )
 
     @classmethod
@@ -328,4 +332,5 @@ class Trainer:
             )
         best = model_from_checkpoint(payload, path).state_dict()
         trainer.load_state_dict({**state, "best_state": best, "history": payload["history"]})
+        trainer.acceptance = payload.get("acceptance")
         return trainer
