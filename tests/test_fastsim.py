@@ -11,6 +11,7 @@ import awkward as ak
 import numpy as np
 import pylhe
 import pytest
+import uproot
 
 import turbosim_hep
 from turbosim_hep import layout, physics
@@ -188,12 +189,23 @@ def test_identical_histograms_across_executors_and_chunk_sizes(setup):
     assert sum(outputs[0]["cutflow"]["fastsim"].values()) > 0
 
 
-def test_real_delphes_nanoevents(setup, delphes_file):
+def test_real_delphes_nanoevents(setup, delphes_file, tmp_path):
     metadata = {"filename": str(delphes_file), "entrystart": 0}
     events = open_nanoevents(delphes_file, metadata=metadata)
-    sim = FastSim(setup["model"])(events)
-    assert len(sim.mask) == len(events) and not sim.mask.any()  # tt-bar H: not the final state
-    assert len(sim.Jet) == 0
+    # pp -> ttH: no event of the reference channel, one of the charge-conjugate channel
+    sim = FastSim(setup["model"], channel="electron")(events)
+    assert len(sim.mask) == len(events) and not sim.mask.any() and len(sim.Jet) == 0
+    sim = FastSim(setup["model"], seed=3)(events)
+    assert sim.mask.tolist() == [i == 4 for i in range(len(events))]
+    assert sim.conjugate.tolist() == [True] and sim.Electron.charge.tolist() == [[1]]
+    # the plugin and the simulate command give the same event
+    run("simulate", setup["model"], [str(delphes_file)], tmp_path / "sim.root", seed=3,
+        progress=False)
+    with uproot.open(tmp_path / "sim.root") as file:
+        written = file["Events"].arrays()
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(written.Jet_pt)), ak.to_numpy(ak.flatten(sim.Jet.pt)), rtol=1e-6
+    )
 
 
 def test_importing_the_plugin_imports_no_analysis():

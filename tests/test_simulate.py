@@ -136,11 +136,19 @@ def test_delphes_partons(files, tmp_path):
     np.testing.assert_allclose(got["x"], expected, rtol=1e-4, atol=1e-2)
 
 
-def test_real_delphes_file_without_the_final_state(files, delphes_file, tmp_path):
+def test_real_delphes_file_without_the_reference_final_state(files, delphes_file, tmp_path):
+    # pp -> ttH: one event decays as t -> b e+ nu, t-bar -> b-bar u-bar d (the
+    # charge-conjugate channel), none in the reference channel
     out = tmp_path / "sim.root"
     with pytest.raises(InputError, match="no usable events"):
-        simulate_files(files["model"], [delphes_file], out, progress=False)
+        simulate_files(files["model"], [delphes_file], out, progress=False, channel="electron")
     assert os.listdir(tmp_path) == []
+    summary = simulate_files(files["model"], [delphes_file], out, progress=False)
+    assert summary.written == 1
+    with uproot.open(out) as file:
+        events = file["Events"].arrays()
+    assert events["Electron_charge"].tolist() == [[1]]
+    assert events["Parton_pdgId"].tolist() == [layout.parton_pdg_ids("positron").tolist()]
 
 
 def test_output_opens_in_coffea(files, tmp_path):
@@ -181,10 +189,23 @@ def test_unfold(files, tmp_path):
 
 def test_unfold_applies_the_reference_selection(files, mixed_file, tmp_path):
     path, truth = mixed_file
-    summary = unfold_files(files["model"], [path], tmp_path / "u.root", progress=False)
-    selected = ((truth["n_electrons"] == 1) & (truth["charge"] == -1) & (truth["n_muons"] == 0)
-                & (truth["n_photons"] == 0) & (truth["n_jets"] == 4))
-    assert summary.written == selected.sum()
+    summary = unfold_files(
+        files["model"], [path], tmp_path / "u.root", progress=False, channel="electron"
+    )
+    clean = (truth["n_electrons"] == 1) & (truth["n_muons"] == 0) & (truth["n_photons"] == 0) & (
+        truth["n_jets"] == 4
+    )
+    assert summary.written == np.count_nonzero(clean & (truth["charge"] == -1))
+    # both channels: the events of a single positron too, unfolded in their own frame
+    summary = unfold_files(files["model"], [path], tmp_path / "both.root", progress=False)
+    assert summary.written == np.count_nonzero(clean)
+    with uproot.open(tmp_path / "both.root") as file:
+        events = file["Events"].arrays()
+    positron = ak.to_numpy(events.Electron_charge[:, 0]) == 1
+    assert positron.sum() == np.count_nonzero(clean & (truth["charge"] == 1)) > 0
+    ids = ak.to_numpy(events.Parton_pdgId)
+    assert np.all(ids[positron] == layout.parton_pdg_ids("positron"))
+    assert np.all(ids[~positron] == layout.parton_pdg_ids("electron"))
     with pytest.raises(InputError, match="LHE file holds partons only"):
         unfold_files(files["model"], [write_lhe(tmp_path / "a.lhe", files["z"][:5])],
             tmp_path / "v.root", progress=False)

@@ -15,9 +15,15 @@ pickles small and never ships weights to the workers. Each worker process loads 
 model once (`turbosim_hep.inference.cached_model`) on the first chunk it runs, on CUDA
 when it has one (``device="auto"``).
 
-The noise of each event is `turbosim_hep.random.event_normal` of (seed, input file name,
-entry number), so results do not depend on how the work is cut: iterative, futures or
-Dask executors and any chunk size give the same histograms.
+As ``turbosim-hep simulate`` does, `FastSim` simulates both charge-conjugate channels
+and applies the model's acceptance (`turbosim_hep.inference.plan_replicas`): by default
+an event is kept with the probability that a detector selects it (``sim.mask``), or
+with ``acceptance="weight"`` every event is kept with that probability as its weight
+(``sim.weight``).
+
+The random numbers of each event are `turbosim_hep.random`'s of (seed, input file
+name, entry number), so results do not depend on how the work is cut: iterative,
+futures or Dask executors and any chunk size give the same histograms.
 """
 
 from __future__ import annotations
@@ -28,11 +34,21 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from turbosim_hep import layout
 from turbosim_hep.device import resolve_device
-from turbosim_hep.inference import BATCH_EVENTS, cached_model, run_model
-from turbosim_hep.io import formats, nanoevents
+from turbosim_hep.inference import (
+    ACCEPTANCE_MODES,
+    BATCH_EVENTS,
+    acceptance_probabilities,
+    cached_acceptance,
+    cached_model,
+    plan_replicas,
+    resolve_acceptance,
+    run_model,
+)
+from turbosim_hep.io import EventBatch, formats, nanoevents
 from turbosim_hep.io.writer import reco_collections
-from turbosim_hep.random import event_normal, stream_id
+from turbosim_hep.random import stream_id
 
 
 @dataclass
@@ -42,16 +58,25 @@ class FastSimOutput:
     Attributes
     ----------
     mask : numpy.ndarray
-        bool, one per input event: True where the event had the e- nu_e-bar b b-bar u
-        d-bar partons with finite momenta and the model gave finite outputs.
+        bool, one per input event: True where the event had the partons of a simulated
+        channel with finite momenta, was kept by the acceptance (``sample``) and the
+        model gave finite outputs.
     Electron : awkward.Array
-        ``n * var * Electron`` (one electron of charge -1 per event), n = mask.sum().
+        ``n * var * Electron`` (one electron per event, of its channel's charge),
+        n = mask.sum().
     Jet : awkward.Array
         ``n * var * Jet`` (four jets in pT order).
     MissingET : awkward.Array
         ``n * MissingET`` (pt, phi).
     x : numpy.ndarray
-        float32 (n, 24): the same events in the X layout.
+        float32 (n, 24): the same events in the X layout, charge-conjugate events
+        CP-mirrored (`turbosim_hep.io.events.EventBatch`).
+    conjugate : numpy.ndarray
+        bool (n,): events of the charge-conjugate channel.
+    weight : numpy.ndarray
+        float32 (n,): event weights (the acceptance with ``acceptance="weight"``).
+    acceptance : numpy.ndarray or None
+        (n,) acceptance of each event, where it was applied.
     """
 
     mask: np.ndarray
@@ -59,6 +84,9 @@ class FastSimOutput:
     Jet: ak.Array
     MissingET: ak.Array
     x: np.ndarray
+    conjugate: np.ndarray
+    weight: np.ndarray
+    acceptance: np.ndarray | None
 
 
 class FastSim:
@@ -75,6 +103,12 @@ class FastSim:
         worker, not where the processor is built.
     batch_size : int, optional
         Events per forward pass (default: 16384 on CPU, 262144 on CUDA).
+    acceptance : {"sample", "weight", "off"}, optional
+        How the model's acceptance applies, as for ``turbosim-hep simulate``
+        (`turbosim_hep.inference.resolve_acceptance`; default ``sample`` for a model
+        with an acceptance, ``off`` for one without).
+    channel : {"electron", "positron", "both"}
+        Which final states to simulate (default both).
     """
 
     def __init__(
@@ -84,14 +118,26 @@ class FastSim:
         seed: int = 0,
         device: str = "auto",
         batch_size: int | None = None,
+        acceptance: str | None = None,
+        channel: str = "both",
     ):
+        if acceptance not in (None, *ACCEPTANCE_MODES):
+            raise ValueError(
+                f"acceptance must be one of {', '.join(ACCEPTANCE_MODES)}, not {acceptance!r}"
+            )
+        layout.channels_of(channel)
         self.model_path = os.path.abspath(os.fspath(model))
         self.seed = int(seed)
         self.device = str(device)
         self.batch_size = batch_size
+        self.acceptance = acceptance
+        self.channel = channel
 
     def __repr__(self) -> str:
-        return f"FastSim({self.model_path!r}, seed={self.seed}, device={self.device!r})"
+        return (
+            f"FastSim({self.model_path!r}, seed={self.seed}, device={self.device!r}, "
+            f"acceptance={self.acceptance!r}, channel={self.channel!r})"
+        )
 
     @property
     def model(self):
@@ -112,8 +158,8 @@ class FastSim:
                 "events.metadata has no 'filename'; call simulate() with file= and entry="
             )
         start = int(metadata.get("entrystart", 0) or 0)
-        rows, z = nanoevents.parton_z(events)
-        return self._simulate(len(events), rows, z, metadata["filename"], start + rows)
+        rows, batch = nanoevents.parton_z(events, self.channel)
+        return self._simulate(len(events), rows, batch, metadata["filename"], start + rows)
 
     def simulate(
         self, partons: ak.Array, *, file: str, entry: np.ndarray | None = None
@@ -141,32 +187,44 @@ class FastSim:
         entry = np.arange(n, dtype=np.int64) if entry is None else np.asarray(entry, dtype=np.int64)
         if len(entry) != n:
             raise ValueError(f"{len(entry)} entry numbers for {n} events")
-        rows, z = nanoevents.collection_z(partons)
-        return self._simulate(n, rows, z, file, entry[rows])
+        rows, batch = nanoevents.collection_z(partons, self.channel)
+        return self._simulate(n, rows, batch, file, entry[rows])
 
     def _simulate(
-        self, n: int, rows: np.ndarray, z: np.ndarray, file: str, entry: np.ndarray
+        self, n: int, rows: np.ndarray, batch: EventBatch, file: str, entry: np.ndarray
     ) -> FastSimOutput:
-        """The model on the partons ``z`` of the events at ``rows`` of ``n``, entries ``entry``."""
-        finite = np.isfinite(z).all(axis=1)
-        rows, z, entry = rows[finite], z[finite], entry[finite]
+        """The model on the partons of ``batch``, events ``rows`` of ``n``, entries ``entry``."""
+        finite = np.isfinite(batch.z).all(axis=1)
+        rows, batch, entry = rows[finite], batch.take(finite), entry[finite]
         model = self.model
         device = resolve_device(self.device)
-        noise = None
-        if model.decoder_noise_dim:
-            stream = stream_id(os.path.basename(file))
-            noise = event_normal(self.seed, stream, entry, model.decoder_noise_dim)
         batch_size = self.batch_size or BATCH_EVENTS[device.type]
-        x = run_model(model.simulate, z, noise, device, batch_size)
+        acceptance = cached_acceptance(self.model_path, self.device)
+        mode = resolve_acceptance(self.acceptance, acceptance, self.model_path)
+        epsilon = None
+        if mode != "off":
+            epsilon = acceptance_probabilities(acceptance, batch.z, device, batch_size)
+        (replica,) = plan_replicas(
+            entry, batch.weights, epsilon, seed=self.seed,
+            stream=stream_id(os.path.basename(file)), noise_dim=model.decoder_noise_dim,
+            mode=mode,
+        )
+        x = run_model(model.simulate, batch.z[replica.rows], replica.noise, device, batch_size)
         good = np.isfinite(x).all(axis=1)
-        rows, x = rows[good], x[good]
+        kept, x, weight = replica.rows[good], x[good], replica.weight[good]
         mask = np.zeros(n, dtype=bool)
-        mask[rows] = True
-        electron, jet, met = nanoaod_collections(x)
-        return FastSimOutput(mask=mask, Electron=electron, Jet=jet, MissingET=met, x=x)
+        mask[rows[kept]] = True
+        conjugate = batch.conjugates[kept]
+        electron, jet, met = nanoaod_collections(x, conjugate)
+        return FastSimOutput(
+            mask=mask, Electron=electron, Jet=jet, MissingET=met, x=x, conjugate=conjugate,
+            weight=weight, acceptance=None if epsilon is None else epsilon[kept],
+        )
 
 
-def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
+def nanoaod_collections(
+    x: np.ndarray, conjugate: np.ndarray | None = None
+) -> tuple[ak.Array, ak.Array, ak.Array]:
     """Electron, Jet and MissingET collections with coffea's NanoAOD behaviours.
 
     The collections of `turbosim_hep.io.writer.reco_collections` (those
@@ -179,6 +237,9 @@ def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
     ----------
     x : numpy.ndarray
         Shape (n, 24) in the X layout.
+    conjugate : numpy.ndarray, optional
+        bool (n,): events of the charge-conjugate channel (CP-mirrored in ``x``), given
+        back in their own frame with a positron.
 
     Returns
     -------
@@ -189,7 +250,7 @@ def nanoaod_collections(x: np.ndarray) -> tuple[ak.Array, ak.Array, ak.Array]:
     # hist and rich, which a processor that only holds a FastSim does not need.
     from coffea.nanoevents.methods import nanoaod
 
-    collections = reco_collections(x)
+    collections = reco_collections(x, conjugate=conjugate)
     jet = collections[formats.JET]
     jet = ak.with_field(jet, ak.zeros_like(jet.pt), "charge")
     return (
@@ -215,7 +276,8 @@ def simulated_events(events: ak.Array, fastsim: FastSim) -> ak.Array:
 
     A drop-in for processors written for the project's files: the returned NanoEvents
     look like those of a ``turbosim-hep simulate`` output (``MET`` as `TurboSimSchema`
-    names it, no Muon or Photon), with the partons and event ids kept. For Delphes
+    names it, no Muon or Photon, the event ``weight``), with the partons and event ids
+    kept. For Delphes
     NanoEvents call ``fastsim(events)`` and use its collections directly.
     """
     sim = fastsim(events)
@@ -226,6 +288,7 @@ def simulated_events(events: ak.Array, fastsim: FastSim) -> ak.Array:
     kept[formats.ELECTRON] = sim.Electron
     kept[formats.JET] = sim.Jet
     kept[formats.MET] = sim.MissingET
+    kept[formats.EVENT_WEIGHT] = sim.weight
     return kept
 
 

@@ -7,7 +7,11 @@ at a time so that the hidden activations stay in the CPU cache (no compilation s
 nothing to warm up; docs/simulate.md gives the measured gain).
 `cached_model` keeps one prepared model per (file, content, device) in each process, so a
 worker of a process pool or of a Dask cluster loads a model once, however many tasks
-it runs.
+it runs; `cached_acceptance` does the same for the acceptance stored with it.
+
+`plan_replicas` decides, for a chunk of parton-level events, which events each replica
+simulates (the acceptance applied by sampling or by weight, `ACCEPTANCE_MODES`) and
+draws their noise: the one policy of ``turbosim-hep simulate`` and of the coffea plugin.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import copy
 import functools
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,9 +30,11 @@ from torch import nn
 
 from turbosim_hep import layout
 from turbosim_hep.device import flush_denormals, resolve_device
-from turbosim_hep.errors import InputError
-from turbosim_hep.model.checkpoint import load_model
+from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.model.acceptance import AcceptanceModel
+from turbosim_hep.model.checkpoint import load_acceptance, load_model
 from turbosim_hep.model.turbosim import TurboSim
+from turbosim_hep.random import event_normal, event_uniform
 
 #: Events per block of a fused MLP on a CPU (see `FusedMLP`); ``benchmarks/bench_simulate.py``
 #: measures the choice.
@@ -162,6 +170,7 @@ def run_model(
     noise: np.ndarray | None,
     device: torch.device,
     batch_size: int,
+    width: int = layout.N_FEATURES,
 ) -> np.ndarray:
     """Apply ``model.simulate`` or ``model.unfold`` to host arrays in batches.
 
@@ -180,17 +189,19 @@ def run_model(
         The model's device.
     batch_size : int
         Events per forward pass.
+    width : int
+        Values per event of the function's output.
 
     Returns
     -------
     numpy.ndarray
-        float32 (n, 24) outputs.
+        float32 (n, width) outputs.
     """
     n = len(inputs)
     cuda = device.type == "cuda"
     host_inputs = torch.from_numpy(inputs)
     host_noise = torch.from_numpy(noise) if noise is not None else None
-    host_outputs = torch.empty((n, layout.N_FEATURES), dtype=torch.float32, pin_memory=cuda)
+    host_outputs = torch.empty((n, width), dtype=torch.float32, pin_memory=cuda)
     if cuda:
         host_inputs = host_inputs.pin_memory()
         host_noise = host_noise.pin_memory() if host_noise is not None else None
@@ -203,3 +214,159 @@ def run_model(
     if cuda:
         torch.cuda.current_stream(device).synchronize()  # writing needs the values
     return host_outputs.numpy()
+
+
+# --- the acceptance, replicas and noise of simulated events ----------------------------
+
+#: How ``simulate`` applies the acceptance epsilon(z) of a model: ``sample`` keeps an
+#: event with probability epsilon, ``weight`` keeps every event with its weight times
+#: epsilon, ``off`` keeps every event as if it were selected.
+ACCEPTANCE_MODES: tuple[str, ...] = ("sample", "weight", "off")
+
+
+def resolve_acceptance(
+    requested: str | None, acceptance: AcceptanceModel | None, model: str
+) -> str:
+    """The acceptance mode of a simulation (`turbosim_hep.inference.ACCEPTANCE_MODES`).
+
+    None (the default) means ``sample`` for a model with an acceptance: the output then
+    holds the selected yield of a raw parton sample, the right answer for a user who
+    counts events. A model without one (trained on selected events only) simulates every
+    event as if it were selected, with a warning.
+
+    Raises
+    ------
+    TurbosimError
+        For an unknown mode, or ``sample``/``weight`` asked of a model without acceptance.
+    """
+    if requested is None:
+        if acceptance is not None:
+            return "sample"
+        warnings.warn(
+            f"{os.path.basename(model)} has no acceptance (it was trained on selected events "
+            "only): every parton event is simulated as if it passed the selection",
+            stacklevel=3,
+        )
+        return "off"
+    if requested not in ACCEPTANCE_MODES:
+        raise TurbosimError(
+            f"--acceptance must be one of {', '.join(ACCEPTANCE_MODES)}, not {requested!r}"
+        )
+    if requested != "off" and acceptance is None:
+        raise InputError(
+            model,
+            f"has no acceptance (trained on files without rejected events): --acceptance "
+            f"{requested} needs one; retrain on files that keep them, or use --acceptance off",
+        )
+    return requested
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_acceptance(path: str, sha256: str, device: str) -> AcceptanceModel | None:
+    return load_acceptance(path, device=device)
+
+
+def cached_acceptance(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> AcceptanceModel | None:
+    """The acceptance stored with a model (None if it has none), loaded once per process.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, corrupt, or not a turbosim-hep model.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise InputError(path, "no such file" if not os.path.exists(path) else "not a model file")
+    return _cached_acceptance(path, file_sha256(path), str(resolve_device(device)))
+
+
+def acceptance_probabilities(
+    acceptance: AcceptanceModel, z: np.ndarray, device: torch.device, batch_size: int
+) -> np.ndarray:
+    """epsilon(z) of float32 (n, 24) parton-level events, as float64 (n,)."""
+    with torch.inference_mode():
+        values = run_model(lambda batch, _: acceptance(batch)[:, None], z, None, device,
+                           batch_size, width=1)
+    return values[:, 0].astype(np.float64)
+
+
+@dataclass
+class Replica:
+    """The events of one copy of a chunk that go through the decoder.
+
+    Attributes
+    ----------
+    replica : int
+        Which copy (0 to K - 1 of ``--oversample K``).
+    rows : numpy.ndarray
+        Positions of its events in the chunk (those the acceptance kept).
+    noise : numpy.ndarray or None
+        float32 (len(rows), noise_dim) noise of the decoder.
+    weight : numpy.ndarray
+        float32 (len(rows),) event weights: the input's, times epsilon with the
+        ``weight`` mode, over the number of replicas.
+    outputs : numpy.ndarray or None
+        float32 (len(rows), 24) decoder outputs, once inferred.
+    """
+
+    replica: int
+    rows: np.ndarray
+    noise: np.ndarray | None
+    weight: np.ndarray
+    outputs: np.ndarray | None = None
+
+
+def plan_replicas(
+    entry: np.ndarray,
+    weight: np.ndarray,
+    epsilon: np.ndarray | None,
+    *,
+    seed: int,
+    stream: int,
+    noise_dim: int,
+    mode: str = "sample",
+    oversample: int = 1,
+) -> list[Replica]:
+    """Which events of a chunk each replica simulates, with their noise and weights.
+
+    Every random number is keyed by (seed, stream, entry, replica)
+    (`turbosim_hep.random`): the decisions and the noise of an event do not depend on
+    chunking, jobs or devices. Replica 0 of ``oversample=1`` with the ``off`` mode draws
+    the same noise as a run without replicas.
+
+    Parameters
+    ----------
+    entry : numpy.ndarray
+        Entry numbers of the chunk's events in their input.
+    weight : numpy.ndarray
+        Their input weights.
+    epsilon : numpy.ndarray or None
+        Their acceptance (None: no acceptance, as ``off``).
+    seed, stream : int
+        Seed of the run and stream of the input file.
+    noise_dim : int
+        Noise values of the decoder per event (0: deterministic).
+    mode : {"sample", "weight", "off"}
+        How the acceptance applies (`ACCEPTANCE_MODES`).
+    oversample : int
+        Copies of each event, each with its own noise and acceptance decision.
+
+    Returns
+    -------
+    list of Replica
+    """
+    replicas = []
+    for replica in range(oversample):
+        rows = np.arange(len(entry))
+        if epsilon is not None and mode == "sample":
+            rows = np.flatnonzero(event_uniform(seed, stream, entry, replica=replica) < epsilon)
+        weights = weight[rows].astype(np.float32) / np.float32(oversample)
+        if epsilon is not None and mode == "weight":
+            weights = (weights * epsilon[rows]).astype(np.float32)
+        noise = None
+        if noise_dim:
+            noise = event_normal(seed, stream, entry[rows], noise_dim, replica=replica)
+        replicas.append(Replica(replica, rows, noise, weights))
+    return replicas

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from turbosim_hep import __version__
 from turbosim_hep.errors import TurbosimError
@@ -37,13 +38,26 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``turbosim-hep``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return args._run(args) or 0
+        with warnings.catch_warnings():
+            # the package's own warnings are part of the command's output, every time
+            warnings.filterwarnings("always", category=UserWarning, module=r"turbosim_hep\.")
+            warnings.showwarning = _one_line_warning(args.command)
+            return args._run(args) or 0
     except TurbosimError as err:
         print(f"turbosim-hep {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"turbosim-hep {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(command: str):
+    """A `warnings.showwarning` that prints ``turbosim-hep COMMAND: warning: message``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"turbosim-hep {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

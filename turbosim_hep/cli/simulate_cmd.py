@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from turbosim_hep.layout import CHANNEL_CHOICES
+
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
     from turbosim_hep.pipeline import RunSummary
 
@@ -16,12 +18,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "simulate",
         help="simulate detector-level events from parton-level files with a trained model",
         description="Generate the electron, missing transverse momentum and four jets of "
-        "every e- nu_e-bar b b-bar u d-bar event of the INPUT files (the project's ROOT "
-        "files, Delphes files, LHE files plain or gzipped, HDF5 exports) with the decoder of "
-        "MODEL, and write them with the input partons to one ROOT file. Events with another final "
-        "state or with NaN/infinite values are counted and skipped.",
+        "every e- nu_e-bar b b-bar u d-bar event (and of its charge conjugate) of the INPUT "
+        "files (the project's ROOT files, Delphes files, LHE files plain or gzipped, HDF5 "
+        "exports) with the decoder of MODEL, and write them with the input partons to one "
+        "ROOT file. Most events of a raw parton sample would fail the detector selection: the "
+        "acceptance learnt with the model keeps each event with the probability that it "
+        "passes (--acceptance sample, the default), so the output holds the yield a detector "
+        "would select and needs no weights. Events with another final state or with "
+        "NaN/infinite values are counted and skipped.",
     )
     add_run_arguments(parser)
+    parser.add_argument(
+        "--acceptance",
+        default=None,
+        metavar="{sample,weight,off}",
+        help="how the model's detector acceptance epsilon(partons) applies: 'sample' (the "
+        "default when the model has one) keeps each event with probability epsilon, so "
+        "counts and unweighted histograms give the selected yield; 'weight' keeps every "
+        "event with weight = epsilon (smaller statistical errors, fill with the weight "
+        "branch); 'off' simulates every event as if it were selected (for inputs that "
+        "already passed the selection; the default for a model without acceptance)",
+    )
+    parser.add_argument(
+        "--oversample", type=int, default=1, metavar="K",
+        help="simulate every input event K times with independent noise and acceptance "
+        "decisions (branch 'replica', weights divided by K; default 1)",
+    )
     return parser
 
 
@@ -51,6 +73,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=None, metavar="ADDRESS",
         help="run the input files on this Dask distributed scheduler (tcp://host:8786)",
     )
+    parser.add_argument(
+        "--channel", choices=CHANNEL_CHOICES, default="both",
+        help="electron (e- nu_e-bar b b-bar u d-bar, the paper's), positron (its charge "
+        "conjugate, CP-mirrored through the model) or both (default)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -59,6 +86,9 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
     """Run simulate or unfold from parsed arguments and print the summary."""
     from turbosim_hep.pipeline import simulate_files, unfold_files
 
+    options = {"channel": args.channel}
+    if direction == "simulate":
+        options |= {"acceptance": args.acceptance, "oversample": args.oversample}
     run_files = simulate_files if direction == "simulate" else unfold_files
     summary = run_files(
         args.model,
@@ -71,6 +101,7 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
         scheduler=args.scheduler,
         force=args.force,
         progress=not args.quiet and sys.stderr.isatty(),
+        **options,
     )
     print_summary(summary, direction)
     return 0
@@ -86,10 +117,13 @@ _SKIPPED = {
 def print_summary(summary: RunSummary, direction: str) -> None:
     """One line per input (events read, skipped and why, written), then the total."""
     for f in summary.files:
+        replicas = f" ({f.oversample} replicas each)" if f.oversample > 1 else ""
+        rejected = f"{f.rejected} rejected by the acceptance, " if f.applies_acceptance else ""
         print(
-            f"{os.path.basename(f.path)}: {f.written} of {f.total} events written; skipped "
-            f"{f.total - f.selected} {_SKIPPED[direction]}, {f.nonfinite_inputs} with NaN or "
-            f"infinite inputs, {f.nonfinite_outputs} with NaN or infinite outputs"
+            f"{os.path.basename(f.path)}: {f.written} of {f.total} events written"
+            f"{replicas}; skipped {f.total - f.selected} {_SKIPPED[direction]}, {rejected}"
+            f"{f.nonfinite_inputs} with NaN or infinite inputs, {f.nonfinite_outputs} with "
+            "NaN or infinite outputs"
         )
     rate = summary.written / summary.seconds if summary.seconds > 0 else float("nan")
     print(

@@ -33,6 +33,12 @@ class Job:
         Events per chunk read.
     threads : int
         Torch intra-op threads of the inference (0: leave torch's setting).
+    channel : {"electron", "positron", "both"}
+        Which channel's events are read (`turbosim_hep.layout.CHANNEL_CHOICES`).
+    acceptance : {"sample", "weight", "off"}
+        How the model's acceptance applies (simulate; `turbosim_hep.inference.ACCEPTANCE_MODES`).
+    oversample : int
+        Replicas of every input event (simulate).
     """
 
     direction: Direction
@@ -42,3 +48,6 @@ class Job:
     batch_size: int
     chunk_events: int = CHUNK_EVENTS
     threads: int = 0
+    channel: str = "both"
+    acceptance: str = "off"
+    oversample: int = 1

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from turbosim_hep import __version__
+from turbosim_hep import __version__, layout
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import TurbosimError
-from turbosim_hep.inference import BATCH_EVENTS, cached_model, file_sha256
+from turbosim_hep.inference import (
+    BATCH_EVENTS,
+    cached_acceptance,
+    cached_model,
+    file_sha256,
+    resolve_acceptance,
+)
 from turbosim_hep.io.writer import EventWriter, read_chunks
 from turbosim_hep.outputs import check_output_path
 from turbosim_hep.pipeline import executors
@@ -47,11 +53,17 @@ def simulate_files(
     chunk_events: int = CHUNK_EVENTS,
     force: bool = False,
     progress: bool = True,
+    acceptance: str | None = None,
+    oversample: int = 1,
+    channel: str = "both",
 ) -> RunSummary:
     """Simulate the detector-level events of parton-level files (Z -> X, the decoder).
 
-    Every input event with the e- nu_e-bar b b-bar u d-bar final state is simulated;
-    the output holds the generated Electron, Jet and MET beside the input partons.
+    Every input event with the e- nu_e-bar b b-bar u d-bar final state (or its charge
+    conjugate) is simulated, as many times as ``oversample`` asks, and kept or weighted
+    by the model's acceptance; the output holds the generated Electron, Jet and MET
+    beside the input partons, the event weight (``weight``), the acceptance
+    (``acceptance``) and the replica number (``replica``, with ``oversample`` above 1).
 
     Parameters
     ----------
@@ -80,6 +92,20 @@ def simulate_files(
         Overwrite an existing output.
     progress : bool
         Show progress bars.
+    acceptance : {"sample", "weight", "off"}, optional
+        How the model's acceptance epsilon(z) applies
+        (`turbosim_hep.inference.resolve_acceptance`): ``sample`` keeps each event with
+        probability epsilon (a reproducible decision per event and replica), so the
+        output holds the selected yield; ``weight`` keeps every event with weight
+        epsilon; ``off`` simulates every event as if it were selected (for inputs
+        already selected). Default: ``sample`` when the model has an acceptance, ``off``
+        (with a warning) when it has none.
+    oversample : int
+        Simulate every input event this many times, each with its own noise and
+        acceptance decision; the weights are divided by it.
+    channel : {"electron", "positron", "both"}
+        Which final states to simulate: e- nu_e-bar b b-bar u d-bar, its charge
+        conjugate (CP-mirrored through the model), or both.
 
     Returns
     -------
@@ -100,7 +126,7 @@ def simulate_files(
     return run_files(
         "simulate", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
         jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress,
+        progress=progress, acceptance=acceptance, oversample=oversample, channel=channel,
     )
 
 
@@ -117,11 +143,13 @@ def unfold_files(
     chunk_events: int = CHUNK_EVENTS,
     force: bool = False,
     progress: bool = True,
+    channel: str = "both",
 ) -> RunSummary:
     """Unfold detector-level files to the six partons (X -> Z, the encoder).
 
-    Every input event that passes the reference selection is unfolded; the output
-    holds the generated Parton collection beside the input Electron, Jet and MET.
+    Every input event that passes the reference selection (or its charge-conjugate
+    version) is unfolded; the output holds the generated Parton collection beside the
+    input Electron, Jet and MET.
 
     Parameters
     ----------
@@ -149,6 +177,9 @@ def unfold_files(
         Overwrite an existing output.
     progress : bool
         Show progress bars.
+    channel : {"electron", "positron", "both"}
+        Which selection's events to unfold: the reference one (an electron of charge
+        -1), its charge conjugate (a positron), or both.
 
     Returns
     -------
@@ -164,7 +195,7 @@ def unfold_files(
     return run_files(
         "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
         jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress,
+        progress=progress, channel=channel,
     )
 
 
@@ -182,16 +213,27 @@ def run_files(
     chunk_events: int = CHUNK_EVENTS,
     force: bool = False,
     progress: bool = True,
+    acceptance: str | None = None,
+    oversample: int = 1,
+    channel: str = "both",
 ) -> RunSummary:
     """Simulate or unfold input files into one ROOT file.
 
     `simulate_files` and `unfold_files` with the direction as first argument:
     ``"simulate"`` (Z -> X, the decoder) or ``"unfold"`` (X -> Z, the encoder); the
-    other parameters are theirs.
+    other parameters are theirs (``acceptance`` and ``oversample`` are simulate's).
     """
     start_time = time.perf_counter()
     if seed < 0:
         raise TurbosimError(f"the seed must be non-negative, not {seed}")
+    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
+        raise TurbosimError(f"--oversample must be a positive integer, not {oversample!r}")
+    if direction == "unfold" and (acceptance not in (None, "off") or oversample != 1):
+        raise TurbosimError("unfold takes no acceptance and no oversampling")
+    if channel not in layout.CHANNEL_CHOICES:
+        raise TurbosimError(
+            f"--channel must be one of {', '.join(layout.CHANNEL_CHOICES)}, not {channel!r}"
+        )
     output = check_output_path(output, force=force)
     model = os.path.abspath(os.fspath(model))
     inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
@@ -199,6 +241,9 @@ def run_files(
         raise TurbosimError("no input files")
     resolved = resolve_device(device)
     fused = cached_model(model, resolved)  # fail on a bad model before any work
+    mode = "off"
+    if direction == "simulate":
+        mode = resolve_acceptance(acceptance, cached_acceptance(model, resolved), model)
     for path in inputs:
         open_input(path, direction)  # fail on a bad input before any work
     _warn_of_shared_names(inputs)
@@ -211,6 +256,9 @@ def run_files(
         batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
         chunk_events=int(chunk_events),
         threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
+        channel=channel,
+        acceptance=mode,
+        oversample=oversample,
     )
     metadata = {
         "command": direction,
@@ -222,6 +270,9 @@ def run_files(
         "torch_version": torch.__version__,
         "device": job.device,
         "inputs": [os.path.basename(p) for p in inputs],
+        "channel": channel,
+        "acceptance": mode,
+        "oversample": oversample,
     }
     with EventWriter(output, force=force, metadata=metadata) as writer:
         if scheduler is None and jobs == 1:

@@ -1,15 +1,17 @@
 """One input file through the model: read -> infer -> write, three overlapping stages.
 
 The read stage (a thread) reads a chunk of selected events, drops and counts those with
-non-finite inputs and draws their noise; the infer stage (the calling thread) runs the
-model on the chunk in batches; the write stage (a thread) drops and counts the events
+non-finite inputs, and plans its replicas: the acceptance of every event (simulate, with
+a model that has one), which events each replica keeps, and their noise
+(`turbosim_hep.inference.plan_replicas`); the infer stage (the calling thread) runs the
+model on each replica in batches; the write stage (a thread) drops and counts the events
 with non-finite outputs and appends the output columns to the ROOT file. At most three
 chunks are in memory at any time, so the peak memory does not grow with the number of
 events.
 
-The noise of every event comes from `turbosim_hep.random.event_normal` keyed by (seed,
-input file name, entry number): the output does not depend on chunk or batch sizes, on
-the number of jobs or on where the work ran.
+The random numbers of every event come from `turbosim_hep.random`, keyed by (seed,
+input file name, entry number, replica): the output does not depend on chunk or batch
+sizes, on the number of jobs or on where the work ran.
 """
 
 from __future__ import annotations
@@ -27,12 +29,25 @@ import torch
 from tqdm.auto import tqdm
 
 from turbosim_hep.errors import InputError
-from turbosim_hep.inference import cached_model, run_model
+from turbosim_hep.inference import (
+    Replica,
+    acceptance_probabilities,
+    cached_acceptance,
+    cached_model,
+    plan_replicas,
+    run_model,
+)
 from turbosim_hep.io import Cutflow, EventBatch, EventSource, EventWriter, open_events
+from turbosim_hep.model.acceptance import AcceptanceModel
 from turbosim_hep.pipeline.columns import output_columns
 from turbosim_hep.pipeline.job import Direction, Job
-from turbosim_hep.pipeline.summary import FINITE_INPUT_CUT, FINITE_OUTPUT_CUT, FileSummary
-from turbosim_hep.random import event_normal, stream_id
+from turbosim_hep.pipeline.summary import (
+    ACCEPTED_CUT,
+    FINITE_INPUT_CUT,
+    FINITE_OUTPUT_CUT,
+    FileSummary,
+)
+from turbosim_hep.random import stream_id
 
 
 @dataclass
@@ -44,25 +59,26 @@ class Chunk:
     entry : numpy.ndarray
         Entry numbers of the events in their input.
     inputs : numpy.ndarray
-        float32 (n, 24) model inputs, all finite.
-    noise : numpy.ndarray or None
-        float32 (n, noise_dim) noise of the model (None once used, or without noise).
-    outputs : numpy.ndarray or None
-        float32 (n, 24) model outputs, once inferred.
+        float32 (n, 24) model inputs, all finite (charge-conjugate events CP-mirrored).
+    conjugate : numpy.ndarray or None
+        bool (n,): events of the charge-conjugate channel (None: none is).
+    weight : numpy.ndarray
+        float32 (n,) input weights.
+    epsilon : numpy.ndarray or None
+        float64 (n,) acceptance of each event, where the model's acceptance applies.
+    replicas : list of Replica
+        The copies of the chunk that go through the model, once planned.
     """
 
     entry: np.ndarray
     inputs: np.ndarray
-    noise: np.ndarray | None = None
-    outputs: np.ndarray | None = None
+    conjugate: np.ndarray | None
+    weight: np.ndarray
+    epsilon: np.ndarray | None = None
+    replicas: list[Replica] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.entry)
-
-    def take(self, rows: np.ndarray) -> Chunk:
-        """The events ``rows`` (a boolean mask or indices) of every array."""
-        arrays = (getattr(self, field.name) for field in dataclasses.fields(self))
-        return Chunk(*(None if array is None else array[rows] for array in arrays))
 
 
 # --- read ------------------------------------------------------------------------------
@@ -99,22 +115,53 @@ def finite_chunks(
         inputs = batch.z if direction == "simulate" else batch.x
         finite = np.isfinite(inputs).all(axis=1)
         steps.add(FINITE_INPUT_CUT, np.count_nonzero(finite))
-        entry = batch.entry
         if not finite.all():
-            entry, inputs = entry[finite], inputs[finite]
+            batch, inputs = batch.take(finite), inputs[finite]
         if len(inputs):
-            yield Chunk(entry, np.ascontiguousarray(inputs, dtype=np.float32))
+            inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+            yield Chunk(batch.entry, inputs, batch.conjugate, batch.weights)
 
 
-def with_noise(chunks: Iterable[Chunk], seed: int, stream: int, noise_dim: int) -> Iterator[Chunk]:
-    """The chunks with the noise of their events (none when ``noise_dim`` is 0).
+@dataclass(frozen=True)
+class Planner:
+    """The read stage's last step: the acceptance, replicas and noise of each chunk.
 
-    The noise is `turbosim_hep.random.event_normal` of (seed, stream, entry).
+    Attributes
+    ----------
+    job : Job
+        Seed, acceptance mode and replicas of the run.
+    stream : int
+        Random stream of the input file (`turbosim_hep.random.stream_id` of its name).
+    noise_dim : int
+        Noise values of the model's function per event.
+    acceptance : AcceptanceModel or None
+        The model's acceptance where it applies (simulate, mode other than ``off``).
+    device : torch.device
+        Where the acceptance runs.
+    steps : Cutflow
+        Counts the replica events the acceptance keeps (`ACCEPTED_CUT`) when it applies.
     """
-    for chunk in chunks:
-        if noise_dim:
-            chunk.noise = event_normal(seed, stream, chunk.entry, noise_dim)
-        yield chunk
+
+    job: Job
+    stream: int
+    noise_dim: int
+    acceptance: AcceptanceModel | None
+    device: torch.device
+    steps: Cutflow
+
+    def __call__(self, chunk: Chunk) -> Chunk:
+        """The chunk with its acceptance (where it applies) and its planned replicas."""
+        if self.acceptance is not None:
+            chunk.epsilon = acceptance_probabilities(
+                self.acceptance, chunk.inputs, self.device, self.job.batch_size
+            )
+        chunk.replicas = plan_replicas(
+            chunk.entry, chunk.weight, chunk.epsilon, seed=self.job.seed, stream=self.stream,
+            noise_dim=self.noise_dim, mode=self.job.acceptance, oversample=self.job.oversample,
+        )
+        if self.acceptance is not None:
+            self.steps.add(ACCEPTED_CUT, sum(len(r.rows) for r in chunk.replicas))
+        return chunk
 
 
 # --- infer -----------------------------------------------------------------------------
@@ -122,7 +169,7 @@ def with_noise(chunks: Iterable[Chunk], seed: int, stream: int, noise_dim: int) 
 
 @dataclass(frozen=True)
 class Inference:
-    """The infer stage: the model's function on chunks, in batches on its device.
+    """The infer stage: the model's function on every replica of a chunk, in batches.
 
     Attributes
     ----------
@@ -151,22 +198,46 @@ class Inference:
         return cls(model.unfold, model.encoder_noise_dim, device, job.batch_size)
 
     def __call__(self, chunk: Chunk) -> Chunk:
-        """The chunk with its outputs (its noise, now used, dropped)."""
-        outputs = run_model(self.function, chunk.inputs, chunk.noise, self.device, self.batch_size)
-        return dataclasses.replace(chunk, noise=None, outputs=outputs)
+        """The chunk with the outputs of each replica (its noise, now used, dropped)."""
+        for replica in chunk.replicas:
+            inputs = chunk.inputs if len(replica.rows) == len(chunk) else chunk.inputs[replica.rows]
+            replica.outputs = run_model(
+                self.function, inputs, replica.noise, self.device, self.batch_size
+            )
+            replica.noise = None
+        return chunk
 
 
 # --- write -----------------------------------------------------------------------------
 
 
-def finite_outputs(chunk: Chunk, steps: Cutflow) -> Chunk:
-    """The chunk without the events whose outputs hold NaN or infinite values.
+def finite_outputs(replica: Replica, steps: Cutflow) -> Replica:
+    """The replica without the events whose outputs hold NaN or infinite values.
 
     The events kept are counted in ``steps`` as `FINITE_OUTPUT_CUT`.
     """
-    finite = np.isfinite(chunk.outputs).all(axis=1)
+    finite = np.isfinite(replica.outputs).all(axis=1)
     steps.add(FINITE_OUTPUT_CUT, np.count_nonzero(finite))
-    return chunk if finite.all() else chunk.take(finite)
+    if finite.all():
+        return replica
+    return dataclasses.replace(
+        replica, rows=replica.rows[finite], weight=replica.weight[finite],
+        outputs=replica.outputs[finite],
+    )
+
+
+def replica_columns(chunk: Chunk, replica: Replica, job: Job, source: int) -> dict[str, object]:
+    """The output branches of one replica of a chunk (`output_columns` of its events)."""
+    rows = replica.rows
+
+    def of(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[rows]
+
+    return output_columns(
+        chunk.entry[rows], chunk.inputs[rows], replica.outputs, job.direction, source,
+        conjugate=of(chunk.conjugate), weight=replica.weight, acceptance=of(chunk.epsilon),
+        replica=replica.replica if job.oversample > 1 else None,
+    )
 
 
 # --- the stages together ---------------------------------------------------------------
@@ -212,7 +283,7 @@ def process_file(
     path : str
         The input file.
     job : Job
-        Model, seed, device and sizes.
+        Model, seed, device, sizes, channel, acceptance and replicas.
     writer : EventWriter
         The output (entered).
     source : int
@@ -231,32 +302,42 @@ def process_file(
         If the file cannot be read, or none of its events can be used.
     """
     start_time = time.perf_counter()
-    summary = FileSummary(path)
+    acceptance = _acceptance(job)
+    summary = FileSummary(
+        path, applies_acceptance=acceptance is not None, oversample=job.oversample
+    )
     inference = Inference.of(job)
     batches = open_input(path, job.direction).iterate(
-        **reads(job.direction), cutflow=summary.read, chunk_events=job.chunk_events
+        **reads(job.direction), cutflow=summary.read, chunk_events=job.chunk_events,
+        channel=job.channel,
     )
-    chunks = with_noise(
-        finite_chunks(batches, job.direction, summary.pipeline),
-        job.seed,
-        stream_id(os.path.basename(path)),
-        inference.noise_dim,
+    plan = Planner(
+        job, stream_id(os.path.basename(path)), inference.noise_dim, acceptance,
+        inference.device, summary.pipeline,
     )
+    chunks = map(plan, finite_chunks(batches, job.direction, summary.pipeline))
     bar = tqdm(desc=os.path.basename(path), unit=" events", disable=not progress, leave=False)
 
     def write(chunk: Chunk) -> None:
-        kept = finite_outputs(chunk, summary.pipeline)
-        if len(kept):
-            columns = output_columns(kept.entry, kept.inputs, kept.outputs, job.direction, source)
-            writer.write(columns)
+        for replica in chunk.replicas:
+            kept = finite_outputs(replica, summary.pipeline)
+            if len(kept.rows):
+                writer.write(replica_columns(chunk, kept, job, source))
         bar.update(len(chunk))
 
     with bar, _torch_threads(job.threads):
         overlap(chunks, inference, write)
     summary.seconds = time.perf_counter() - start_time
-    if summary.written == 0:
+    if summary.finite_inputs == 0 or (summary.simulated and summary.written == 0):
         raise InputError(path, f"no usable events ({summary.describe()})")
     return summary
+
+
+def _acceptance(job: Job) -> AcceptanceModel | None:
+    """The model's acceptance where the job applies it (simulate, mode not ``off``)."""
+    if job.direction != "simulate" or job.acceptance == "off":
+        return None
+    return cached_acceptance(job.model, job.device)
 
 
 @contextlib.contextmanager

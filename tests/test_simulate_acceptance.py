@@ -1,0 +1,187 @@
+"""`simulate` with the model's acceptance, oversampling and the coffea plugin's twin."""
+
+from __future__ import annotations
+
+import math
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from turbosim_hep.cli import main
+from turbosim_hep.coffea import FastSim
+from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.io import EventWriter
+from turbosim_hep.io.writer import event_columns, parton_columns
+from turbosim_hep.model import AcceptanceModel, load_model, save_checkpoint
+from turbosim_hep.pipeline import simulate_files
+
+#: The acceptance of the test model: the same for every event.
+EPSILON = 0.3
+
+
+@pytest.fixture(scope="module")
+def model_with_acceptance(paired_sample, tmp_path_factory) -> str:
+    """The shared test model with an acceptance epsilon(z) = `EPSILON` for every event."""
+    acceptance = AcceptanceModel()
+    with torch.no_grad():
+        last = acceptance.net[-1]
+        last.weight.zero_()
+        last.bias.fill_(math.log(EPSILON / (1 - EPSILON)))
+    path = tmp_path_factory.mktemp("acceptance") / "model.pt"
+    save_checkpoint(
+        path,
+        load_model(paired_sample["model"]),
+        acceptance={"config": acceptance.config.to_dict(), "state": acceptance.state_dict()},
+    )
+    return str(path)
+
+
+def events(path) -> ak.Array:
+    with uproot.open(path) as file:
+        return file["Events"].arrays()
+
+
+def test_sample_keeps_each_event_with_probability_epsilon_reproducibly(
+    model_with_acceptance, paired_sample, tmp_path
+):
+    n = len(paired_sample["z"])
+    summary = simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "a.root", seed=5,
+        progress=False,
+    )
+    kept = events(tmp_path / "a.root")
+    # about EPSILON of the events, within five binomial standard deviations
+    assert abs(len(kept) - EPSILON * n) < 5 * math.sqrt(n * EPSILON * (1 - EPSILON))
+    assert summary.files[0].cutflow["accepted"] == len(kept) == summary.written
+    assert summary.files[0].rejected == n - len(kept)
+    np.testing.assert_allclose(ak.to_numpy(kept.acceptance), EPSILON, rtol=1e-6)
+    np.testing.assert_array_equal(ak.to_numpy(kept.weight), 1.0)
+    # the same decisions and outputs whatever the chunking
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "b.root", seed=5,
+        chunk_events=137, batch_size=50, progress=False,
+    )
+    again = events(tmp_path / "b.root")
+    assert again.event.tolist() == kept.event.tolist()
+    np.testing.assert_array_equal(ak.flatten(again.Jet_pt), ak.flatten(kept.Jet_pt))
+    # another seed, other decisions
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "c.root", seed=6,
+        progress=False,
+    )
+    assert events(tmp_path / "c.root").event.tolist() != kept.event.tolist()
+
+
+def test_weight_keeps_every_event_with_its_acceptance_and_input_weight(
+    model_with_acceptance, paired_sample, tmp_path
+):
+    z = paired_sample["z"][:200]
+    genweight = np.where(np.arange(200) % 2 == 0, 1.0, 4.0).astype(np.float32)  # thinned
+    with EventWriter(tmp_path / "thinned.root") as writer:
+        writer.write(event_columns(np.arange(200), weight=genweight) | parton_columns(z))
+    simulate_files(
+        model_with_acceptance, [tmp_path / "thinned.root"], tmp_path / "w.root",
+        acceptance="weight", progress=False,
+    )
+    out = events(tmp_path / "w.root")
+    assert len(out) == 200
+    np.testing.assert_allclose(ak.to_numpy(out.weight), EPSILON * genweight, rtol=1e-6)
+
+
+def test_off_is_the_simulation_without_acceptance(model_with_acceptance, paired_sample, tmp_path):
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "off.root",
+        acceptance="off", progress=False,
+    )
+    simulate_files(
+        paired_sample["model"], [paired_sample["partons"]], tmp_path / "none.root",
+        progress=False,
+    )
+    off, none = events(tmp_path / "off.root"), events(tmp_path / "none.root")
+    assert "acceptance" not in off.fields and len(off) == len(paired_sample["z"])
+    for name in none.fields:
+        assert ak.all(off[name] == none[name]), name
+
+
+def test_oversample_simulates_every_event_k_times_with_independent_noise(
+    model_with_acceptance, paired_sample, tmp_path
+):
+    n, k = len(paired_sample["z"]), 3
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "k.root",
+        acceptance="off", oversample=k, progress=False,
+    )
+    out = events(tmp_path / "k.root")
+    assert len(out) == k * n
+    assert np.bincount(ak.to_numpy(out.replica)).tolist() == [n] * k
+    np.testing.assert_allclose(ak.to_numpy(out.weight), 1 / k, rtol=1e-6)
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "k1.root",
+        acceptance="off", progress=False,
+    )
+    single = events(tmp_path / "k1.root")
+    first = out[out.replica == 0]
+    np.testing.assert_array_equal(ak.flatten(first.Jet_pt), ak.flatten(single.Jet_pt))
+    second = out[out.replica == 1]
+    assert not np.array_equal(ak.flatten(second.Jet_pt), ak.flatten(first.Jet_pt))
+    np.testing.assert_array_equal(second.event, first.event)
+    # with the acceptance sampled, every replica decides for itself
+    simulate_files(
+        model_with_acceptance, [paired_sample["partons"]], tmp_path / "ks.root",
+        oversample=k, progress=False,
+    )
+    sampled = events(tmp_path / "ks.root")
+    per_replica = [set(sampled.event[sampled.replica == r].tolist()) for r in range(k)]
+    assert per_replica[0] != per_replica[1]
+    assert abs(len(sampled) - EPSILON * k * n) < 5 * math.sqrt(k * n * EPSILON)
+
+
+def test_bad_requests_are_one_line_errors(model_with_acceptance, paired_sample, tmp_path, capsys):
+    partons = paired_sample["partons"]
+    with pytest.raises(TurbosimError, match="--oversample must be a positive integer"):
+        simulate_files(model_with_acceptance, [partons], tmp_path / "x.root", oversample=0)
+    with pytest.raises(InputError, match="has no acceptance .* --acceptance sample needs one"):
+        simulate_files(paired_sample["model"], [partons], tmp_path / "x.root", acceptance="sample")
+    with pytest.warns(UserWarning, match="has no acceptance"):
+        simulate_files(paired_sample["model"], [partons], tmp_path / "y.root", progress=False)
+    for arguments, fragment in (
+        (["--oversample", "0"], "--oversample must be a positive integer"),
+        (["--acceptance", "always"], "--acceptance must be one of sample, weight, off"),
+    ):
+        code = main(["simulate", model_with_acceptance, partons, "-o", str(tmp_path / "z.root"),
+                     *arguments])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
+    assert not (tmp_path / "x.root").exists() and not (tmp_path / "z.root").exists()
+    # the default with a model without acceptance: one line of warning, then the run
+    code = main(["simulate", paired_sample["model"], partons, "-o", str(tmp_path / "w.root"),
+                 "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 0 and err == [
+        "turbosim-hep simulate: warning: model.pt has no acceptance (it was trained on "
+        "selected events only): every parton event is simulated as if it passed the selection"
+    ]
+
+
+def test_the_plugin_applies_the_acceptance_as_simulate_does(
+    model_with_acceptance, paired_sample, tmp_path
+):
+    from turbosim_hep.io.schemas import open_nanoevents
+
+    path = paired_sample["partons"]
+    nano = open_nanoevents(path, mode="eager", metadata={"filename": path, "entrystart": 0})
+    sim = FastSim(model_with_acceptance, seed=9)(nano)
+    simulate_files(model_with_acceptance, [path], tmp_path / "s.root", seed=9, progress=False)
+    written = events(tmp_path / "s.root")
+    assert np.flatnonzero(sim.mask).tolist() == written.event.tolist()
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(sim.Jet.pt)), ak.to_numpy(ak.flatten(written.Jet_pt)), rtol=1e-6
+    )
+    weighted = FastSim(model_with_acceptance, seed=9, acceptance="weight")(nano)
+    assert weighted.mask.all()
+    np.testing.assert_allclose(weighted.weight, EPSILON, rtol=1e-6)
+    with pytest.raises(ValueError, match="acceptance must be one of"):
+        FastSim(model_with_acceptance, acceptance="maybe")
