@@ -7,7 +7,12 @@ import pytest
 
 from turbosim_hep import layout, physics
 from turbosim_hep.io import read_events
-from turbosim_hep.validation.processor import TtbarValidationProcessor, ValueList, dataset_values
+from turbosim_hep.validation.processor import (
+    WEIGHT_VALUES,
+    TtbarValidationProcessor,
+    ValueList,
+    dataset_values,
+)
 from turbosim_hep.validation.quantities import QUANTITIES
 from turbosim_hep.validation.runner import make_executor, run_fileset
 
@@ -97,7 +102,9 @@ def test_dask_local_cluster_gives_identical_histograms(files, iterative_output):
 def test_parton_only_file_fills_the_parton_quantities(files):
     output = run({"unfolded": [files["partons"]]})
     values = dataset_values(output, "unfolded")
-    assert set(values) == {f"z_{c}" for c in layout.Z_COLUMNS}
+    assert set(values) == {f"z_{c}" for c in layout.Z_COLUMNS} | {WEIGHT_VALUES}
+    np.testing.assert_array_equal(values[WEIGHT_VALUES], np.ones(N_EVENTS))
+    assert output["yield"]["unfolded"] == N_EVENTS
     assert output["cutflow"]["unfolded"] == {"all": N_EVENTS, layout.PARTON_CUT: N_EVENTS}
 
 

@@ -142,3 +142,31 @@ def test_cli_validate(samples, tmp_path, capsys):
     assert main(["validate", "--truth", str(tmp_path / "missing.root"), "--sim",
                  str(samples["shifted"]), "-o", str(tmp_path / "other")]) == 2
     assert "missing.root: no such file" in capsys.readouterr().err
+
+
+def test_weighted_simulation_is_compared_with_its_weights(samples, tmp_path):
+    """A simulated file whose events carry weights: the truth's events with weight 1 and
+    as many shifted events with weight 0. Weighted, it is the truth; unweighted, it is
+    not. The histograms' sums of weights and squared weights follow the weights."""
+    from turbosim_hep.io import EventWriter
+    from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+
+    z, x, shifted = samples["z"], samples["x"], samples["shifted_x"]
+    weight = np.concatenate([np.ones(N_EVENTS), np.zeros(N_EVENTS)]).astype(np.float32)
+    chunk = event_columns(np.arange(2 * N_EVENTS)) | {"weight": weight}
+    chunk |= reco_columns(np.concatenate([x, shifted])) | parton_columns(np.concatenate([z, z]))
+    with EventWriter(tmp_path / "weighted.root") as writer:
+        writer.write(chunk)
+    result = validate(
+        samples["truth"], tmp_path / "weighted.root", tmp_path / "report", plots=False,
+        progress=False,
+    )
+    assert result["table1"]["jet1_E"] == 0.0 and result["quantities"]["m_t_had"]["ks"] == 0.0
+    assert result["events"]["simulation"] == 2 * N_EVENTS
+    assert result["yield"] == {"truth": N_EVENTS, "simulation": N_EVENTS}
+    assert result["quantities"]["x_E_jet1"]["w_sim"] == N_EVENTS
+    assert result["ks_floor"] == pytest.approx(metrics.ks_floor(N_EVENTS, N_EVENTS))
+    with uproot.open(tmp_path / "report" / "histograms.root") as file:
+        h = file["simulation/x_E_jet1"].to_hist()
+    assert h.sum(flow=True).value == pytest.approx(N_EVENTS)
+    assert h.sum(flow=True).variance == pytest.approx(N_EVENTS)  # sum of w^2

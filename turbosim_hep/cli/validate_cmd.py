@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from turbosim_hep.layout import CHANNEL_CHOICES
+
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
 #: The library (coffea, scipy, matplotlib) is imported in `run`, keeping --help fast.
 CLI_EXECUTORS = ("iterative", "futures")
@@ -34,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--bins", type=int, default=80, help="bins per histogram")
     parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
                         help="which quantities to plot (default: all)")
+    parser.add_argument("--channel", choices=CHANNEL_CHOICES, default="electron",
+                        help="selection: electron (the paper's, default), positron (its charge "
+                        "conjugate) or both")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         bins=args.bins,
         plots=plots,
         force=args.force,
+        channel=args.channel,
     )
     print(table1_markdown(result))
     if result["valid_fraction"] is not None:

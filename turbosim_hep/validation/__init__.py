@@ -70,6 +70,7 @@ def validate_fileset(
     plots: bool | Sequence[str] = True,
     force: bool = False,
     progress: bool = True,
+    channel: str = "electron",
 ) -> dict:
     """Run the validation processor over a fileset and write the report.
 
@@ -100,6 +101,9 @@ def validate_fileset(
         Replace an existing, non-empty report directory.
     progress : bool
         Show progress bars.
+    channel : {"electron", "positron", "both"}
+        The selection of every dataset: the reference one (the paper's Table 1), its
+        charge conjugate, or both.
 
     Returns
     -------
@@ -112,7 +116,7 @@ def validate_fileset(
     report.check_report_directory(output_dir, force=force)  # fail before the long run
     output = runner.run_fileset(
         fileset,
-        processor.TtbarValidationProcessor(bins=bins),
+        processor.TtbarValidationProcessor(bins=bins, channel=channel),
         executor=runner.make_executor(executor, workers=workers, client=client, progress=progress),
         chunksize=chunksize,
     )

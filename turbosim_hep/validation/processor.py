@@ -7,7 +7,11 @@ per quantity with a ``dataset`` category axis: the 24 X features, the 24 Z featu
 when the file has partons, and the reconstructed observables. Beside the histograms it
 keeps the unbinned float32 values of every quantity (`ValueList`) so that the KS and
 Wasserstein distances of the report are exact, the cut-flow, and the number of
-physically valid events.
+physically valid events. Events are weighted by the file's per-event weight where it has
+one (``weight`` of a simulated file, ``genWeight`` of a generated one; see
+`turbosim_hep.io.formats.weight_branch`): the histograms use ``hist``'s ``Weight`` storage,
+so their error bars follow the weights, and the weights are kept beside the values for
+weighted distances.
 
 `FastSimProcessor` fills the same histograms from parton-level events, the detector
 objects being simulated on the fly by the coffea plugin (`turbosim_hep.coffea`).
@@ -26,12 +30,14 @@ from coffea import processor
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import nanoevents
-from turbosim_hep.io.reader import Cutflow
+from turbosim_hep.io.events import Cutflow
 from turbosim_hep.physics import Observable
 from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
 
 #: Name of the category axis that tells the datasets apart.
 DATASET_AXIS = "dataset"
+#: Key of the event weights among the unbinned values of a dataset.
+WEIGHT_VALUES = "weight"
 
 
 class ValueList(processor.AccumulatorABC):
@@ -78,6 +84,10 @@ class TtbarValidationProcessor(processor.ProcessorABC):
     keep_values : bool
         Keep the unbinned values of every quantity in the output (``values``), as the
         exact KS distances need; turn off for very large runs that only plot.
+    channel : {"electron", "positron", "both"}
+        Which selection: the reference one (the paper's, an electron of charge -1), its
+        charge conjugate, or both (conjugate events CP-mirrored into the reference
+        layout, `turbosim_hep.layout.CHANNELS`).
 
     Notes
     -----
@@ -85,8 +95,10 @@ class TtbarValidationProcessor(processor.ProcessorABC):
 
         {
             "hists": {quantity: hist.Hist(dataset, quantity)},
-            "values": {dataset: {quantity: ValueList(float32 arrays)}},
+            "values": {dataset: {quantity: ValueList(float32 arrays),
+                                 "weight": ValueList(event weights)}},
             "cutflow": {dataset: {cut: events passing}},
+            "yield": {dataset: sum of the weights of the selected events},
             "valid": {dataset: {"checked": n, "valid": k}},
         }
 
@@ -94,9 +106,13 @@ class TtbarValidationProcessor(processor.ProcessorABC):
     physical (`turbosim_hep.metrics.valid_x_events`).
     """
 
-    def __init__(self, *, bins: int = 80, keep_values: bool = True):
+    def __init__(
+        self, *, bins: int = 80, keep_values: bool = True, channel: str = layout.REFERENCE_CHANNEL
+    ):
+        layout.channels_of(channel)
         self.bins = bins
         self.keep_values = keep_values
+        self.channel = channel
 
     def histogram(self, quantity: Observable) -> hist.Hist:
         """An empty histogram of one quantity with the dataset category axis."""
@@ -116,7 +132,10 @@ class TtbarValidationProcessor(processor.ProcessorABC):
                 "holds neither detector objects (Electron, Jet, MET) nor partons",
             )
         cutflow = Cutflow()
-        batch, rows = nanoevents.select(events, detector=detector, partons=partons, cutflow=cutflow)
+        batch, rows = nanoevents.select(
+            events, detector=detector, partons=partons, cutflow=cutflow, channel=self.channel
+        )
+        weight = batch.weights
         quantities: dict[str, np.ndarray] = {}
         valid = {"checked": 0, "valid": 0}
         if detector:
@@ -134,19 +153,19 @@ class TtbarValidationProcessor(processor.ProcessorABC):
         hists = {}
         for name, values in quantities.items():
             h = self.histogram(QUANTITY_BY_NAME[name])
-            h.fill(**{DATASET_AXIS: dataset, name: values})
+            h.fill(**{DATASET_AXIS: dataset, name: values}, weight=weight)
             hists[name] = h
         output = {
             "hists": hists,
             "cutflow": {dataset: cutflow.as_dict()},
+            "yield": {dataset: float(np.sum(weight, dtype=np.float64))},
             "valid": {dataset: valid},
         }
         if self.keep_values:
+            values = {name: np.asarray(v, dtype=np.float32) for name, v in quantities.items()}
+            values[WEIGHT_VALUES] = weight
             output["values"] = {
-                dataset: {
-                    name: ValueList([np.asarray(values, dtype=np.float32)])
-                    for name, values in quantities.items()
-                }
+                dataset: {name: ValueList([array]) for name, array in values.items()}
             }
         return output
 
@@ -173,15 +192,32 @@ class FastSimProcessor(TtbarValidationProcessor):
         Seed of the per-event noise.
     device : str
         ``auto``, ``cpu`` or ``cuda`` (resolved on each worker).
+    acceptance : {"sample", "weight", "off"}, optional
+        How the model's acceptance applies (`turbosim_hep.coffea.FastSim`): ``off`` for
+        parton events that already passed the selection, ``sample`` or ``weight`` for a
+        raw parton sample.
+    channel : {"electron", "positron", "both"}
+        The channels simulated and selected.
     **kwargs
         Passed to `TtbarValidationProcessor` (``bins``, ``keep_values``).
     """
 
-    def __init__(self, model: str | os.PathLike, *, seed: int = 0, device: str = "auto", **kwargs):
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        *,
+        seed: int = 0,
+        device: str = "auto",
+        acceptance: str | None = None,
+        channel: str = layout.REFERENCE_CHANNEL,
+        **kwargs,
+    ):
         from turbosim_hep.coffea import FastSim
 
-        super().__init__(**kwargs)
-        self.fastsim = FastSim(model, seed=seed, device=device)
+        super().__init__(channel=channel, **kwargs)
+        self.fastsim = FastSim(
+            model, seed=seed, device=device, acceptance=acceptance, channel=channel
+        )
 
     def process(self, events) -> dict:
         from turbosim_hep.coffea import simulated_events
@@ -190,13 +226,15 @@ class FastSimProcessor(TtbarValidationProcessor):
 
 
 def dataset_values(output: Mapping, dataset: str) -> dict[str, np.ndarray]:
-    """The unbinned values of every quantity of one dataset, as NumPy arrays."""
+    """The unbinned values of every quantity of one dataset (and their event weights,
+    `WEIGHT_VALUES`), as NumPy arrays."""
     columns = output.get("values", {}).get(dataset, {})
     return {name: column.value for name, column in columns.items()}
 
 
 __all__ = [
     "DATASET_AXIS",
+    "WEIGHT_VALUES",
     "FastSimProcessor",
     "TtbarValidationProcessor",
     "ValueList",

@@ -24,7 +24,7 @@ import uproot
 
 from turbosim_hep import metrics
 from turbosim_hep.errors import OutputError, check_parent_directory
-from turbosim_hep.validation.processor import DATASET_AXIS, dataset_values
+from turbosim_hep.validation.processor import DATASET_AXIS, WEIGHT_VALUES, dataset_values
 from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
@@ -76,10 +76,16 @@ def compute_metrics(
     Returns
     -------
     dict
-        JSON-serialisable: ``datasets``, ``events``, ``cutflow``, ``valid_fraction``,
-        ``ks_floor``, ``quantities`` (name -> ``ks``, ``w1``, ``n_truth``, ``n_sim``,
-        ``compared_with``, ``label``), ``table1`` (column -> KS or None),
-        ``table1_notes``.
+        JSON-serialisable: ``datasets``, ``events``, ``yield`` (weighted events),
+        ``cutflow``, ``valid_fraction``, ``ks_floor``, ``quantities`` (name -> ``ks``,
+        ``w1``, ``n_truth``, ``n_sim``, ``w_truth``, ``w_sim``, ``compared_with``,
+        ``label``), ``table1`` (column -> KS or None), ``table1_notes``.
+
+    Notes
+    -----
+    Datasets with event weights (`WEIGHT_VALUES`) other than 1 are compared with the
+    weighted distributions: weighted KS and Wasserstein-1 distances, and a statistical
+    floor from the effective numbers of events, (sum w)^2 / sum w^2.
     """
     truth_values = dataset_values(output, truth)
     if not truth_values:
@@ -94,11 +100,14 @@ def compute_metrics(
         a, b = truth_values.get(quantity.name), candidates[other].get(quantity.name)
         if a is None or b is None:
             continue
+        wa, wb = _weights(truth_values, len(a), truth), _weights(candidates[other], len(b), other)
         quantities[quantity.name] = {
-            "ks": metrics.ks_distance(a, b),
-            "w1": metrics.wasserstein1(a, b),
+            "ks": metrics.ks_distance(a, b, wa, wb),
+            "w1": metrics.wasserstein1(a, b, wa, wb),
             "n_truth": int(len(a)),
             "n_sim": int(len(b)),
+            "w_truth": float(len(a) if wa is None else wa.sum()),
+            "w_sim": float(len(b) if wb is None else wb.sum()),
             "compared_with": other,
             "label": quantity.label,
         }
@@ -126,12 +135,20 @@ def compute_metrics(
     valid = output.get("valid", {}).get(simulation, {})
     n_truth = _selected(output, truth)
     n_sim = _selected(output, simulation)
+    effective = [
+        _effective_events(values, n)
+        for values, n in ((truth_values, n_truth), (candidates[simulation], n_sim))
+    ]
     return {
         "datasets": {"truth": truth, "simulation": simulation, "unfolded": unfolded},
         "events": {"truth": n_truth, "simulation": n_sim},
+        "yield": {
+            "truth": output.get("yield", {}).get(truth),
+            "simulation": output.get("yield", {}).get(simulation),
+        },
         "cutflow": {k: dict(v) for k, v in output.get("cutflow", {}).items()},
         "valid_fraction": (valid["valid"] / valid["checked"]) if valid.get("checked") else None,
-        "ks_floor": metrics.ks_floor(n_truth, n_sim) if n_truth and n_sim else None,
+        "ks_floor": metrics.ks_floor(*effective) if all(effective) else None,
         "quantities": quantities,
         "table1": table1,
         "table1_notes": notes,
@@ -201,8 +218,8 @@ def plot_comparison(
 ) -> list[str]:
     """One truth-versus-simulation plot with a ratio panel, saved as PNG and PDF.
 
-    The simulation is scaled to the number of truth events when the samples differ in
-    size; the ratio panel shows simulation / truth with the statistical uncertainty of
+    The simulation is scaled to the (weighted) number of truth events when the samples
+    differ in size; the ratio panel shows simulation / truth with the statistical uncertainty of
     the simulation (points) and of the truth (hatched band).
 
     Returns
@@ -217,7 +234,7 @@ def plot_comparison(
     h = output["hists"][name]
     truth = h[{DATASET_AXIS: result["datasets"]["truth"]}]
     other = h[{DATASET_AXIS: q["compared_with"]}]
-    scale = q["n_truth"] / q["n_sim"] if q["n_sim"] else 1.0
+    scale = q["w_truth"] / q["w_sim"] if q["w_sim"] else 1.0
     simulated_label = "Turbo-Sim" if q["compared_with"] != "unfolded" else "Turbo-Sim (unfolded)"
     if not np.isclose(scale, 1.0):
         other = other * scale
@@ -327,6 +344,28 @@ def check_report_directory(directory: str | os.PathLike, *, force: bool = False)
                 directory, "exists already and is not empty (use --force to replace it)"
             )
     return directory
+
+
+def _weights(values: Mapping[str, np.ndarray], n: int, dataset: str) -> np.ndarray | None:
+    """The event weights of a dataset's ``n`` values; None where they are all 1."""
+    weights = values.get(WEIGHT_VALUES)
+    if weights is None or np.all(weights == 1.0):
+        return None
+    if len(weights) != n:
+        raise ValueError(
+            f"dataset {dataset!r} mixes weighted files with files that lack some quantity; "
+            "validate them as separate datasets"
+        )
+    return weights
+
+
+def _effective_events(values: Mapping[str, np.ndarray], n: int) -> float:
+    """(sum w)^2 / sum w^2 of a dataset's event weights (``n`` when unweighted)."""
+    weights = values.get(WEIGHT_VALUES)
+    if weights is None or np.all(weights == 1.0) or not len(weights):
+        return float(n)
+    w = weights.astype(np.float64)
+    return float(w.sum() ** 2 / np.sum(w**2))
 
 
 def _selected(output: Mapping, dataset: str) -> int:
