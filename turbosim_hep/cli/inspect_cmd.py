@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from turbosim_hep import layout
 from turbosim_hep.io import Cutflow, EventFile
 
 
@@ -14,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="entries, tree, cut-flow and usable events of a ROOT file",
         description="Report the tree found in FILE, its entries, the cut-flow of the "
         "reference selection, the events with a complete parton record and the events "
-        "finally usable for training.",
+        "finally usable for training, and beside them the events of the charge-conjugate "
+        "channel (a positron, e+ nu_e b-bar b u-bar d), which simulate, unfold and train "
+        "can use too (--channel).",
     )
     parser.add_argument("file", metavar="FILE", help="Delphes or turbosim-hep ROOT file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -26,17 +29,27 @@ def run(args: argparse.Namespace) -> int:
     detector, partons = event_file.has_detector, event_file.has_partons
     if not (detector or partons):
         event_file.require(detector=True, partons=False)  # raises, naming the missing branches
-    cutflow = Cutflow()
-    for _ in event_file.iterate(detector=detector, partons=partons, cutflow=cutflow):
-        pass
+    cutflows = {
+        channel: _cutflow(event_file, detector=detector, partons=partons, channel=channel)
+        for channel in layout.CHANNELS
+    }
+    cutflow, conjugate = cutflows[layout.REFERENCE_CHANNEL], cutflows["positron"]
     report = {
         "file": event_file.path,
         "tree": event_file.tree.name,
         "format": event_file.format,
         "entries": event_file.num_entries,
         "cutflow": cutflow.as_dict(),
-        "complete_partons": _complete_partons(event_file) if partons else None,
+        "complete_partons": _cutflow(event_file, partons=True).selected if partons else None,
         "selected": cutflow.selected,
+        "conjugate": {
+            "cutflow": conjugate.as_dict(),
+            "complete_partons": (
+                _cutflow(event_file, partons=True, channel="positron").selected
+                if partons else None
+            ),
+            "selected": conjugate.selected,
+        },
     }
     if args.json:
         print(json.dumps(report))
@@ -52,11 +65,25 @@ def run(args: argparse.Namespace) -> int:
     if partons:
         print(f"events with a complete parton record: {report['complete_partons']}")
     print(f"usable events: {report['selected']}")
+    other = report["conjugate"]
+    partons_text = (
+        f", {other['complete_partons']} with its parton record" if partons else ""
+    )
+    print(
+        f"charge-conjugate channel (e+ nu_e b-bar b u-bar d): {other['selected']} usable "
+        f"events{partons_text}"
+    )
     return 0
 
 
-def _complete_partons(event_file: EventFile) -> int:
+def _cutflow(
+    event_file: EventFile, *, detector: bool = False, partons: bool = False,
+    channel: str = layout.REFERENCE_CHANNEL,
+) -> Cutflow:
+    """The cut-flow of one read of the file."""
     cutflow = Cutflow()
-    for _ in event_file.iterate(detector=False, partons=True, cutflow=cutflow):
+    for _ in event_file.iterate(
+        detector=detector, partons=partons, cutflow=cutflow, channel=channel
+    ):
         pass
-    return cutflow.selected
+    return cutflow
