@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import shutil
@@ -11,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep.cli import main, train_cmd
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
@@ -33,6 +33,8 @@ from turbosim_hep.training import (
     train,
 )
 from turbosim_hep.training.evaluation import ValidationSet
+
+from _ttbar import smear, ttbar_partons, write_sample
 
 
 def pairs(n: int, seed: int = 0) -> PairedEvents:
@@ -340,3 +342,32 @@ def test_cli_setting_flags_are_the_parser_s_and_follow_the_resume_policy():
     others = {"help", "output", "resume", "force", "quiet"}
     assert set(flags) - set(train_cmd.SETTING_FLAGS) == others
     assert train_cmd.RESUME_FLAGS == {dest: flags[dest] for dest in RESUMABLE_SETTINGS}
+
+
+def test_mixed_precision_critic_updates_see_the_updated_critics():
+    """Under autocast the second critic update of a step uses the weights the first one
+    left, not a cast of them cached before it."""
+    from turbosim_hep.model.losses import TurboSimObjective
+    from turbosim_hep.model.turbosim import TurboSim
+    from turbosim_hep.training.step import TrainStep
+
+    data = pairs(200, seed=5)
+    x, z = torch.from_numpy(data.x), torch.from_numpy(data.z)
+    torch.manual_seed(0)
+    model = TurboSim.from_config(None, x=x, z=z)
+    objective = TurboSimObjective(loss_config("wgan-gp"))
+    xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
+    last_critic_loss = []
+    for updates in (1, 2):
+        step_model, step_objective = copy.deepcopy(model), copy.deepcopy(objective)
+        step = TrainStep(
+            step_model,
+            step_objective,
+            torch.optim.Adam(step_model.decoder.parameters(), lr=1e-4),
+            torch.optim.Adam(step_objective.critics.parameters(), lr=1e-2),
+            autocast=True,  # bfloat16 on the CPU here; the same autocast as on CUDA
+        )
+        values = step(xs, zs, torch.Generator().manual_seed(1), (0.0,) * updates)
+        last_critic_loss.append(values[-1])
+    # no penalty, detached fakes: the second update differs only by the critic's weights
+    assert not torch.equal(last_critic_loss[0], last_critic_loss[1])
