@@ -136,9 +136,10 @@ def test_checkpoint_of_the_previous_code_resumes(tmp_path):
     output = tmp_path / "old.pt"
     shutil.copy(OLD_CHECKPOINT, output)
     stored = load_checkpoint(output)
+    # on the CPU, where the stored run and its continuation were made
     result = train(
-        ["synthetic"], output, resume=True, resume_changes={"epochs": 2}, progress=False,
-        events=pairs(300, seed=5),
+        ["synthetic"], output, resume=True, resume_changes={"epochs": 2, "device": "cpu"},
+        progress=False, events=pairs(300, seed=5),
     )
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.history[0] == stored["history"][0]
