@@ -104,6 +104,14 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, sample_file, capsys):
     assert "need a CUDA device" in graphs_unavailable(torch.device("cpu"))
 
 
+def test_a_torch_that_cannot_register_generators_is_named(monkeypatch):
+    """Such a torch trains eagerly after one warning naming this (`Trainer`)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", type("OlderCUDAGraph", (), {}))
+    reason = graphs_unavailable(torch.device("cuda"))
+    assert reason.startswith(f"torch {torch.__version__} cannot register a random generator")
+
+
 def test_moving_average_update_is_torch_s():
     torch.manual_seed(0)
     model = TurboSim(ModelConfig())
