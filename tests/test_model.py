@@ -141,7 +141,7 @@ def test_each_term_alone_moves_only_its_networks(events, term, divergence):
     z, x = events
     divergences = {term: divergence} if term[0] == "D" else {}
     config = LossConfig(weights={term: 1.0}, divergence=divergences)
-    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1, device="cpu"))
     model = trainer.model
     model.fit_standardisation(x, z)
     xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
@@ -275,7 +275,7 @@ def test_each_preset_recovers_its_family(name):
 def test_each_preset_trains_only_the_networks_its_terms_reach(events, name):
     z, x = events
     config = loss_config(name)
-    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1, device="cpu"))
     reached = set().union(*(REACHES[t] for t in config.active))
     optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     for net in ("encoder", "decoder"):
@@ -423,7 +423,7 @@ def test_mass_term_trains_the_decoder_only_and_is_logged(events):
     config = LossConfig(weights={}, mass_weight=1.0)
     with pytest.raises(ValueError, match="must not be negative"):
         LossConfig(mass_weight=-1.0)
-    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1))
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1, device="cpu"))
     model = trainer.model
     model.fit_standardisation(x, z)
     trainer.objective.fit_mass_scale(x, model.x_scaler.mean, model.x_scaler.std)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import shutil
@@ -135,9 +136,10 @@ def test_checkpoint_of_the_previous_code_resumes(tmp_path):
     output = tmp_path / "old.pt"
     shutil.copy(OLD_CHECKPOINT, output)
     stored = load_checkpoint(output)
+    # on the CPU, where the stored run and its continuation were made
     result = train(
-        ["synthetic"], output, resume=True, resume_changes={"epochs": 2}, progress=False,
-        events=pairs(300, seed=5),
+        ["synthetic"], output, resume=True, resume_changes={"epochs": 2, "device": "cpu"},
+        progress=False, events=pairs(300, seed=5),
     )
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.history[0] == stored["history"][0]
@@ -341,3 +343,32 @@ def test_cli_setting_flags_are_the_parser_s_and_follow_the_resume_policy():
     others = {"help", "output", "resume", "force", "quiet"}
     assert set(flags) - set(train_cmd.SETTING_FLAGS) == others
     assert train_cmd.RESUME_FLAGS == {dest: flags[dest] for dest in RESUMABLE_SETTINGS}
+
+
+def test_mixed_precision_critic_updates_see_the_updated_critics():
+    """Under autocast the second critic update of a step uses the weights the first one
+    left, not a cast of them cached before it."""
+    from turbosim_hep.model.losses import TurboSimObjective
+    from turbosim_hep.model.turbosim import TurboSim
+    from turbosim_hep.training.step import TrainStep
+
+    data = pairs(200, seed=5)
+    x, z = torch.from_numpy(data.x), torch.from_numpy(data.z)
+    torch.manual_seed(0)
+    model = TurboSim.from_config(None, x=x, z=z)
+    objective = TurboSimObjective(loss_config("wgan-gp"))
+    xs, zs = model.x_scaler(x[:64]), model.z_scaler(z[:64])
+    last_critic_loss = []
+    for updates in (1, 2):
+        step_model, step_objective = copy.deepcopy(model), copy.deepcopy(objective)
+        step = TrainStep(
+            step_model,
+            step_objective,
+            torch.optim.Adam(step_model.decoder.parameters(), lr=1e-4),
+            torch.optim.Adam(step_objective.critics.parameters(), lr=1e-2),
+            autocast=True,  # bfloat16 on the CPU here; the same autocast as on CUDA
+        )
+        values = step(xs, zs, torch.Generator().manual_seed(1), (0.0,) * updates)
+        last_critic_loss.append(values[-1])
+    # no penalty, detached fakes: the second update differs only by the critic's weights
+    assert not torch.equal(last_critic_loss[0], last_critic_loss[1])

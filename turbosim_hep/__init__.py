@@ -42,7 +42,19 @@ _EXPORTS: dict[str, str] = {
     "validate": "turbosim_hep.validation",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "EventWriter",
+    "FastSim",
+    "TrainConfig",
+    "__version__",
+    "load_model",
+    "open_events",
+    "read_events",
+    "simulate_files",
+    "train",
+    "unfold_files",
+    "validate",
+]
 
 if TYPE_CHECKING:
     from turbosim_hep.coffea import FastSim

@@ -27,7 +27,8 @@ SETTING_FLAGS: dict[str, str] = {
     "lr": "--lr", "lr_final_fraction": "--lr-final-fraction", "ema_decay": "--ema-decay",
     "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
     "seed": "--seed", "epochs": "--epochs", "patience": "--patience", "device": "--device",
-    "threads": "--threads", "channel": "--channel", "acceptance": "--no-acceptance",
+    "graphs": "--no-graphs", "threads": "--threads", "channel": "--channel",
+    "acceptance": "--no-acceptance",
 }
 #: The flags a resumed run takes: those of the settings it may change.
 RESUME_FLAGS: dict[str, str] = {dest: SETTING_FLAGS[dest] for dest in RESUMABLE_SETTINGS}
@@ -121,6 +122,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--amp", action="store_true", default=None, help="mixed precision (bfloat16) on CUDA"
     )
     parser.add_argument(
+        "--no-graphs",
+        dest="graphs",
+        action="store_false",
+        default=None,
+        help="on CUDA, run each step eagerly instead of replaying it as a captured CUDA graph "
+        "(ignored on the CPU)",
+    )
+    parser.add_argument(
         "--threads", type=int, metavar="N", help="CPU threads for torch (default 1)"
     )
     parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
@@ -171,6 +180,7 @@ def _new_run(args: argparse.Namespace):
         "select_on_physics": args.select_on_physics,
         "device": args.device,
         "amp": args.amp,
+        "graphs": args.graphs,
         "threads": args.threads,
         "seed": args.seed,
         "channel": args.channel,

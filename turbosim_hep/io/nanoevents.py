@@ -3,8 +3,9 @@
 A coffea processor receives NanoEvents (built with `turbosim_hep.io.schemas`). To give
 exactly the events and numbers `turbosim_hep.io.reader` gives for the same file, the
 collections are turned back into a record of the branches the reader reads (``Jet_pt``,
-``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to `turbosim_hep.io.selection.select_events`: one
-implementation of the selection and of the X and Z layouts, two ways in.
+``nJet`` or ``Jet.PT``, ``Jet_size``, ...) and handed to
+`turbosim_hep.io.selection.select_events`: one implementation of the selection and of the
+X and Z layouts, two ways in.
 
 `parton_z` and `collection_z` give the Z arrays the coffea plugin simulates from: of
 NanoEvents (the format known from `event_format`), or of a bare parton collection

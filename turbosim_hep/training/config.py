@@ -63,6 +63,10 @@ class TrainConfig:
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     amp : bool
         Automatic mixed precision (bfloat16 autocast) on CUDA.
+    graphs : bool
+        On CUDA, run each optimisation step as the replay of a captured CUDA graph
+        (`turbosim_hep.training.graphs`): the same computation without a launch from
+        Python per kernel. False: eager steps. Ignored on the CPU.
     threads : int, optional
         CPU threads of torch's intra-op pool when training on the CPU. Default 1: at the
         reference batch size every operation is so small that a second thread costs
@@ -95,6 +99,7 @@ class TrainConfig:
     patience: int | None = None
     device: str = "auto"
     amp: bool = False
+    graphs: bool = True
     threads: int | None = 1
     channel: str = layout.REFERENCE_CHANNEL
     acceptance: bool = True
@@ -114,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be between 0 and 1, not {self.ema_decay}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+        if not isinstance(self.graphs, bool):
+            raise ValueError(f"graphs must be true or false, not {self.graphs!r}")
         layout.channels_of(self.channel)  # ValueError naming the choices
 
     def lr_factor(self, epoch: int) -> float:
@@ -151,7 +158,7 @@ class TrainConfig:
 
 #: Training settings a resumed run may change; the others stay as stored. The command line
 #: takes the flags of these settings with ``--resume`` (`turbosim_hep.cli.train_cmd`).
-RESUMABLE_SETTINGS: tuple[str, ...] = ("epochs", "patience", "device", "threads")
+RESUMABLE_SETTINGS: tuple[str, ...] = ("epochs", "patience", "device", "graphs", "threads")
 
 
 def resumed_train_config(

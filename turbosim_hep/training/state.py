@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -29,6 +30,7 @@ from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
 from turbosim_hep.training.data import PairedEvents, to_device
 from turbosim_hep.training.evaluation import ValidationSet, validate
+from turbosim_hep.training.graphs import CapturedSteps, graphs_unavailable
 from turbosim_hep.training.step import TrainStep, log_names
 
 
@@ -91,6 +93,8 @@ class Trainer:
             self.critic_optimizer,
             autocast=train_config.amp and self.device.type == "cuda",
         )
+        #: The step as CUDA graphs (`turbosim_hep.training.graphs`); None: eager steps.
+        self.captured_steps = self._captured_steps()
         self.ema: AveragedModel | None = None
         self.epoch = 0
         self.critic_updates = 0
@@ -104,6 +108,16 @@ class Trainer:
         #: The detector acceptance learnt beside the model (`train`), stored with it:
         #: ``config``, ``state``, ``settings`` and its validation ``history``.
         self.acceptance: dict[str, Any] | None = None
+
+    def _captured_steps(self) -> CapturedSteps | None:
+        """Captured steps on CUDA when ``graphs`` is set (and possible; else one warning)."""
+        if not self.config.graphs or self.device.type != "cuda":
+            return None
+        reason = graphs_unavailable(self.device)
+        if reason is not None:
+            warnings.warn(f"training without CUDA graphs: {reason}", stacklevel=3)
+            return None
+        return CapturedSteps(self._step, self.generator, self.config.ema_decay)
 
     def _trained_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters of the networks some active term reaches (the others stay untouched)."""
@@ -141,6 +155,8 @@ class Trainer:
             The standardised training events on the device.
         """
         x, z = to_device(train.x, self.device), to_device(train.z, self.device)
+        if self.captured_steps is not None:
+            self.captured_steps.reset()  # the mass term's reference is made anew
         if self.epoch == 0:
             self.model.fit_standardisation(x, z)
         self._start_moving_average()
@@ -155,7 +171,8 @@ class Trainer:
         """One optimisation step on a standardised batch, then the moving average.
 
         The step (`TrainStep`) gets the penalty scale of each critic update from the
-        run's count of critic updates (`TrainConfig.penalty_scales`).
+        run's count of critic updates (`TrainConfig.penalty_scales`). On CUDA with
+        ``graphs`` the step and the average are one replay of a captured graph.
 
         Returns
         -------
@@ -166,6 +183,8 @@ class Trainer:
         if self.critic_optimizer is not None:
             scales = self.config.penalty_scales(self.critic_updates)
             self.critic_updates += len(scales)
+        if self.captured_steps is not None:
+            return self.captured_steps(x, z, scales, self.ema)
         values = self._step(x, z, self.generator, scales)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -243,6 +262,8 @@ class Trainer:
 
         The values are copied: ``state`` and this trainer share no tensor afterwards.
         """
+        if self.captured_steps is not None:
+            self.captured_steps.reset()  # the optimisers get new state tensors
         self.model.load_state_dict(state["model_state"])
         if state.get("ema_state"):
             self._start_moving_average()

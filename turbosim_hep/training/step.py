@@ -133,7 +133,11 @@ class TrainStep:
         """
         objective = self.objective
         real = {"x": x, "z": z}
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        # no cache of cast weights: the critic updates change the weights in place within
+        # the region, and a cached cast would give the next update the old ones
+        with torch.autocast(
+            x.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=False
+        ):
             fake = generated_quantities(self.model, self.needs, x, z, gaussian_noise(generator))
             critic_losses = []
             if self.critic_optimizer is not None:
