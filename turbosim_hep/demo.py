@@ -1,17 +1,23 @@
 """The end-to-end demo: train, simulate, unfold and validate on the shipped sample.
 
 Every step is the library's own (`training.train`, `pipeline.simulate_files` and
-`unfold_files`, `validation.validate`),
-run on a deterministic split of the shipped pp -> tt-bar sample:
+`unfold_files`, `validation.validate`), run on a deterministic split of the shipped
+pp -> tt-bar sample, which holds every selected event and a weighted fraction of the
+rejected ones:
 
-1. split the selected events into training, validation and test parts (fixed seed);
-2. write the test part as a truth file (the project's own ROOT format);
-3. train the ``turbosim`` preset on the training part (validation part for model
-   selection);
-4. ``simulate`` the test partons several times with different seeds (more simulated
+1. split the events into training, validation and test parts (fixed seed; the selected
+   events and the rejected ones each in the same proportions);
+2. write the selected test events as a truth file and the partons of every test event,
+   selected or not, as a raw parton file (the project's own ROOT format);
+3. train the ``turbosim`` preset on the selected training events (validation part for
+   model selection), and the detector acceptance on all training events;
+4. ``simulate`` the selected test partons several times (`--oversample`; more simulated
    events per truth event lower the statistical floor of the KS distances) and
-   ``unfold`` the test detector events;
-5. run the validation analysis of the test truth against both and write the report.
+   ``unfold`` the test detector events; ``simulate`` every test parton event with the
+   acceptance, sampled and as a weight;
+5. run the validation analysis of the test truth against each and write the reports:
+   Table 1 of the paper for the selected partons, and the selected yield and Table 1 that
+   the acceptance gives from the raw partons.
 
 ``--quick`` runs the same code path on a small subset for one epoch (for tests).
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -34,6 +40,8 @@ from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
 from turbosim_hep.pipeline import simulate_files, unfold_files
 from turbosim_hep.training import PairedEvents, TrainConfig, train
+from turbosim_hep.training.acceptance import AcceptanceSettings
+from turbosim_hep.training.data import LabelledPartons
 from turbosim_hep.validation import report, validate
 
 #: The shipped sample (package data).
@@ -50,9 +58,10 @@ class DemoSettings:
     Attributes
     ----------
     test_fraction, val_fraction : float
-        Parts of the selected events held out for the test and for model selection.
+        Parts of the events held out for the test and for model selection.
     max_events : int or None
-        Use at most this many events of the sample (None: all).
+        Use at most this many selected events of the sample, and the rejected events
+        among them (None: all).
     epochs : int
         Training epochs.
     lr : float
@@ -69,7 +78,9 @@ class DemoSettings:
     threads : int
         Torch threads of the training on a CPU (0: every core; the demo runs alone).
     replicas : int
-        Simulated events per test parton event (each replica with its own seed).
+        Simulated events per test parton event (``simulate --oversample``).
+    acceptance : AcceptanceSettings
+        How the acceptance is trained.
     plots : bool or tuple of str
         Plots of the report (see `turbosim_hep.validation.report.write_report`).
     """
@@ -86,14 +97,18 @@ class DemoSettings:
     mass_weight: float = 100.0
     threads: int = 0
     replicas: int = 4
+    acceptance: AcceptanceSettings = field(default_factory=AcceptanceSettings)
     plots: bool | tuple[str, ...] = True
 
 
 DEFAULT = DemoSettings()
 #: The same run on a small subset: one epoch of 36 steps, averaged over ~10 steps.
 QUICK = replace(
-    DEFAULT, max_events=6000, epochs=1, ema_decay=0.9, replicas=1, plots=("m_t_had", "x_E_jet1")
+    DEFAULT, max_events=6000, epochs=1, ema_decay=0.9, replicas=1,
+    acceptance=AcceptanceSettings(epochs=2), plots=("m_t_had", "x_E_jet1"),
 )
+#: The acceptance modes the demo checks on the raw test partons.
+ACCEPTANCE_CHECKS = ("sample", "weight")
 
 
 def shipped_sample() -> Path:
@@ -106,7 +121,11 @@ def split_indices(n: int, settings: DemoSettings, seed: int) -> dict[str, np.nda
     order = np.random.default_rng(seed).permutation(n)
     n_test = int(round(settings.test_fraction * n))
     n_val = int(round(settings.val_fraction * n))
-    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    parts = {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
     return {name: np.sort(index) for name, index in parts.items()}
 
 
@@ -125,11 +144,12 @@ def run_demo(
     Parameters
     ----------
     output_dir : str or os.PathLike
-        Directory for the model, the ROOT files, the report and ``demo.json`` (the
-        split, the settings and the wall time); created if missing, refused if it holds
-        files unless ``force``.
+        Directory for the model, the ROOT files, the reports and ``demo.json`` (the
+        split, the settings, the acceptance check and the wall time); created if
+        missing, refused if it holds files unless ``force``.
     sample : path, optional
-        Events to use instead of the shipped sample (own format or Delphes, with partons).
+        Events to use instead of the shipped sample (own format or Delphes, with partons;
+        the acceptance is checked when it holds rejected events).
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     quick : bool
@@ -144,33 +164,55 @@ def run_demo(
     Returns
     -------
     dict
-        The validation metrics (`turbosim_hep.validation.report.compute_metrics`) with the demo's
-        facts added under ``demo``.
+        The validation metrics of the selected partons
+        (`turbosim_hep.validation.report.compute_metrics`) with the demo's facts added
+        under ``demo`` (and the acceptance check under ``demo["acceptance"]``).
     """
     started = time.perf_counter()
     settings = QUICK if quick else DEFAULT
     out = _prepare_directory(output_dir, force=force)
     sample = Path(sample) if sample is not None else shipped_sample()
     if not sample.exists():
-        raise InputError(sample, "no such file (the shipped sample is missing from this installation)")
+        raise InputError(
+            sample, "no such file (the shipped sample is missing from this installation)"
+        )
 
-    _step(1, "reading the sample", sample)
+    _step(1, "reading and splitting the sample", sample)
     batch, cutflow = read_events(sample)
-    if settings.max_events is not None:
-        batch = type(batch)(entry=batch.entry[: settings.max_events],
-                            z=batch.z[: settings.max_events], x=batch.x[: settings.max_events])
+    labelled, _ = read_events(sample, labels=True)
+    if settings.max_events is not None and len(batch) > settings.max_events:
+        batch = batch.take(slice(0, settings.max_events))
+        labelled = labelled.take(labelled.entry <= batch.entry[-1])
     parts = split_indices(len(batch), settings, seed)
-    print(f"    {len(batch)} selected events: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    rejected = np.flatnonzero(~labelled.passed)
+    rejected_parts = split_indices(len(rejected), settings, seed + 1)
+    examples = {  # every event of each part, selected or not, by entry in the sample
+        name: np.sort(np.concatenate([batch.entry[parts[name]], labelled.entry[rejected[index]]]))
+        for name, index in rejected_parts.items()
+    }
+    print(
+        f"    {len(batch)} selected events: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+        + f"; {len(rejected)} rejected events kept in the sample"
+    )
 
-    _step(2, "writing the test truth", out / "test_truth.root")
-    truth_file = out / "test_truth.root"
+    _step(2, "writing the test truth and the raw test partons", out)
+    truth_file, partons_file = out / "test_truth.root", out / "test_partons.root"
     test = parts["test"]
-    with EventWriter(truth_file, force=True, metadata={"sample": sample.name, "split": "test", "seed": seed}) as writer:
-        writer.write(event_columns(batch.entry[test]) | reco_columns(batch.x[test]) | parton_columns(batch.z[test]))
+    facts = {"sample": sample.name, "split": "test", "seed": seed}
+    with EventWriter(truth_file, force=True, metadata=facts) as writer:
+        writer.write(
+            event_columns(batch.entry[test])
+            | reco_columns(batch.x[test])
+            | parton_columns(batch.z[test])
+        )
+    raw = labelled.take(np.isin(labelled.entry, examples["test"]))
+    with EventWriter(partons_file, force=True, metadata=facts | {"content": "raw"}) as writer:
+        writer.write(event_columns(raw.entry, weight=raw.weights) | parton_columns(raw.z))
 
     _step(3, f"training the turbosim preset for {settings.epochs} epochs", out / "model.pt")
     fit = np.concatenate([parts["train"], parts["val"]])
     model_file = out / "model.pt"
+    learn = labelled.take(~np.isin(labelled.entry, examples["test"]))
     result = train(
         [sample],
         model_file,
@@ -191,23 +233,43 @@ def run_demo(
         force=True,
         progress=progress,
         events=PairedEvents(z=batch.z[fit], x=batch.x[fit]),
+        labelled=LabelledPartons(learn.z, learn.passed, learn.weights),
+        acceptance_settings=settings.acceptance,
     )
     print(f"    best epoch {result.best_epoch}, validation KS sum {result.best_ks:.3f}")
+    if result.acceptance is not None:
+        print(f"    acceptance: validation AUC {result.acceptance['auc']:.3f}")
 
-    _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events", out)
-    simulated = []
-    for replica in range(settings.replicas):
-        path = out / f"simulated_{replica}.root"
-        simulate_files(model_file, [truth_file], path, seed=seed + replica,
-                       device=device, force=True, progress=progress)
-        simulated.append(path)
+    _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events",
+          out)
+    simulated = out / "simulated.root"
+    simulate_files(model_file, [truth_file], simulated, seed=seed, device=device,
+                   acceptance="off", oversample=settings.replicas, force=True, progress=progress)
     unfolded = out / "unfolded.root"
-    unfold_files(model_file, [truth_file], unfolded, seed=seed, device=device,
-                 force=True, progress=progress)
+    unfold_files(model_file, [truth_file], unfolded, seed=seed, device=device, force=True,
+                 progress=progress)
+    checks = ACCEPTANCE_CHECKS if result.acceptance is not None else ()
+    accepted = {
+        mode: simulate_files(
+            model_file, [partons_file], out / f"accepted_{mode}.root", seed=seed, device=device,
+            acceptance=mode, oversample=settings.replicas, force=True, progress=progress,
+        )
+        for mode in checks
+    }
 
     _step(5, "validating against the test truth", out / "report")
-    metrics = validate(truth_file, simulated, out / "report", unfolded=unfolded,
+    metrics = validate(truth_file, [simulated], out / "report", unfolded=unfolded,
                        plots=settings.plots, force=True, progress=progress)
+    acceptance = {}
+    for mode, summary in accepted.items():
+        checked = validate(truth_file, [summary.output], out / f"report_acceptance_{mode}",
+                           unfolded=unfolded, plots=settings.plots, force=True,
+                           progress=progress)
+        acceptance[mode] = {
+            "table1": checked["table1"],
+            "predicted_selected": checked["yield"]["simulation"],
+            "events_written": summary.written,
+        }
     metrics["demo"] = {
         "sample": str(sample),
         "sample_cutflow": cutflow.as_dict(),
@@ -216,8 +278,16 @@ def run_demo(
         "epochs": settings.epochs,
         "best_epoch": result.best_epoch,
         "ks_floor": ks_floor(len(test), settings.replicas * len(test)),
-        "wall_seconds": time.perf_counter() - started,
     }
+    if acceptance:
+        metrics["demo"]["acceptance"] = {
+            "validation": result.acceptance,
+            "test_events": len(raw),
+            "test_events_weighted": float(raw.weights.sum()),
+            "observed_selected": len(test),
+            **acceptance,
+        }
+    metrics["demo"]["wall_seconds"] = time.perf_counter() - started
     (out / "demo.json").write_text(json.dumps(metrics["demo"], indent=2) + "\n")
     _summary(metrics, out)
     return metrics
@@ -237,10 +307,31 @@ def _step(number: int, what: str, where: os.PathLike | str) -> None:
 def _summary(metrics: dict, out: Path) -> None:
     demo = metrics["demo"]
     print()
-    print(f"Table 1 (KS distance x 10^-2), test split of {demo['split']['test']} events, "
-          f"{demo['replicas']} simulated per event; statistical floor ~{100 * demo['ks_floor']:.2f}")
+    print(
+        f"Table 1 (KS distance x 10^-2), selected test partons in: test split of "
+        f"{demo['split']['test']} events, {demo['replicas']} simulated per event; statistical "
+        f"floor ~{100 * demo['ks_floor']:.2f}"
+    )
     print(report.table1_markdown(metrics))
     valid = metrics.get("valid_fraction")
     if valid is not None:
         print(f"physically valid simulated events: {100 * valid:.2f}%")
-    print(f"wall time {demo['wall_seconds']:.0f} s; report in {out / 'report'} (metrics.md, plots)")
+    checked = demo.get("acceptance")
+    if checked:
+        observed = checked["observed_selected"]
+        print()
+        print(
+            f"Acceptance, every test parton event in ({checked['test_events']} events standing "
+            f"for {checked['test_events_weighted']:.0f} generated): {observed} selected"
+        )
+        for mode in ACCEPTANCE_CHECKS:
+            predicted = checked[mode]["predicted_selected"]
+            row = " | ".join(
+                f"{100 * v:.2f}" if v is not None else "-" for v in checked[mode]["table1"].values()
+            )
+            print(
+                f"  {mode:<6}  predicted {predicted:9.1f} ({predicted / observed - 1:+.2%}); "
+                f"Table 1: {row}"
+            )
+    print(f"wall time {demo['wall_seconds']:.0f} s; report in {out / 'report'} "
+          "(metrics.md, plots)")
