@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -35,29 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``turbosim-hep``; returns the exit code."""
+    """Entry point of ``turbosim-hep``; returns the exit code.
+
+    The package's own warnings are part of a command's output: each is printed as one
+    line, ``turbosim-hep COMMAND: warning: ...``, once the command has succeeded (a
+    failed command prints its one-line error alone).
+    """
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            # the package's own warnings are part of the command's output, every time
+        with warnings.catch_warnings(record=True) as caught:
             warnings.filterwarnings("always", category=UserWarning, module=r"turbosim_hep\.")
-            warnings.showwarning = _one_line_warning(args.command)
-            return args._run(args) or 0
+            code = args._run(args) or 0
     except TurbosimError as err:
         print(f"turbosim-hep {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"turbosim-hep {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line_warning(command: str):
-    """A `warnings.showwarning` that prints ``turbosim-hep COMMAND: warning: message``."""
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"turbosim-hep {command}: warning: {message}", file=file or sys.stderr)
-
-    return show
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for warning in caught:
+        if os.path.abspath(warning.filename).startswith(package + os.sep):
+            print(f"turbosim-hep {args.command}: warning: {warning.message}", file=sys.stderr)
+        else:  # another library's: as Python shows it
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return code
 
 
 if __name__ == "__main__":
