@@ -8,7 +8,10 @@ Prints:
    (read, noise, inference, write), events/s;
 3. its peak resident memory on a bigger input;
 4. the speed-up over generating detector-level events with the project's Pythia 8 +
-   detector chain (``turbosim-hep generate --level detector``).
+   detector chain (``turbosim-hep generate --level detector``);
+5. with ``--oversample K``: ``simulate --oversample K`` against K = 1 on the same input
+   (each input event read and prepared once, simulated K times), events written per
+   second and their ratio.
 
 The model has the reference architecture with its standardisation fitted to synthetic
 events (speed does not depend on the trained weights); pass ``--model`` to use a
@@ -17,6 +20,7 @@ project's format. Run from the repository root:
 
     python benchmarks/bench_simulate.py                      # 1M end to end, 5M for RSS
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0   # quick
+    python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --oversample 8
 """
 
 from __future__ import annotations
@@ -104,7 +108,9 @@ def run_measured(command: list[str]) -> tuple[float, float, int, str]:
     return float(wall), float(cpu), int(rss) // 1024, done.stdout
 
 
-def bench_simulate(model_path: Path, workdir: Path, n: int, label: str) -> float:
+def bench_simulate(
+    model_path: Path, workdir: Path, n: int, label: str, extra: tuple[str, ...] = ()
+) -> float:
     source = workdir / f"partons_{n}.root"
     if not source.exists():
         start = time.perf_counter()
@@ -112,11 +118,12 @@ def bench_simulate(model_path: Path, workdir: Path, n: int, label: str) -> float
         print(f"  (wrote {n:,}-event input in {time.perf_counter() - start:.0f} s)")
     output = workdir / f"simulated_{n}.root"
     command = ["turbosim-hep", "simulate", str(model_path), str(source), "-o", str(output),
-               "--force", "--quiet", "--device", "cpu"]
+               "--force", "--quiet", "--device", "cpu", *extra]
     wall, cpu, rss, stdout = run_measured(command)
     internal = float(re.search(r"\(([\d,]+) events/s\)", stdout).group(1).replace(",", ""))
+    written = int(re.search(r": (\d+) events in ", stdout).group(1))
     print(f"simulate end to end, {label}: {internal:12,.0f} events/s inside the command, "
-          f"{n / wall:,.0f} events/s including start-up ({wall:.1f} s), peak RSS {rss:,} MB, "
+          f"{written / wall:,.0f} events/s including start-up ({wall:.1f} s), peak RSS {rss:,} MB, "
           f"CPU time {cpu:.1f} s = {n / cpu:,.0f} events per CPU-second "
           f"(idle {os.cpu_count()}-core bound: {os.cpu_count() * n / cpu:,.0f} events/s)")
     output.unlink(missing_ok=True)
@@ -149,6 +156,8 @@ def main() -> None:
                         help="events for the Pythia chain (0: skip)")
     parser.add_argument("--forward-events", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=16_384)
+    parser.add_argument("--oversample", type=int, default=0, metavar="K",
+                        help="also compare simulate --oversample K with K = 1 (0: skip)")
     parser.add_argument("--workdir", type=Path, default=None, help="keeps the inputs between runs")
     args = parser.parse_args()
 
@@ -166,6 +175,15 @@ def main() -> None:
         rate = bench_simulate(model_path, workdir, args.events, f"{args.events:,} events")
         if args.rss_events:
             bench_simulate(model_path, workdir, args.rss_events, f"{args.rss_events:,} events")
+        if args.oversample:
+            label = f"{args.events:,} events"
+            single = bench_simulate(model_path, workdir, args.events, f"{label}, K = 1",
+                                    ("--acceptance", "off"))
+            many = bench_simulate(model_path, workdir, args.events,
+                                  f"{label}, K = {args.oversample}",
+                                  ("--acceptance", "off", "--oversample", str(args.oversample)))
+            print(f"oversampling: K = {args.oversample} writes {many / single:.2f} times the "
+                  "events per second of K = 1")
         if args.pythia_events:
             pythia = bench_pythia(workdir, args.pythia_events)
             print(f"speed-up of simulate over the Pythia 8 + detector chain: {rate / pythia:,.0f}x")
