@@ -467,14 +467,24 @@ def test_interrupt_leaves_nothing(tmp_path):
 
 
 def test_shipped_sample(shipped_sample: Path):
-    """The shipped sample: its size, its events, and W/top peaks of the reconstruction."""
+    """The shipped sample: its size, its events, the rejected events that teach the
+    acceptance, and W/top peaks of the reconstruction."""
     from turbosim_hep.physics import reconstruct
 
-    assert shipped_sample.stat().st_size <= 15 * 1024 * 1024
+    assert shipped_sample.stat().st_size <= 25 * 1024 * 1024
     batch, cutflow = read_events(shipped_sample)
     assert len(batch) >= 60_000
     metadata = read_metadata(shipped_sample)
     assert metadata["level"] == "detector" and metadata["card"] == "otus_ttbar"
+    # every selected event, and a weighted fraction of the rejected ones that stands for
+    # all the generated events (within five standard deviations of the thinning)
+    fraction = metadata["rejected_fraction"]
+    labelled, _ = read_events(shipped_sample, labels=True)
+    assert labelled.passed.sum() == len(batch) == metadata["cutflow"]["four_jets"]
+    rejected = metadata["n_events"] - len(batch)
+    np.testing.assert_array_equal(labelled.weights[~labelled.passed], 1 / fraction)
+    spread = np.sqrt(rejected * fraction * (1 - fraction)) / fraction
+    assert abs(labelled.weights.sum() - metadata["n_events"]) < 5 * spread
     result = reconstruct(batch.x[:20_000])
     m_w = result["m_W_had"]
     assert abs(_peak(m_w, 40, 140, 50) - 80.4) < 6
