@@ -158,10 +158,19 @@ def cached_model(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     InputError
         If the file is missing, corrupt, or not a turbosim-hep model.
     """
+    return _cached(*_cache_key(path, device))
+
+
+def _cache_key(path: str | os.PathLike, device: str | torch.device) -> tuple[str, str, str]:
+    """(absolute path, content hash, resolved device) of a model file, checked to exist.
+
+    The hash keys the per-process caches, so a file rewritten in place (a new training
+    run) is loaded again.
+    """
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise InputError(path, "no such file" if not os.path.exists(path) else "not a model file")
-    return _cached(path, file_sha256(path), str(resolve_device(device)))
+    return path, file_sha256(path), str(resolve_device(device))
 
 
 def run_model(
@@ -276,10 +285,7 @@ def cached_acceptance(
     InputError
         If the file is missing, corrupt, or not a turbosim-hep model.
     """
-    path = os.path.abspath(os.fspath(path))
-    if not os.path.isfile(path):
-        raise InputError(path, "no such file" if not os.path.exists(path) else "not a model file")
-    return _cached_acceptance(path, file_sha256(path), str(resolve_device(device)))
+    return _cached_acceptance(*_cache_key(path, device))
 
 
 def acceptance_probabilities(

@@ -112,33 +112,16 @@ class LHEFile(EventSource):
         channel: str = "electron",
         labels: bool = False,
     ) -> Iterator[EventBatch]:
-        """Stream the events with the e- nu_e-bar b b-bar u d-bar final state.
+        """Stream the events with the six partons of a channel (see `EventSource.iterate`).
 
-        Parameters
-        ----------
-        detector : bool
-            Must be False (an LHE file has no detector-level objects).
-        partons : bool
-            The Z arrays are read in any case.
-        cutflow : Cutflow, optional
-            Accumulates ``all`` and `turbosim_hep.layout.PARTON_CUT` (final state found).
-        chunk_events : int, optional
-            Events per chunk (default `LHE_CHUNK_EVENTS`).
-        channel : {"electron", "positron", "both"}
-            Which channel's final state (see `turbosim_hep.io.events.EventSource.iterate`).
-        labels : bool
-            Must be False (no detector objects to label the events with).
-
-        Yields
-        ------
-        EventBatch
-            ``entry`` (position in the file) and ``z`` (float32, (n, 24)) of the kept
-            events of one chunk.
+        An LHE file holds partons only: ``detector`` and ``labels`` must be False, and the
+        cut-flow has ``all`` and `turbosim_hep.layout.PARTON_CUT`. ``chunk_events``
+        defaults to `LHE_CHUNK_EVENTS`; ``entry`` is the position in the file.
 
         Raises
         ------
         InputError
-            If the file is cut off or malformed.
+            If detector objects are asked for, or the file is cut off or malformed.
         """
         self.require(detector=detector or labels, partons=partons)
         channels = layout.channels_of(channel)

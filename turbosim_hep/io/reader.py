@@ -137,28 +137,11 @@ class EventFile(EventSource):
         channel: str = "electron",
         labels: bool = False,
     ) -> Iterator[EventBatch]:
-        """Stream the selected events as `EventBatch` chunks.
+        """Stream the selected events as `EventBatch` chunks (see `EventSource.iterate`).
 
-        Parameters
-        ----------
-        detector : bool
-            Apply the reference selection and fill ``x``.
-        partons : bool
-            Require a complete hard-process parton record and fill ``z``.
-        cutflow : Cutflow, optional
-            Accumulates the events passing each cut (``all`` first).
-        chunk_events : int, optional
-            Entries per chunk (default: chunks of `STEP_BYTES`).
-        channel : {"electron", "positron", "both"}
-            Which channel's events (see `turbosim_hep.io.events.EventSource.iterate`).
-        labels : bool
-            Every event with the six partons, labelled by the selection (``passed``).
-
-        Yields
-        ------
-        EventBatch
-            Selected events of one chunk (possibly empty), with the file's per-event
-            weight (`formats.weight_branch`) where it has one.
+        Only the branches asked for are read, in chunks of ``chunk_events`` entries
+        (default: chunks of `STEP_BYTES`), with the file's per-event weight
+        (`formats.weight_branch`) where it has one.
         """
         detector, partons = detector or labels, partons or labels
         if not (detector or partons):
