@@ -2,13 +2,17 @@
 
 Runs two processors over the same file with coffea's Runner:
 
-- `turbosim_hep.validation.processor.FastSimProcessor` on its partons: the validation processor
-  plus the three lines of ``docs/coffea-plugin.md``, so the detector-level objects are
-  simulated by Turbo-Sim while the job runs (nothing is written in between);
-- `turbosim_hep.validation.processor.TtbarValidationProcessor` on its detector-level objects;
+- `turbosim_hep.validation.processor.FastSimProcessor` on the partons of every event:
+  the validation processor plus the three lines of ``docs/coffea-plugin.md``, so the
+  detector-level objects are simulated by Turbo-Sim while the job runs (nothing is written
+  in between), each event kept with the probability that the detector selects it (the
+  model's acceptance; the shipped sample holds rejected events too, weighted);
+- `turbosim_hep.validation.processor.TtbarValidationProcessor` on its detector-level
+  objects: the events the detector selected;
 
-and prints, for the detector-level quantities of the paper's Table 1, the KS distance
-between the two (x 10^-2) and the histogram of m_tt side by side.
+and prints the two selected yields, for the detector-level quantities of the paper's
+Table 1 the (weighted) KS distance between the two (x 10^-2), and the histogram of m_tt
+side by side.
 
     turbosim-hep train turbosim_hep/data/ttbar_sample.root -o model.pt   # once
     python analysis/fastsim_ttbar.py model.pt                             # shipped sample
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from turbosim_hep import metrics
 from turbosim_hep.validation.processor import (
+    WEIGHT_VALUES,
     FastSimProcessor,
     TtbarValidationProcessor,
     dataset_values,
@@ -59,6 +64,9 @@ def main() -> None:
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--acceptance", choices=("sample", "weight", "off"), default=None,
+                        help="how the model's acceptance applies (default: sample when it has "
+                        "one; off for files of selected events only)")
     args = parser.parse_args()
 
     files = [str(f) for f in args.files]
@@ -66,7 +74,9 @@ def main() -> None:
         start = time.perf_counter()
         simulated = run_fileset(
             {"fastsim": files},
-            FastSimProcessor(args.model, seed=args.seed, device=args.device),
+            FastSimProcessor(
+                args.model, seed=args.seed, device=args.device, acceptance=args.acceptance
+            ),
             executor=executor,
             chunksize=args.chunksize,
         )
@@ -76,11 +86,16 @@ def main() -> None:
 
     n = simulated["cutflow"]["fastsim"].get("four_jets", 0)
     print(f"fast simulation inside the job: {n} events simulated and analysed in {seconds:.1f} s")
+    print(f"selected yield: fast simulation {simulated['yield']['fastsim']:.1f}, "
+          f"detector {truth['yield']['truth']:.1f}")
     fast, true = dataset_values(simulated, "fastsim"), dataset_values(truth, "truth")
     print(f"{'quantity':12s} {'KS x 1e-2':>10s}")
     for column, (quantity, _) in TABLE1.items():
         if column not in TABLE1_PARTON_COLUMNS:
-            print(f"{column:12s} {100 * metrics.ks_distance(fast[quantity], true[quantity]):10.2f}")
+            ks = metrics.ks_distance(
+                fast[quantity], true[quantity], fast[WEIGHT_VALUES], true[WEIGHT_VALUES]
+            )
+            print(f"{column:12s} {100 * ks:10.2f}")
     h_fast, h_true = simulated["hists"]["m_tt"], truth["hists"]["m_tt"]
     print("m_tt histogram (GeV): bin low edge, fast simulation, truth")
     edges = h_fast.axes["m_tt"].edges
