@@ -57,10 +57,46 @@ def main() -> None:
     lines += ["## Table 1 (KS distance x 10^-2)", "", report.table1_markdown(metrics), ""]
     if metrics.get("valid_fraction") is not None:
         lines += [f"Physically valid simulated events: {100 * metrics['valid_fraction']:.2f}%.", ""]
+    lines += acceptance_section(demo.get("acceptance"), args.demo_dir, images)
     lines += ["## Distributions", ""]
     lines += [f"![{name}](results/{name}.png)" for name in shown]
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'} with {len(shown)} plots")
+
+
+def acceptance_section(checked: dict | None, demo_dir: Path, images: Path) -> list[str]:
+    """The yield and Table 1 the acceptance gives from every raw test parton event."""
+    if not checked:
+        return []
+    observed = checked["observed_selected"]
+    validation = checked["validation"]
+    lines = [
+        "## Acceptance: every test parton event in",
+        "",
+        f"The {checked['test_events']} test events of the sample, selected or not (standing "
+        f"for {checked['test_events_weighted']:.0f} generated events), simulated with the "
+        f"acceptance; {observed} of them passed the detector selection. Validation of the "
+        f"acceptance: AUC {validation['auc']:.3f}, calibration error "
+        f"{validation['calibration_error']:.4f}.",
+        "",
+        "| acceptance | predicted selected | vs observed | " + " | ".join(report.TABLE1) + " |",
+        "|---|---|---|" + "---|" * len(report.TABLE1),
+    ]
+    for mode in ("sample", "weight"):
+        row = checked[mode]
+        predicted = row["predicted_selected"]
+        values = " | ".join(f"{100 * v:.2f}" for v in row["table1"].values())
+        lines.append(
+            f"| {mode} | {predicted:.1f} | {predicted / observed - 1:+.2%} | {values} |"
+        )
+    lines.append("")
+    for name in ("m_t_had", "x_E_jet1"):
+        source = demo_dir / "report_acceptance_weight" / "plots" / f"{name}.png"
+        if source.exists():
+            target = images / f"acceptance_weight_{name}.png"
+            shutil.copyfile(source, target)
+            lines.append(f"![acceptance weight {name}](results/{target.name})")
+    return lines + [""]
 
 
 if __name__ == "__main__":
