@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ttbar import smear, ttbar_partons, write_sample
 
 from turbosim_hep.cli import main, train_cmd
 from turbosim_hep.errors import InputError, OutputError, TurbosimError
@@ -33,6 +32,8 @@ from turbosim_hep.training import (
     train,
 )
 from turbosim_hep.training.evaluation import ValidationSet
+
+from _ttbar import smear, ttbar_partons, write_sample
 
 
 def pairs(n: int, seed: int = 0) -> PairedEvents:
@@ -224,6 +225,26 @@ def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
               resume_changes={"lr": 1e-3, "batch_size": 10, "epochs": 3})
     with pytest.raises(TurbosimError, match="m.pt: a resumed run keeps its stored settings"):
         train(["synthetic"], tmp_path / "m.pt", resume=True, events=data, train_config=config)
+
+
+def test_a_new_run_never_replaces_a_model_written_meanwhile(tmp_path, monkeypatch):
+    """Two runs to one new model file: the one whose first checkpoint comes second fails
+    and leaves the other's file, and no log or temporary of its own."""
+    from turbosim_hep.training import loop
+
+    out = tmp_path / "m.pt"
+    train_epoch = loop.train_epoch
+
+    def concurrent_run_finishes_first(*args, **kwargs):
+        if not out.exists():
+            out.write_bytes(b"the other run's model")
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", concurrent_run_finishes_first)
+    with pytest.raises(OutputError, match="m.pt: exists already"):
+        train_fn(out, pairs(300, seed=5), TrainConfig(epochs=2, batch_size=50), False)
+    assert out.read_bytes() == b"the other run's model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
 def test_cosine_learning_rate_schedule(tmp_path):

@@ -10,6 +10,7 @@ continue it.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,7 @@ def save_checkpoint(
     training_state: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
     model_state: Mapping[str, torch.Tensor] | None = None,
+    force: bool = True,
 ) -> None:
     """Write a model (and optionally its training record) to one file, atomically.
 
@@ -58,6 +60,14 @@ def save_checkpoint(
     model_state : mapping, optional
         Weights to store instead of the model's current ones (for example the best
         epoch's, while ``model`` holds the last).
+    force : bool
+        Replace an existing file (False: refuse one, even if it appears while writing).
+
+    Raises
+    ------
+    OutputError
+        If ``path`` cannot be written (`turbosim_hep.errors.WriteError` on a full disk)
+        or exists and ``force`` is False.
     """
     payload = {
         "format": FORMAT,
@@ -74,8 +84,12 @@ def save_checkpoint(
         "training_state": dict(training_state) if training_state is not None else None,
         "metadata": dict(metadata or {}),
     }
-    with AtomicOutput(path, force=True) as output:
-        torch.save(payload, output.tmp_path)
+    # Serialised in memory and written with plain system calls: torch.save writing a
+    # file reports a full disk as an obscure RuntimeError, this as a WriteError.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with AtomicOutput(path, force=force) as output:
+        output.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
