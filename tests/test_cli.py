@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from turbosim_hep.cli import main
 from turbosim_hep.io import read_events
 from turbosim_hep.model import TurboSim, save_checkpoint
 
@@ -149,3 +151,30 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(run_files, full_disk, comman
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result, f"cannot write {out}: no space left on device")
     assert os.listdir(full_disk) == ["filler"]
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_force(run_files, tmp_path, capsys):
+    copies = {name: tmp_path / path.name for name, path in run_files.items()}
+    for name, path in run_files.items():
+        shutil.copy(path, copies[name])
+    before = {name: path.read_bytes() for name, path in copies.items()}
+    model, partons, full = copies["model"], copies["partons"], copies["full"]
+    report = tmp_path / "report"
+    report.mkdir()
+    truth = shutil.copy(full, report / "truth.root")
+    cases = [
+        (["simulate", model, partons, "-o", partons], partons),
+        (["simulate", model, partons, "-o", model], model),
+        (["unfold", model, full, "-o", full], full),
+        (["train", full, "-o", full, "--epochs", "1"], full),
+        (["export", full, "-o", full], full),
+        (["validate", "--truth", truth, "--sim", full, "-o", report, "--plots", "none"],
+         truth),
+    ]
+    for arguments, clobbered in cases:
+        for force in ([], ["--force"]):
+            assert main([*map(str, arguments), *force]) == 2
+            error = capsys.readouterr().err.strip()
+            assert error.count("\n") == 0 and f"the input {clobbered}" in error, error
+    assert {name: path.read_bytes() for name, path in copies.items()} == before
+    assert Path(truth).exists()

@@ -192,7 +192,7 @@ def run_files(
     start_time = time.perf_counter()
     if seed < 0:
         raise TurbosimError(f"the seed must be non-negative, not {seed}")
-    output = check_output_path(output, force=force)
+    output = check_output_path(output, force=force, inputs=[model, *inputs])
     model = os.path.abspath(os.fspath(model))
     inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
     if not inputs:

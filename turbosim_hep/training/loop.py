@@ -28,7 +28,7 @@ from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
-from turbosim_hep.outputs import AtomicOutput
+from turbosim_hep.outputs import AtomicOutput, check_not_an_input
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
 from turbosim_hep.training.data import PairedEvents, read_pairs
 from turbosim_hep.training.evaluation import ValidationSet
@@ -106,6 +106,8 @@ def train(
         resumed run keeps.
     """
     output = os.fspath(output)
+    for written in (output, log_path_for(output)):
+        check_not_an_input(written, paths)
     if resume:
         if not os.path.exists(output):
             raise InputError(output, "no such file to resume from")

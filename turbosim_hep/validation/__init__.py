@@ -109,7 +109,8 @@ def validate_fileset(
     for name in (truth, simulation) + ((unfolded,) if unfolded else ()):
         if name not in fileset:
             raise ValueError(f"the fileset has no dataset {name!r}")
-    report.check_report_directory(output_dir, force=force)  # fail before the long run
+    inputs = [path for files in fileset.values() for path in _paths(files)]
+    report.check_report_directory(output_dir, force=force, inputs=inputs)  # before the run
     output = runner.run_fileset(
         fileset,
         processor.TtbarValidationProcessor(bins=bins),
