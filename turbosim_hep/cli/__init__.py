@@ -1,15 +1,22 @@
 """The ``turbosim-hep`` command line: thin commands over the library.
 
 Each command lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
-Errors that are the user's input (`turbosim_hep.errors.TurbosimError`) are printed as
-one line, without a traceback, and give exit code 2; Ctrl-C gives 130.
+Errors that are the user's input (`turbosim_hep.errors.TurbosimError`, which includes
+an output that cannot be written, such as on a full disk) are printed as one line,
+without a traceback, and give exit code 2. Ctrl-C gives 130 and SIGTERM (a batch
+system's stop) 143: both stop the run the same way, the workers stopped and no partial
+output left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from turbosim_hep import __version__
 from turbosim_hep.errors import TurbosimError
@@ -33,17 +40,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run stops as it does on Ctrl-C."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``turbosim-hep``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return args._run(args) or 0
+        with _sigterm_raises_terminated():
+            return args._run(args) or 0
     except TurbosimError as err:
         print(f"turbosim-hep {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"turbosim-hep {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"turbosim-hep {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _sigterm_raises_terminated() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` inside (in the main thread; elsewhere Python cannot
+    handle signals). Further SIGTERMs are ignored while the run cleans up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
 
 
 if __name__ == "__main__":

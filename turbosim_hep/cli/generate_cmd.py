@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 import uproot
 
@@ -82,34 +80,23 @@ def _rejected_fraction(args: argparse.Namespace) -> float:
     return 1.0 if args.rejected_fraction is None else args.rejected_fraction
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     from turbosim_hep.generate.run import check_request, generate_file
 
     check_request(args.events, args.seed, args.jobs, args.level, args.card)
-    # A batch system's SIGTERM stops the run like Ctrl-C: workers ended, no partial file.
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
-    try:
-        summary = generate_file(
-            args.output,
-            args.events,
-            seed=args.seed,
-            jobs=args.jobs,
-            level=args.level,
-            card=args.card,
-            rejected_fraction=_rejected_fraction(args),
-            force=args.force,
-            compression=_compression(args.compression),
-            progress=not args.no_progress,
-            mantissa_bits=args.mantissa_bits,
-        )
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    summary = generate_file(
+        args.output,
+        args.events,
+        seed=args.seed,
+        jobs=args.jobs,
+        level=args.level,
+        card=args.card,
+        rejected_fraction=_rejected_fraction(args),
+        force=args.force,
+        compression=_compression(args.compression),
+        progress=not args.no_progress,
+        mantissa_bits=args.mantissa_bits,
+    )
     print(
         f"{summary.path}: {summary.written} events written of {summary.generated} generated",
         file=sys.stderr,
