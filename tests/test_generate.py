@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
+
+import _processes
 
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
@@ -350,7 +350,6 @@ def test_rejected_fraction_thins_only_rejected_events_and_weights_them(detector_
     with uproot.open(full) as a, uproot.open(thinned) as b:
         everything = a["Events"].arrays()
         kept = b["Events"].arrays()
-    selected = everything.event[(everything.nElectron == 1) & (everything.nJet == 4)]
     passed, _ = read_events(full)
     is_selected = np.isin(ak.to_numpy(kept.event), passed.entry)
     # every selected event is kept with weight 1; about half of the rejected, weight 2
@@ -445,23 +444,22 @@ def test_cli_parton_level_run(tmp_path, capsys):
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 def test_interrupt_leaves_nothing(tmp_path):
+    """Ctrl-C stops a parallel generation (exit 130) and leaves no file, even when the
+    tests run in the background with SIGINT ignored (`_processes.start`)."""
     out = tmp_path / "big.root"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "turbosim_hep", "generate", "-n", "100000", "--jobs", "2",
-         "-o", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    def started() -> bool:
-        return any(p.name.startswith(".big.root") for p in tmp_path.iterdir())
-
-    while time.monotonic() < deadline and not started():
-        time.sleep(0.2)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert list(tmp_path.iterdir()) == []
+    process = _processes.start("generate", "-n", "100000", "--jobs", "2", "-o", out,
+                               "--no-progress")
+    try:
+        _processes.wait_until(
+            lambda: len(_processes.workers(process)) == 2, 120, "the workers to start"
+        )
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        _processes.end(process)
 
 
 # --- the shipped sample ---------------------------------------------------------------------
