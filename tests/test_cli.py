@@ -178,3 +178,35 @@ def test_an_output_that_is_an_input_is_refused_even_with_force(run_files, tmp_pa
             assert error.count("\n") == 0 and f"the input {clobbered}" in error, error
     assert {name: path.read_bytes() for name, path in copies.items()} == before
     assert Path(truth).exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["train", "d.root", "-o", "m.pt", "--lr", "-1"], "--lr: must be a positive number"),
+        (["train", "d.root", "-o", "m.pt", "--lr", "nan"], "--lr: must be a positive number"),
+        (["train", "d.root", "-o", "m.pt", "--batch-size", "0"], "--batch-size: must be a pos"),
+        (["train", "d.root", "-o", "m.pt", "--epochs", "0"], "--epochs: must be a positive"),
+        (["train", "d.root", "-o", "m.pt", "--seed", "-1"], "--seed: must be a non-negative"),
+        (["train", "d.root", "-o", "m.pt", "--ema-decay", "1"], "--ema-decay: must be a number"),
+        (["train", "d.root", "-o", "m.pt", "--lr-final-fraction", "0"], "--lr-final-fraction"),
+        (["train", "d.root", "-o", "m.pt", "--weight", "dzt=inf"], "--weight: must be a non-n"),
+        (["train", "d.root", "-o", "m.pt", "--mass-weight", "-2"], "--mass-weight: must be"),
+        (["train", "d.root", "-o", "m.pt", "--threads", "-1"], "--threads: must be a non-neg"),
+        (["simulate", "m.pt", "in.lhe", "-o", "o.root", "--jobs", "0"], "--jobs: must be a pos"),
+        (["unfold", "m.pt", "in.root", "-o", "o.root", "--batch-size", "x"], "got 'x'"),
+        (["generate", "-n", "0", "-o", "o.root"], "--events: must be a positive integer"),
+        (["generate", "-n", "9", "-o", "o.root", "--rejected-fraction", "1.5"], "[0, 1]"),
+        (["generate", "-n", "9", "-o", "o.root", "--mantissa-bits", "24"], "from 1 to 23"),
+        (["validate", "--truth", "t", "--sim", "s", "-o", "r", "--bins", "0"], "--bins: must"),
+        (["validate", "--truth", "t", "--sim", "s", "-o", "r", "--workers", "-3"], "--workers"),
+        (["demo", "--seed", "-5"], "--seed: must be a non-negative 64-bit integer, got -5"),
+    ],
+)
+def test_numeric_flags_are_checked_at_parse_time(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith(f"turbosim-hep {arguments[0]}: error: argument ") and message in error

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from typing import NoReturn
 
 from turbosim_hep import __version__
 from turbosim_hep.errors import TurbosimError
@@ -25,9 +26,18 @@ from turbosim_hep.errors import TurbosimError
 COMMANDS = ("inspect", "export", "generate", "train", "simulate", "unfold", "validate", "demo")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as all of the commands' errors:
+    ``turbosim-hep train: error: argument --lr: must be a positive number, got -1``
+    (``--help`` shows the usage). The command parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="turbosim-hep",
         description="Turbo-Sim fast simulation and unfolding of collider events.",
     )

@@ -7,6 +7,7 @@ import sys
 
 import uproot
 
+from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
 
 #: ``--compression`` names and the uproot classes they stand for.
@@ -24,14 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--rejected-fraction thins the events that fail the reference selection.",
     )
     parser.add_argument(
-        "-n", "--events", type=int, required=True, metavar="N", help="events to generate"
+        "-n", "--events", type=positive_int, required=True, metavar="N", help="events to generate"
     )
-    parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    parser.add_argument(
+        "--seed", type=seed_int, default=1, metavar="S", help="random seed (default 1)"
+    )
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, metavar="J", help="worker processes (default 1)"
+        "--jobs", type=positive_int, default=1, metavar="J", help="worker processes (default 1)"
     )
     parser.add_argument(
         "--level", default="detector", metavar="{detector,parton}",
@@ -43,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="keep only events that pass the reference selection (--rejected-fraction 0)",
     )
     parser.add_argument(
-        "--rejected-fraction", type=float, default=None, metavar="F",
+        "--rejected-fraction", type=fraction(zero=True, one=True), default=None, metavar="F",
         help="keep every selected event and a random fraction F of the rejected ones, "
         "with genWeight = 1/F (default 1: every event); a sample that still teaches the "
         "detector acceptance at a fraction of the size",
@@ -53,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="zstd, lzma, zlib or lz4 with an optional level (default zstd:1)",
     )
     parser.add_argument(
-        "--mantissa-bits", type=int, default=None, metavar="B",
+        "--mantissa-bits", type=int_between(1, 23), default=None, metavar="B",
         help="round floats to B mantissa bits (1-23, as NanoAOD) for a smaller file; "
         "default: full float32 precision",
     )

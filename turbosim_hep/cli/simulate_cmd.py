@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from turbosim_hep.cli._types import positive_int, seed_int
+
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
     from turbosim_hep.pipeline import RunSummary
 
@@ -33,18 +35,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the per-event noise (default 0)"
+        "--seed", type=seed_int, default=0, help="seed of the per-event noise (default 0)"
     )
     parser.add_argument(
         "--device", default="auto",
         help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, metavar="B",
+        "--batch-size", type=positive_int, default=None, metavar="B",
         help="events per forward pass (default 16384 on CPU, 262144 on CUDA)",
     )
     parser.add_argument(
-        "--jobs", type=int, default=None, metavar="J",
+        "--jobs", type=positive_int, default=None, metavar="J",
         help="input files processed at once in local processes (default: one per core)",
     )
     parser.add_argument(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from turbosim_hep.cli._types import positive_int
+
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
 #: The library (coffea, scipy, matplotlib) is imported in `run`, keeping --help fast.
 CLI_EXECUTORS = ("iterative", "futures")
@@ -29,9 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory")
     parser.add_argument("--executor", choices=CLI_EXECUTORS, default="iterative",
                         help="coffea executor (default: iterative; Dask: docs/validation.md)")
-    parser.add_argument("--workers", type=int, default=1, help="processes of the futures executor")
-    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
-    parser.add_argument("--bins", type=int, default=80, help="bins per histogram")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="processes of the futures executor")
+    parser.add_argument("--chunksize", type=positive_int, default=200_000, help="events per chunk")
+    parser.add_argument("--bins", type=positive_int, default=80, help="bins per histogram")
     parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
                         help="which quantities to plot (default: all)")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
