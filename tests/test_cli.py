@@ -9,15 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import awkward as ak
 import h5py
 import numpy as np
 import pytest
 import torch
+import uproot
 
 from turbosim_hep.cli import main
 from turbosim_hep.io import read_events
 from turbosim_hep.model import TurboSim, save_checkpoint
 
+from _delphes import write_delphes
 from _ttbar import smear, ttbar_partons, write_sample
 
 
@@ -210,3 +213,56 @@ def test_numeric_flags_are_checked_at_parse_time(arguments, message, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1, error
     assert error.startswith(f"turbosim-hep {arguments[0]}: error: argument ") and message in error
+
+
+def test_validate_checks_its_inputs_before_the_analysis(run_files, tmp_path, capsys):
+    full = run_files["full"]
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    no_detector = tmp_path / "delphes.root"
+    z = ttbar_partons(20, seed=3)
+    write_delphes(str(no_detector), z, np.ones(20, dtype=bool))
+    empty = Path(write_sample(tmp_path / "empty.root", z[:0], smear(z)[:0]))
+    cases = [
+        (truncated, "truncated ROOT file"),
+        (no_detector, "tree 'Delphes' lacks branches Electron"),
+        (empty, "tree 'Events' holds no events"),
+    ]
+    for truth, message in cases:
+        for role in ("--truth", "--sim"):
+            other = "--sim" if role == "--truth" else "--truth"
+            arguments = [role, truth, other, full, "-o", tmp_path / "report", "--plots", "none"]
+            assert main(["validate", *map(str, arguments)]) == 2
+            error = capsys.readouterr().err.strip()
+            assert error.count("\n") == 0 and f"{truth}: {message}" in error, error
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_an_error_inside_a_coffea_chunk_is_one_line_naming_the_file(run_files, tmp_path,
+                                                                    executor):
+    corrupt = tmp_path / "corrupt.root"
+    data = bytearray(run_files["full"].read_bytes())
+    third = len(data) // 3
+    data[third : 2 * third] = bytes(third)  # baskets zeroed, header and directory intact
+    corrupt.write_bytes(bytes(data))
+    result = cli("validate", "--truth", corrupt, "--sim", run_files["full"], "-o",
+                 tmp_path / "report", "--plots", "none", "--executor", executor)
+    assert_one_line_error(result, f"{corrupt}: cannot be analysed (")
+    assert result.stdout == ""
+    assert os.listdir(tmp_path) == ["corrupt.root"]
+
+
+def test_inspect_text_on_a_file_without_entries(tmp_path):
+    z = ttbar_partons(5, seed=1)
+    empty = write_sample(tmp_path / "empty.root", z[:0], smear(z)[:0])
+    result = cli("inspect", empty)
+    assert result.returncode == 0, result.stderr
+    assert "0 entries" in result.stdout and "usable events: 0" in result.stdout
+
+
+def test_an_rntuple_is_named_as_such(tmp_path):
+    path = tmp_path / "rntuple.root"
+    with uproot.recreate(path) as file:
+        file.mkrntuple("Events", ak.Array({"x": np.arange(3.0)}))
+    assert_one_line_error(cli("inspect", path), "'Events' is an RNTuple, not a TTree")

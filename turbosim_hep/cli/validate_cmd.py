@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from turbosim_hep.cli._types import positive_int
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         bins=args.bins,
         plots=plots,
         force=args.force,
+        progress=sys.stderr.isatty(),
     )
     print(table1_markdown(result))
     if result["valid_fraction"] is not None:
