@@ -409,7 +409,7 @@ def run_main(capsys, *args) -> tuple[int, str]:
         (["-n", "10", "--card", "atlas"], "unknown detector card"),
         (["-n", "10", "--compression", "gzip"], "--compression"),
         (["-n", "10", "--level", "parton", "--selected-only"], "--selected-only"),
-        (["-n", "10", "--rejected-fraction", "1.5"], "between 0 and 1"),
+        (["-n", "10", "--rejected-fraction", "1.5"], "--rejected-fraction"),
         (["-n", "10", "--selected-only", "--rejected-fraction", "0.5"], "different samples"),
         (["-n", "10", "--mantissa-bits", "30"], "--mantissa-bits"),
     ],

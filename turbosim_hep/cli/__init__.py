@@ -56,7 +56,10 @@ class Terminated(KeyboardInterrupt):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``turbosim-hep``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version or a parse error, already printed
+        return int(exit_.code or 0)
     try:
         with _sigterm_raises_terminated():
             return args._run(args) or 0
