@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from pathlib import Path
 
 import awkward as ak
@@ -128,3 +131,24 @@ def mixed_file(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     return path, write_mixed_file(path)
 
 
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Path:
+    """A directory on a 1 MB tmpfs filled to the last byte by the file ``filler``.
+
+    Skips where mounting is not allowed (not root, or no tmpfs); `tests/test_outputs.py`
+    mocks the same error where this cannot run.
+    """
+    mount = tmp_path / "full"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]
+    if os.geteuid() != 0 or subprocess.run(command, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        with contextlib.suppress(OSError), open(mount / "filler", "wb", buffering=0) as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

@@ -440,3 +440,23 @@ def test_mass_term_trains_the_decoder_only_and_is_logged(events):
     everything = {"x": model.x_scaler(x), "z": model.z_scaler(z)}
     assert objective.terms(everything, {"xt": everything["x"]})["mass"].item() < 1e-5
     assert objective.terms({"x": xs, "z": zs}, {"xt": xs})["mass"].item() > 1e-3
+
+
+class _CreatesAFile:
+    """Unpickling this calls ``open(path, "w")``: what a malicious checkpoint would do."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_a_checkpoint_is_never_unpickled(tmp_path):
+    """Loading reads tensors and plain values only: a pickled object is refused, not run."""
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "malicious.pt"
+    torch.save({"format": "turbosim-hep-model", "payload": _CreatesAFile(marker)}, path)
+    with pytest.raises(InputError, match="malicious.pt: not a readable turbosim-hep model"):
+        load_checkpoint(path)
+    assert not marker.exists()

@@ -148,7 +148,7 @@ def test_bad_requests_are_one_line_errors(model_with_acceptance, paired_sample, 
     with pytest.warns(UserWarning, match="has no acceptance"):
         simulate_files(paired_sample["model"], [partons], tmp_path / "y.root", progress=False)
     for arguments, fragment in (
-        (["--oversample", "0"], "--oversample must be a positive integer"),
+        (["--oversample", "0"], "argument --oversample: must be a positive integer, got 0"),
         (["--acceptance", "always"], "--acceptance must be one of sample, weight, off"),
     ):
         code = main(["simulate", model_with_acceptance, partons, "-o", str(tmp_path / "z.root"),

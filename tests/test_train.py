@@ -229,6 +229,26 @@ def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
         train(["synthetic"], tmp_path / "m.pt", resume=True, events=data, train_config=config)
 
 
+def test_a_new_run_never_replaces_a_model_written_meanwhile(tmp_path, monkeypatch):
+    """Two runs to one new model file: the one whose first checkpoint comes second fails
+    and leaves the other's file, and no log or temporary of its own."""
+    from turbosim_hep.training import loop
+
+    out = tmp_path / "m.pt"
+    train_epoch = loop.train_epoch
+
+    def concurrent_run_finishes_first(*args, **kwargs):
+        if not out.exists():
+            out.write_bytes(b"the other run's model")
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", concurrent_run_finishes_first)
+    with pytest.raises(OutputError, match="m.pt: exists already"):
+        train_fn(out, pairs(300, seed=5), TrainConfig(epochs=2, batch_size=50), False)
+    assert out.read_bytes() == b"the other run's model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
 def test_cosine_learning_rate_schedule(tmp_path):
     config = TrainConfig(epochs=5, lr=1e-3, critic_lr=2e-4, lr_final_fraction=0.1)
     factors = [config.lr_factor(e) for e in range(5)]

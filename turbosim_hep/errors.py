@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 class TurbosimError(Exception):
@@ -59,6 +60,24 @@ class OutputError(InputError):
     """An output path cannot be written (exists, missing directory, not writable)."""
 
 
+class WriteError(OutputError):
+    """Writing an output failed (full disk, read-only file system, no permission).
+
+    The message reads ``cannot write PATH: PROBLEM``, ``PROBLEM`` being the system's
+    reason in lower case (`os_reason`).
+    """
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.problem}"
+
+
+def os_reason(err: OSError) -> str:
+    """The system's reason for an `OSError` as a short phrase: ``no space left on device``."""
+    text = os.strerror(err.errno) if err.errno else (str(err).strip() or type(err).__name__)
+    text = text.splitlines()[0]
+    return text[:1].lower() + text[1:]
+
+
 def check_parent_directory(path: str | os.PathLike) -> str:
     """Check that the directory an output will be written into exists and is writable.
 
@@ -70,7 +89,9 @@ def check_parent_directory(path: str | os.PathLike) -> str:
     Raises
     ------
     OutputError
-        If the directory is missing or not writable.
+        If the directory is missing or not writable, or no file can be created in it
+        (a read-only file system, or one such as /proc that holds no regular files):
+        an unnamed file is created and removed to find out before any work starts.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -78,4 +99,9 @@ def check_parent_directory(path: str | os.PathLike) -> str:
         raise OutputError(path, f"directory {directory} does not exist")
     if not os.access(directory, os.W_OK):
         raise OutputError(path, f"directory {directory} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise OutputError(path, f"cannot create a file in {directory} ({os_reason(err)})") from err
     return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from turbosim_hep.cli._types import seed_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -21,9 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--quick", action="store_true",
                         help="a one-minute run on a small subset, same code path (for tests)")
     parser.add_argument("--sample", metavar="FILE", help="use FILE instead of the shipped sample")
-    parser.add_argument(
-        "--seed", type=int, default=2021, help="seed of everything (default: %(default)s)"
-    )
+    parser.add_argument("--seed", type=seed_int, default=2021,
+                        help="seed of everything (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty output directory")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bars")

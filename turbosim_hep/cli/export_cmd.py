@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_path(args.output, force=args.force)  # fail before reading anything
+    # fail before reading anything
+    check_output_path(args.output, force=args.force, inputs=[args.file])
     batch, cutflow = read_events(args.file)
     write_reference_h5(args.output, batch, force=args.force)
     print(f"{args.output}: {len(batch)} events of {cutflow.counts['all']} written")

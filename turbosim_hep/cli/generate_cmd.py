@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 import uproot
 
+from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
 
 #: ``--compression`` names and the uproot classes they stand for.
@@ -26,14 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--rejected-fraction thins the events that fail the reference selection.",
     )
     parser.add_argument(
-        "-n", "--events", type=int, required=True, metavar="N", help="events to generate"
+        "-n", "--events", type=positive_int, required=True, metavar="N", help="events to generate"
     )
-    parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    parser.add_argument(
+        "--seed", type=seed_int, default=1, metavar="S", help="random seed (default 1)"
+    )
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, metavar="J", help="worker processes (default 1)"
+        "--jobs", type=positive_int, default=1, metavar="J", help="worker processes (default 1)"
     )
     parser.add_argument(
         "--level", default="detector", metavar="{detector,parton}",
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="keep only events that pass the reference selection (--rejected-fraction 0)",
     )
     parser.add_argument(
-        "--rejected-fraction", type=float, default=None, metavar="F",
+        "--rejected-fraction", type=fraction(zero=True, one=True), default=None, metavar="F",
         help="keep every selected event and a random fraction F of the rejected ones, "
         "with genWeight = 1/F (default 1: every event); a sample that still teaches the "
         "detector acceptance at a fraction of the size",
@@ -55,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="zstd, lzma, zlib or lz4 with an optional level (default zstd:1)",
     )
     parser.add_argument(
-        "--mantissa-bits", type=int, default=None, metavar="B",
+        "--mantissa-bits", type=int_between(1, 23), default=None, metavar="B",
         help="round floats to B mantissa bits (1-23, as NanoAOD) for a smaller file; "
         "default: full float32 precision",
     )
@@ -82,34 +83,23 @@ def _rejected_fraction(args: argparse.Namespace) -> float:
     return 1.0 if args.rejected_fraction is None else args.rejected_fraction
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     from turbosim_hep.generate.run import check_request, generate_file
 
     check_request(args.events, args.seed, args.jobs, args.level, args.card)
-    # A batch system's SIGTERM stops the run like Ctrl-C: workers ended, no partial file.
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
-    try:
-        summary = generate_file(
-            args.output,
-            args.events,
-            seed=args.seed,
-            jobs=args.jobs,
-            level=args.level,
-            card=args.card,
-            rejected_fraction=_rejected_fraction(args),
-            force=args.force,
-            compression=_compression(args.compression),
-            progress=not args.no_progress,
-            mantissa_bits=args.mantissa_bits,
-        )
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    summary = generate_file(
+        args.output,
+        args.events,
+        seed=args.seed,
+        jobs=args.jobs,
+        level=args.level,
+        card=args.card,
+        rejected_fraction=_rejected_fraction(args),
+        force=args.force,
+        compression=_compression(args.compression),
+        progress=not args.no_progress,
+        mantissa_bits=args.mantissa_bits,
+    )
     print(
         f"{summary.path}: {summary.written} events written of {summary.generated} generated",
         file=sys.stderr,

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from turbosim_hep.cli._types import positive_int, seed_int
 from turbosim_hep.layout import CHANNEL_CHOICES
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "already passed the selection; the default for a model without acceptance)",
     )
     parser.add_argument(
-        "--oversample", type=int, default=1, metavar="K",
+        "--oversample", type=positive_int, default=1, metavar="K",
         help="simulate every input event K times with independent noise and acceptance "
         "decisions (branch 'replica', weights divided by K; default 1)",
     )
@@ -55,18 +56,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, metavar="OUT.root", help="output ROOT file"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the per-event noise (default 0)"
+        "--seed", type=seed_int, default=0, help="seed of the per-event noise (default 0)"
     )
     parser.add_argument(
         "--device", default="auto",
         help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, metavar="B",
+        "--batch-size", type=positive_int, default=None, metavar="B",
         help="events per forward pass (default 16384 on CPU, 262144 on CUDA)",
     )
     parser.add_argument(
-        "--jobs", type=int, default=None, metavar="J",
+        "--jobs", type=positive_int, default=None, metavar="J",
         help="input files processed at once in local processes (default: one per core)",
     )
     parser.add_argument(

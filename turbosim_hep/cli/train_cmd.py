@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from turbosim_hep import layout
+from turbosim_hep.cli._types import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
 from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
 from turbosim_hep.training.config import RESUMABLE_SETTINGS
 
 
-def _assignment(kind: str):
-    def parse(text: str) -> tuple[str, str]:
+def _assignment(kind: str, value_type: Callable[[str], Any] = str):
+    """The ``type`` of a NAME=VALUE flag; ``value_type`` converts and checks the value."""
+
+    def parse(text: str) -> tuple[str, Any]:
         name, sep, value = text.partition("=")
         if not sep or not name or not value:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
-        return name.strip(), value.strip()
+        return name.strip(), value_type(value.strip())
 
     return parse
 
@@ -65,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--weight",
         action="append",
-        type=_assignment("TERM=VALUE"),
+        type=_assignment("TERM=VALUE", non_negative_float),
         default=[],
         metavar="TERM=VALUE",
         help=f"override one loss weight; terms: {', '.join(TERMS)} (repeatable)",
@@ -80,26 +92,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--mass-weight",
-        type=float,
+        type=non_negative_float,
         metavar="W",
         help="weight of the mass term on x~ (jet-pair, triplet and top masses; default 0: off)",
     )
-    parser.add_argument("--epochs", type=int, metavar="N", help="total number of epochs")
-    parser.add_argument("--batch-size", type=int, metavar="B", help="events per step (default 100)")
-    parser.add_argument("--lr", type=float, help="learning rate of the networks (default 1e-4)")
+    parser.add_argument("--epochs", type=positive_int, metavar="N", help="total number of epochs")
+    parser.add_argument(
+        "--batch-size", type=positive_int, metavar="B", help="events per step (default 100)"
+    )
+    parser.add_argument(
+        "--lr", type=positive_float, help="learning rate of the networks (default 1e-4)"
+    )
     parser.add_argument(
         "--lr-final-fraction",
-        type=float,
+        type=fraction(zero=False, one=True),
         metavar="F",
         help="cosine decay of the learning rates to F times their value at the last epoch "
         "(default 1: constant)",
     )
     parser.add_argument(
-        "--patience", type=int, metavar="N", help="stop after N epochs without improvement"
+        "--patience", type=positive_int, metavar="N", help="stop after N epochs without improvement"
     )
     parser.add_argument(
         "--ema-decay",
-        type=float,
+        type=fraction(zero=False, one=False),
         metavar="D",
         help="keep a moving average of the weights with this decay, e.g. 0.999 (default off)",
     )
@@ -111,7 +127,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--gp-interval",
-        type=int,
+        type=positive_int,
         metavar="K",
         help="gradient penalty every K-th critic update, K times as strong (default 1)",
     )
@@ -130,9 +146,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(ignored on the CPU)",
     )
     parser.add_argument(
-        "--threads", type=int, metavar="N", help="CPU threads for torch (default 1)"
+        "--threads", type=non_negative_int, metavar="N", help="CPU threads for torch (default 1)"
     )
-    parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, metavar="S", help="random seed (default 0)")
     parser.add_argument(
         "--channel",
         choices=layout.CHANNEL_CHOICES,
@@ -160,15 +176,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def _new_run(args: argparse.Namespace):
     """Train a new model with the settings of the flags and the config file."""
-    from turbosim_hep.errors import TurbosimError
     from turbosim_hep.training import build_configs, read_config_file, train
 
-    weights = {}
-    for term, value in args.weight:
-        try:
-            weights[term] = float(value)
-        except ValueError:
-            raise TurbosimError(f"--weight {term}={value}: the weight must be a number") from None
+    weights = dict(args.weight)
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

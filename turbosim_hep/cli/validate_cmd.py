@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from turbosim_hep.cli._types import positive_int
 from turbosim_hep.layout import CHANNEL_CHOICES
 
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
@@ -31,9 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory")
     parser.add_argument("--executor", choices=CLI_EXECUTORS, default="iterative",
                         help="coffea executor (default: iterative; Dask: docs/validation.md)")
-    parser.add_argument("--workers", type=int, default=1, help="processes of the futures executor")
-    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
-    parser.add_argument("--bins", type=int, default=80, help="bins per histogram")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="processes of the futures executor")
+    parser.add_argument("--chunksize", type=positive_int, default=200_000, help="events per chunk")
+    parser.add_argument("--bins", type=positive_int, default=80, help="bins per histogram")
     parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
                         help="which quantities to plot (default: all)")
     parser.add_argument("--channel", choices=CHANNEL_CHOICES, default="electron",
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         plots=plots,
         force=args.force,
         channel=args.channel,
+        progress=sys.stderr.isatty(),
     )
     print(table1_markdown(result))
     if result["valid_fraction"] is not None:

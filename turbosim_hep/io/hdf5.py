@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 
@@ -23,6 +24,11 @@ HDF5_CHUNK_EVENTS = 1_000_000
 def write_reference_h5(path: str | os.PathLike, batch: EventBatch, *, force: bool = False) -> None:
     """Write selected events as the reference HDF5 layout.
 
+    The file is built in memory (`reference_h5_image`) and written with plain system
+    calls, whose errors (a full disk) become `turbosim_hep.errors.WriteError`: HDF5
+    writing a file itself cannot report a failed write reliably (a full disk crashed
+    the interpreter when h5py later closed the file).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -32,9 +38,17 @@ def write_reference_h5(path: str | os.PathLike, batch: EventBatch, *, force: boo
     force : bool
         Overwrite an existing file.
     """
+    image = reference_h5_image(batch)
+    with AtomicOutput(path, force=force) as output:
+        output.write_bytes(image)
+
+
+def reference_h5_image(batch: EventBatch) -> bytes:
+    """The bytes of the reference-layout HDF5 file of ``batch`` (see `write_reference_h5`)."""
     if batch.z is None or batch.x is None:
         raise ValueError("the reference layout needs both the Z and the X arrays")
-    with AtomicOutput(path, force=force) as output, h5py.File(output.tmp_path, "w") as h5:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
         for name, data, columns in (
             (Z_DATASET, batch.z, layout.Z_COLUMNS),
             (X_DATASET, batch.x, layout.X_COLUMNS),
@@ -43,6 +57,7 @@ def write_reference_h5(path: str | os.PathLike, batch: EventBatch, *, force: boo
             dataset.attrs["columns"] = list(columns)
         h5.create_dataset(ENTRY_DATASET, data=batch.entry.astype(np.int64))
         h5.attrs["layout_version"] = layout.LAYOUT_VERSION
+    return buffer.getvalue()
 
 
 class HDF5File(EventSource):

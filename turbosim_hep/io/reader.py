@@ -49,7 +49,8 @@ class EventFile(EventSource):
     Raises
     ------
     InputError
-        If the file is missing, not a ROOT file, truncated, or holds no known tree.
+        If the file is missing, not a ROOT file, truncated (shorter than its header
+        says), or holds no known tree (an RNTuple of a known name is named as such).
     """
 
     format: Format
@@ -62,10 +63,14 @@ class EventFile(EventSource):
             self._file = uproot.open(self.path)
         except Exception as err:  # uproot raises ValueError, OSError, struct errors, ...
             raise InputError(self.path, "truncated or corrupt ROOT file") from err
+        size, end = os.path.getsize(self.path), self._file.file.fEND
+        if size < end:
+            raise InputError(self.path, f"truncated ROOT file ({size:,} of {end:,} bytes)")
         self.format, self.tree = self._find_tree()
         self._keys = set(self.tree.keys(full_paths=False, filter_name=_leaf_names(self.format)))
 
     def _find_tree(self) -> tuple[Format, uproot.TTree]:
+        not_trees = []
         for name, fmt in ((formats.DELPHES_TREE, "delphes"), (formats.EVENTS_TREE, "turbosim")):
             if name in self._file:
                 try:
@@ -75,6 +80,11 @@ class EventFile(EventSource):
                     raise InputError(self.path, problem) from err
                 if isinstance(obj, uproot.TTree):
                     return fmt, obj
+                not_trees.append(f"'{name}' is {_kind(obj)}")
+        if not_trees:
+            raise InputError(
+                self.path, f"{', '.join(not_trees)}, not a TTree; turbosim-hep reads TTrees"
+            )
         raise InputError(
             self.path,
             f"no '{formats.DELPHES_TREE}' or '{formats.EVENTS_TREE}' tree "
@@ -192,6 +202,12 @@ def _leaf_names(fmt: Format) -> list[str]:
         + formats.own_parton_branches()
         + list(formats.WEIGHT_BRANCHES)
     )
+
+
+def _kind(obj: object) -> str:
+    """``an RNTuple`` or ``a CLASS`` for a ROOT object that is not a TTree."""
+    classname = getattr(obj, "classname", type(obj).__name__)
+    return "an RNTuple" if "RNTuple" in classname else f"a {classname}"
 
 
 def _reason(err: Exception) -> str:

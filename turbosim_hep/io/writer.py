@@ -13,6 +13,7 @@ merged without knowing their branches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -25,7 +26,7 @@ import uproot
 from turbosim_hep import layout
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
-from turbosim_hep.outputs import AtomicOutput
+from turbosim_hep.outputs import AtomicOutput, writing
 
 #: Default compression (see docs/formats.md for the choice).
 DEFAULT_COMPRESSION = uproot.ZSTD(1)
@@ -49,6 +50,17 @@ class EventWriter:
         read back by `read_metadata`.
     compression : uproot compression, optional
         Defaults to `DEFAULT_COMPRESSION`.
+    atomic : bool
+        Write through a temporary file renamed to ``path`` at the end
+        (`turbosim_hep.outputs.AtomicOutput`). False writes ``path`` itself (removed
+        again on an error): for a file that is itself a temporary of the caller (the
+        parts of a parallel run), so that a killed worker leaves no temporary of its own.
+
+    Raises
+    ------
+    OutputError
+        If the output cannot be written; `turbosim_hep.errors.WriteError` (naming
+        ``path``) when writing fails, for example on a full disk.
 
     Examples
     --------
@@ -63,9 +75,11 @@ class EventWriter:
         force: bool = False,
         metadata: Mapping[str, object] | None = None,
         compression: uproot.compression.Compression | None = None,
+        atomic: bool = True,
     ):
-        self._output = AtomicOutput(path, force=force)
-        self.path = self._output.path
+        self._output = AtomicOutput(path, force=force) if atomic else None
+        self.path = self._output.path if atomic else os.fspath(path)
+        self._target = self._output.tmp_path if atomic else self.path
         self._metadata = dict(metadata or {})
         self._compression = compression if compression is not None else DEFAULT_COMPRESSION
         self._file: uproot.WritableDirectory | None = None
@@ -78,7 +92,12 @@ class EventWriter:
         return self._metadata
 
     def __enter__(self) -> EventWriter:
-        self._file = uproot.recreate(self._output.tmp_path, compression=self._compression)
+        try:
+            with writing(self.path):
+                self._file = uproot.recreate(self._target, compression=self._compression)
+        except BaseException as err:
+            self._finish(err)
+            raise
         return self
 
     def write(self, chunk: Chunk) -> None:
@@ -88,18 +107,19 @@ class EventWriter:
         """
         if self._file is None:
             raise RuntimeError("EventWriter is used outside its 'with' block")
-        if self._tree is None:
-            branch_types = {
-                name: value.type.content if isinstance(value, ak.Array) else value.dtype
-                for name, value in chunk.items()
-            }
-            self._tree = self._file.mktree(
-                formats.EVENTS_TREE,
-                branch_types,
-                counter_name=formats.counter,
-                field_name=_field_branch,
-            )
-        self._tree.extend(dict(chunk))
+        with writing(self.path):
+            if self._tree is None:
+                branch_types = {
+                    name: value.type.content if isinstance(value, ak.Array) else value.dtype
+                    for name, value in chunk.items()
+                }
+                self._tree = self._file.mktree(
+                    formats.EVENTS_TREE,
+                    branch_types,
+                    counter_name=formats.counter,
+                    field_name=_field_branch,
+                )
+            self._tree.extend(dict(chunk))
         self.entries += len(next(iter(chunk.values())))
 
     def __exit__(
@@ -108,14 +128,27 @@ class EventWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._file is not None:
-            try:
-                if exc_type is None:
-                    self._metadata.setdefault("entries", self.entries)
-                    self._file[formats.METADATA_KEY] = json.dumps(self._metadata, sort_keys=True)
-            finally:
+        if exc is not None:
+            with contextlib.suppress(Exception):  # the file is discarded: its error is not news
                 self._file.close()
-        self._output.__exit__(exc_type, exc, tb)
+            self._finish(exc)
+            return
+        try:
+            with writing(self.path):
+                self._metadata.setdefault("entries", self.entries)
+                self._file[formats.METADATA_KEY] = json.dumps(self._metadata, sort_keys=True)
+                self._file.close()
+        except BaseException as err:
+            self._finish(err)
+            raise
+        self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Rename the temporary to the output (``error`` None) or remove what was written."""
+        if self._output is not None:
+            self._output.__exit__(type(error) if error else None, error, None)
+        elif error is not None and os.path.exists(self.path):
+            os.unlink(self.path)
 
 
 def _field_branch(collection: str, field: str) -> str:

@@ -11,6 +11,7 @@ continue it, and, when its files held rejected events, the detector acceptance
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,7 @@ def save_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     model_state: Mapping[str, torch.Tensor] | None = None,
     acceptance: Mapping[str, Any] | None = None,
+    force: bool = True,
 ) -> None:
     """Write a model (and optionally its training record) to one file, atomically.
 
@@ -64,6 +66,14 @@ def save_checkpoint(
     acceptance : mapping, optional
         The acceptance classifier: ``config`` (`AcceptanceConfig` as a dict), ``state``
         (its state dict) and any plain-Python record (settings, validation history).
+    force : bool
+        Replace an existing file (False: refuse one, even if it appears while writing).
+
+    Raises
+    ------
+    OutputError
+        If ``path`` cannot be written (`turbosim_hep.errors.WriteError` on a full disk)
+        or exists and ``force`` is False.
     """
     payload = {
         "format": FORMAT,
@@ -81,8 +91,12 @@ def save_checkpoint(
         "metadata": dict(metadata or {}),
         "acceptance": _plain_acceptance(acceptance),
     }
-    with AtomicOutput(path, force=True) as output:
-        torch.save(payload, output.tmp_path)
+    # Serialised in memory and written with plain system calls: torch.save writing a
+    # file reports a full disk as an obscure RuntimeError, this as a WriteError.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with AtomicOutput(path, force=force) as output:
+        output.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -5,17 +5,29 @@
 the results come back in task order as they are ready, the first error is raised, and
 an error, a Ctrl-C or closing the iterator early stops the work still running.
 
-Local workers are spawned, not forked (torch and fork do not mix), and ignore SIGINT:
-Ctrl-C reaches the main process, which stops them.
+Local workers are spawned, not forked (torch and fork do not mix). They ignore SIGINT
+and SIGTERM: Ctrl-C and a batch system's SIGTERM reach the main process too, which stops
+them and cleans up. They die with the main process: on Linux the kernel kills them when
+it dies, even of SIGKILL (``PR_SET_PDEATHSIG``, which acts when the thread that started
+them ends: the one iterating the results, which outlives the pool); elsewhere a thread of
+each worker exits it once its parent is gone. No worker computes for a run that is over.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
+
+from tqdm import tqdm
 
 from turbosim_hep.errors import TurbosimError
 
@@ -70,7 +82,9 @@ def _local(
     function: Callable[[Task], Result], tasks: Sequence[Task], jobs: int
 ) -> Iterator[Result]:
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
     futures = []
     try:
         futures = [pool.submit(function, task) for task in tasks]
@@ -104,11 +118,48 @@ def _dask(
                 future.cancel()
 
 
-def _ignore_sigint() -> None:
+#: Seconds between two checks of a worker that its parent is alive (without prctl).
+PARENT_CHECK_SECONDS = 1.0
+#: ``PR_SET_PDEATHSIG`` of <linux/prctl.h>.
+_PR_SET_PDEATHSIG = 1
+
+
+def _start_worker(parent: int) -> None:
+    """Initialise a worker: leave the stop signals to the parent, and die with it.
+
+    Parameters
+    ----------
+    parent : int
+        Process id of the main process.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # tqdm's default lock is a named semaphore, which a killed worker would leave for
+    # the resource tracker to warn of at exit; the workers draw no progress bars.
+    tqdm.set_lock(threading.RLock())
+    if not _kill_with_parent():
+        threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the worker could watch it
+        os._exit(1)
+
+
+def _kill_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _exit_without_parent(parent: int) -> None:
+    """Exit this process as soon as its parent is gone (it is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Terminate the pool's worker processes instead of waiting for their tasks."""
+    """Kill the pool's worker processes instead of waiting for their tasks (they ignore
+    SIGTERM)."""
     for process in list((pool._processes or {}).values()):
-        process.terminate()
+        process.kill()

@@ -33,7 +33,7 @@ from turbosim_hep.inference import (
     resolve_acceptance,
 )
 from turbosim_hep.io.writer import EventWriter, read_chunks
-from turbosim_hep.outputs import check_output_path
+from turbosim_hep.outputs import check_output_path, temporary_prefix
 from turbosim_hep.pipeline import executors
 from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
 from turbosim_hep.pipeline.stages import open_input, process_file
@@ -234,7 +234,7 @@ def run_files(
         raise TurbosimError(
             f"--channel must be one of {', '.join(layout.CHANNEL_CHOICES)}, not {channel!r}"
         )
-    output = check_output_path(output, force=force)
+    output = check_output_path(output, force=force, inputs=[model, *inputs])
     model = os.path.abspath(os.fspath(model))
     inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
     if not inputs:
@@ -342,7 +342,7 @@ class PartTask:
 
 def run_part(task: PartTask) -> FileSummary:
     """Run one input into its part file (in a worker process or on a Dask worker)."""
-    with EventWriter(task.part, force=True) as writer:
+    with EventWriter(task.part, atomic=False) as writer:  # the part is a temporary
         return process_file(task.path, task.job, writer, task.source)
 
 
@@ -364,7 +364,8 @@ def _run_parallel(
     with contextlib.ExitStack() as cleanup:
         tasks = []
         for source, path in enumerate(inputs):
-            handle, part = tempfile.mkstemp(prefix=f".part{source}-", suffix=".root", dir=directory)
+            prefix = f"{temporary_prefix(writer.path)}part{source}."
+            handle, part = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
             os.close(handle)
             cleanup.callback(_remove, part)
             tasks.append(PartTask(path, job, part, source))

@@ -28,6 +28,7 @@ from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
+from turbosim_hep.outputs import AtomicOutput, check_not_an_input
 from turbosim_hep.training.acceptance import AcceptanceSettings, fit_acceptance
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
 from turbosim_hep.training.data import LabelledPartons, PairedEvents, read_labelled, read_pairs
@@ -123,6 +124,8 @@ def train(
         resumed run keeps.
     """
     output = os.fspath(output)
+    for written in (output, log_path_for(output)):
+        check_not_an_input(written, paths)
     if resume:
         if not os.path.exists(output):
             raise InputError(output, "no such file to resume from")
@@ -174,6 +177,7 @@ def train(
         log_path=log_path_for(output),
         progress=progress,
         metadata=metadata,
+        force=force or resume,
     )
 
 
@@ -186,6 +190,7 @@ def fit(
     log_path: str | os.PathLike | None = None,
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    force: bool = True,
 ) -> TrainResult:
     """Train until ``trainer.config.epochs`` (or early stopping), validating every epoch.
 
@@ -198,18 +203,21 @@ def fit(
     checkpoint : path, optional
         Written after every epoch: the best weights plus what `Trainer.resume` needs.
     log_path : path, optional
-        JSON-lines log, one record per epoch (rewritten from the history on resume).
+        JSON-lines log, one record per epoch; rewritten whole (atomically) after each
+        checkpoint, so it always matches the checkpoint and a failed run leaves none.
     progress : bool
         Show a tqdm progress bar.
     metadata : mapping, optional
         Stored in the checkpoint.
+    force : bool
+        Let the first checkpoint replace an existing file. False (a new run without
+        ``--force``): a file that appeared since the start, a concurrent run's output,
+        is not replaced; the run fails instead.
     """
     config = trainer.config
     x, z = trainer.prepare(train, val)
     validation = ValidationSet.from_events(val, trainer.device, config.val_max_events)
     batch = min(config.batch_size, len(train))
-    if log_path is not None:
-        _write_log(log_path, _acceptance_log(trainer.acceptance) + trainer.history)
     bar = tqdm(
         total=(config.epochs - trainer.epoch) * (len(train) // batch),
         disable=not progress,
@@ -231,9 +239,10 @@ def fit(
                 ks=f"{record['ks_sum']:.3f}", best=f"{trainer.best_ks:.3f}@{trainer.best_epoch}"
             )
             if checkpoint is not None:
-                trainer.save(checkpoint, metadata=metadata)
+                trainer.save(checkpoint, metadata=metadata, force=force)
+                force = True  # the file is this run's own from now on
             if log_path is not None:
-                _append_log(log_path, record)
+                _write_log(log_path, _acceptance_log(trainer.acceptance) + trainer.history)
     acceptance = trainer.acceptance["history"][-1] if trainer.acceptance else None
     return TrainResult(
         trainer.best_model(), list(trainer.history), trainer.best_epoch, trainer.best_ks,
@@ -319,14 +328,10 @@ def _acceptance_log(acceptance: Mapping[str, Any] | None) -> list[dict[str, Any]
 
 
 def _write_log(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
-    with open(path, "w") as handle:
-        for record in history:
-            handle.write(json.dumps(record) + "\n")
-
-
-def _append_log(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    """The JSON-lines log of ``history``, replacing the previous one atomically."""
+    text = "".join(json.dumps(record) + "\n" for record in history)
+    with AtomicOutput(path, force=True) as output:
+        output.write_bytes(text.encode())
 
 
 def log_path_for(output: str | os.PathLike) -> str:

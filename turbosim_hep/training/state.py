@@ -287,8 +287,17 @@ class Trainer:
         )
         self.history = [dict(record) for record in state["history"]]
 
-    def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
-        """Write the checkpoint: best weights, configurations, history and training state."""
+    def save(
+        self,
+        path: str | os.PathLike,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        force: bool = True,
+    ) -> None:
+        """Write the checkpoint: best weights, configurations, history and training state.
+
+        ``force`` False refuses to replace an existing file (`save_checkpoint`).
+        """
         state = self.state_dict()
         best_state, history = state.pop("best_state"), state.pop("history")
         save_checkpoint(
@@ -301,6 +310,7 @@ class Trainer:
             training_state=state,
             metadata=metadata,
             acceptance=self.acceptance,
+            force=force,
         )
 
     @classmethod

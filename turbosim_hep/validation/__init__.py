@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from turbosim_hep.errors import InputError
+from turbosim_hep.io import EventFile
 from turbosim_hep.validation import processor, report, runner
 
 
@@ -109,11 +111,27 @@ def validate_fileset(
     -------
     dict
         The metrics written to ``metrics.json``.
+
+    Raises
+    ------
+    InputError
+        Before the analysis runs, if a file fails `check_input` (the truth and the
+        simulation need detector objects, the unfolded events partons); during it, if
+        reading a chunk of a file fails (`turbosim_hep.validation.runner.run_fileset`).
+    OutputError
+        If the report cannot be written, or its directory holds one of the inputs.
     """
     for name in (truth, simulation) + ((unfolded,) if unfolded else ()):
         if name not in fileset:
             raise ValueError(f"the fileset has no dataset {name!r}")
-    report.check_report_directory(output_dir, force=force)  # fail before the long run
+    # fail on bad inputs and outputs before the long run
+    needs = {truth: _DETECTOR, simulation: _DETECTOR} | ({unfolded: _PARTONS} if unfolded else {})
+    inputs = []
+    for dataset, files in fileset.items():
+        for path in _paths(files):
+            check_input(path, **needs.get(dataset, _NOTHING))
+            inputs.append(path)
+    report.check_report_directory(output_dir, force=force, inputs=inputs)
     output = runner.run_fileset(
         fileset,
         processor.TtbarValidationProcessor(bins=bins, channel=channel),
@@ -125,10 +143,33 @@ def validate_fileset(
     return result
 
 
+#: What the files of a dataset must hold: the truth and the simulation are compared at
+#: detector level, the unfolded events at parton level; other datasets are only read.
+_DETECTOR = {"detector": True, "partons": False}
+_PARTONS = {"detector": False, "partons": True}
+_NOTHING = {"detector": False, "partons": False}
+
+
+def check_input(path: str | os.PathLike, *, detector: bool, partons: bool) -> None:
+    """Check a file of the analysis with the readers' checks, before coffea runs.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, not a readable (complete) ROOT file of a known
+        format, lacking the detector objects or the partons asked for, or holding no
+        events.
+    """
+    event_file = EventFile(path)
+    event_file.require(detector=detector, partons=partons)
+    if event_file.num_entries == 0:
+        raise InputError(path, f"tree '{event_file.tree.name}' holds no events")
+
+
 def _paths(value) -> list[str]:
     if isinstance(value, (str, os.PathLike)):
         return [os.fspath(value)]
     return [os.fspath(v) for v in value]
 
 
-__all__ = ["validate", "validate_fileset"]
+__all__ = ["check_input", "validate", "validate_fileset"]

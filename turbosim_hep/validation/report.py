@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import uproot
 
 from turbosim_hep import metrics
-from turbosim_hep.errors import OutputError, check_parent_directory
+from turbosim_hep.outputs import AtomicOutput, check_output_path, writing
 from turbosim_hep.validation.processor import DATASET_AXIS, WEIGHT_VALUES, dataset_values
 from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
@@ -286,7 +284,8 @@ def write_report(
     """Write the report directory: metrics, table, plots and histograms.
 
     The report is built in a temporary directory beside ``directory`` and renamed into
-    place at the end, so an interrupted run leaves nothing half-written.
+    place at the end (`turbosim_hep.outputs.AtomicOutput`), so an interrupted run or a
+    full disk leaves nothing half-written.
 
     Parameters
     ----------
@@ -306,44 +305,43 @@ def write_report(
     str
         The report directory.
     """
-    directory = check_report_directory(directory, force=force)
-    parent = os.path.dirname(os.path.abspath(directory))
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
-    try:
-        with open(os.path.join(tmp, "metrics.json"), "w") as handle:
+    with AtomicOutput(directory, force=force, directory=True) as report:
+        _write_report_files(output, result, report, plots)
+    return report.path
+
+
+def _write_report_files(
+    output: Mapping, result: Mapping, report: AtomicOutput, plots: bool | Iterable[str]
+) -> None:
+    """The files of `write_report` into the report's temporary directory; an `OSError`
+    (full disk) is raised as `turbosim_hep.errors.WriteError` naming the report."""
+    names = list(result["quantities"]) if plots is True else list(plots or ())
+    unknown = [name for name in names if name not in QUANTITY_BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown quantities to plot: {', '.join(unknown)}")
+    names = [name for name in names if name in result["quantities"]]  # compared ones
+    directory = report.tmp_path
+    with writing(report.path):
+        with open(os.path.join(directory, "metrics.json"), "w") as handle:
             json.dump(_json_safe(result), handle, indent=2)
-        with open(os.path.join(tmp, "metrics.md"), "w") as handle:
+        with open(os.path.join(directory, "metrics.md"), "w") as handle:
             handle.write(metrics_markdown(result))
-        save_histograms(output, os.path.join(tmp, "histograms.root"))
-        names = list(result["quantities"]) if plots is True else list(plots or ())
-        unknown = [name for name in names if name not in QUANTITY_BY_NAME]
-        if unknown:
-            raise ValueError(f"unknown quantities to plot: {', '.join(unknown)}")
-        names = [name for name in names if name in result["quantities"]]  # compared ones
+        save_histograms(output, os.path.join(directory, "histograms.root"))
         if names:
-            os.mkdir(os.path.join(tmp, "plots"))
+            os.mkdir(os.path.join(directory, "plots"))
         for name in names:
-            plot_comparison(output, name, result, os.path.join(tmp, "plots", name))
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+            plot_comparison(output, name, result, os.path.join(directory, "plots", name))
 
 
-def check_report_directory(directory: str | os.PathLike, *, force: bool = False) -> str:
-    """Check that a report directory may be written; raise `OutputError` if not."""
-    directory = check_parent_directory(directory)
-    if os.path.exists(directory):
-        if not os.path.isdir(directory):
-            raise OutputError(directory, "exists and is not a directory")
-        if os.listdir(directory) and not force:
-            raise OutputError(
-                directory, "exists already and is not empty (use --force to replace it)"
-            )
-    return directory
+def check_report_directory(
+    directory: str | os.PathLike, *, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> str:
+    """Check that a report directory may be written; raise `OutputError` if not.
+
+    It must not exist or be empty (unless ``force``), and not hold any of ``inputs``
+    (replacing it would delete them).
+    """
+    return check_output_path(directory, force=force, directory=True, inputs=inputs)
 
 
 def _weights(values: Mapping[str, np.ndarray], n: int, dataset: str) -> np.ndarray | None:
