@@ -25,7 +25,7 @@ from turbosim_hep.io.writer import (
     read_metadata,
 )
 from turbosim_hep.model import load_model
-from turbosim_hep.pipeline import simulate_files, unfold_files
+from turbosim_hep.pipeline import simulate_files, stages, unfold_files
 from turbosim_hep.pipeline.executors import ordered_results
 from turbosim_hep.random import event_normal, stream_id
 
@@ -356,6 +356,31 @@ def test_input_errors_leave_no_output(files, tmp_path):
     assert out.read_text() == "keep me"
     with pytest.raises(TurbosimError, match="seed"):
         simulate_files(files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
+
+
+@pytest.mark.parametrize(
+    ("stage", "error"),
+    [(stages.Planner, ValueError("bad chunk")), (stages.Inference, RuntimeError("device lost")),
+     (stages.ChunkWriter, OSError("no space left on device"))],
+    ids=["reader", "model", "writer"],
+)
+def test_a_failing_stage_stops_the_run_and_leaves_nothing(files, tmp_path, monkeypatch,
+                                                          stage, error):
+    calls = []
+
+    def fail_on_the_second_chunk(self, chunk):
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise error
+        return original(self, chunk)
+
+    original = stage.__call__
+    monkeypatch.setattr(stage, "__call__", fail_on_the_second_chunk)
+    with pytest.raises(type(error), match=str(error)):
+        simulate_files(files["model"], [files["partons"]], tmp_path / "out.root",
+                       chunk_events=100, progress=False)
+    assert len(calls) == 2  # the other stages stopped too: no further chunk reached it
+    assert os.listdir(tmp_path) == []
 
 
 def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):
