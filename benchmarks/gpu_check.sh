@@ -6,6 +6,8 @@
 #
 # Steps (in this order; STEPS picks some): tests (tests/test_cuda.py), bench
 # (benchmarks/bench_train.py --device cuda: eager and captured events/s and their ratio),
+# simulate (benchmarks/bench_simulate.py --device cuda on a 2M-event file with LZ4: the
+# decoder forward, each stage's rate, end to end and its fraction of the slowest stage),
 # train (one epoch of `turbosim-hep train` at batch 100 and 1,000, with and without
 # --no-graphs), demo (`turbosim-hep demo --device cuda`, its wall time), suite (the whole
 # `python -m pytest`). Each step has its own time limit, so a stuck one leaves time for
@@ -14,7 +16,7 @@
 # they are installed first when present.
 set -u
 : "${OUT:?set OUT to a directory for the logs}"
-STEPS=${STEPS:-"tests bench train demo suite"}
+STEPS=${STEPS:-"tests bench simulate train demo suite"}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
@@ -44,6 +46,14 @@ if wants bench; then
     --gp-intervals 1 4 --seconds 5 >"$OUT/bench.log" 2>&1
   stamp "bench_train rc $?"
   grep -E "^(train|decoder)" "$OUT/bench.log" | tee -a "$OUT/steps.log"
+fi
+
+if wants simulate; then
+  timeout 300 python3 benchmarks/bench_simulate.py --device cuda --events 2000000 \
+    --forward-events 2000000 --rss-events 0 --pythia-events 0 --stage-repeat 2 \
+    --compression lz4:1 >"$OUT/simulate.log" 2>&1
+  stamp "bench_simulate rc $?"
+  grep -E "^(decoder|stage|end to end|simulate)" "$OUT/simulate.log" | tee -a "$OUT/steps.log"
 fi
 
 if wants train; then

@@ -1,13 +1,16 @@
-"""Training and inference on CUDA: the captured training step and what it shares with the
+"""Training and inference on CUDA: the captured training step, the inference's staging
+(pinned buffers, a copy stream beside the compute stream), and what they share with the
 CPU path.
 
 The tests marked ``needs_cuda`` run only where torch sees a GPU; the others check on any
 machine the code the CUDA path shares (the setting and its flag, the moving average, the
-optimiser state, the warm-up that capturing undoes, the message without CUDA).
+optimiser state, the warm-up that capturing undoes, the message without CUDA, the
+batches of the staging and its ordering of streams and events, run on stand-ins).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 
@@ -17,11 +20,15 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from turbosim_hep import layout
 from turbosim_hep.cli import main
+from turbosim_hep.inference import cached_model, run_model
 from turbosim_hep.model import TurboSim, load_model, save_checkpoint
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.presets import loss_config
 from turbosim_hep.model.turbosim import ModelConfig
+from turbosim_hep.pipeline import staging
+from turbosim_hep.pipeline.staging import Batch, CudaStaging, plan_batches
 from turbosim_hep.training import (
     RESUMABLE_SETTINGS,
     PairedEvents,
@@ -214,6 +221,103 @@ def test_what_is_captured_makes_no_host_round_trip(preset):
     assert not probe.seen
 
 
+def test_batches_cut_every_array_and_straddle_none():
+    assert plan_batches([5, 0, 12, 4], 4) == [
+        Batch(0, 0, 4), Batch(0, 4, 5), Batch(2, 0, 4), Batch(2, 4, 8), Batch(2, 8, 12),
+        Batch(3, 0, 4),
+    ]
+    assert [len(b) for b in plan_batches([262_144 + 1], 262_144)] == [262_144, 1]
+    assert plan_batches([], 10) == []
+
+
+class _Timeline:
+    """Stand-ins for CUDA streams and events that log what the staging asks of them."""
+
+    def __init__(self):
+        self.log: list[tuple] = []
+        self.current = None  # the stream of the enclosing ``torch.cuda.stream``
+
+    def stream(self, device=None):
+        timeline = self
+
+        class Stream:
+            def wait_event(self, event):
+                timeline.log.append(("wait", self, event))
+
+        return Stream()
+
+    def event(self, blocking=False):
+        timeline = self
+
+        class Event:
+            def record(self, stream):
+                timeline.log.append(("record", self, stream))
+
+            def synchronize(self):
+                timeline.log.append(("synchronize", self))
+
+        return Event()
+
+    @contextlib.contextmanager
+    def on(self, stream):
+        outer, self.current = self.current, stream
+        try:
+            yield
+        finally:
+            self.current = outer
+
+
+def _since_last(log: list[tuple], position: int, entry: tuple, marker: tuple) -> bool:
+    """Whether ``entry`` is in the log between the last ``marker`` before ``position``
+    (or the start) and ``position``."""
+    start = max([i for i in range(position) if log[i] == marker], default=-1)
+    return entry in log[start + 1:position]
+
+
+def test_staging_orders_its_copies_and_waits_as_documented(monkeypatch):
+    """The staging on stand-ins of streams and events, on the CPU: the outputs of every
+    job, the function on the compute stream, and each slot's discipline: an upload after
+    the device has read the slot's previous inputs, the computation after its upload, a
+    download after the computation, the host reusing pinned inputs only once uploaded and
+    reading outputs only once downloaded."""
+    timeline = _Timeline()
+    monkeypatch.setattr(torch.cuda, "Stream", timeline.stream)
+    monkeypatch.setattr(torch.cuda, "Event", timeline.event)
+    monkeypatch.setattr(torch.cuda, "stream", timeline.on)
+    monkeypatch.setattr(staging, "pinned", lambda shape: torch.empty(shape))
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda tensor, stream: None)
+    run = CudaStaging(torch.device("cpu"), 3, 2, 1, batch_size=4)
+
+    def function(inputs, noise):
+        timeline.log.append(("call", timeline.current))
+        return inputs.sum(1, keepdim=True) + noise.sum(1, keepdim=True)
+
+    rng = np.random.default_rng(1)
+    for sizes in ((2,), (9, 0, 6), (13,)):  # a small first chunk: the slots grow later
+        jobs = [(rng.normal(size=(n, 3)).astype(np.float32),
+                 rng.normal(size=(n, 2)).astype(np.float32)) for n in sizes]
+        outputs = run.run(function, jobs)
+        for (inputs, noise), values in zip(jobs, outputs, strict=True):
+            assert values.shape == (len(inputs), 1)
+            np.testing.assert_allclose(values[:, 0], inputs.sum(1) + noise.sum(1), rtol=1e-6)
+    log, copy_stream, compute = timeline.log, run.copy_stream, run.compute_stream
+    assert all(entry[1] is compute for entry in log if entry[0] == "call")
+    for slot in run._slots:
+        for i, entry in enumerate(log):
+            if entry == ("record", slot.uploaded, copy_stream):
+                assert _since_last(log, i, ("wait", copy_stream, slot.computed), entry)
+                assert i == log.index(entry) or _since_last(
+                    log, i, ("synchronize", slot.uploaded), entry)
+            if entry == ("record", slot.computed, compute):
+                assert log[i - 2:i] == [("wait", compute, slot.uploaded), ("call", compute)]
+            if entry == ("record", slot.downloaded, copy_stream):
+                assert log[i - 1] == ("wait", copy_stream, slot.computed)
+                assert log[i + 1] == ("synchronize", slot.downloaded)
+    uploads = [e for e in log if e[0] == "record" and e[2] is copy_stream
+               and any(e[1] is s.uploaded for s in run._slots)]
+    assert len(uploads) == 1 + 5 + 4  # one per batch of 4 events at most
+
+
 # --- on a GPU ------------------------------------------------------------------------
 
 #: (preset, loss settings, training settings) of the captured-versus-eager comparison.
@@ -319,11 +423,12 @@ def test_one_epoch_of_training_on_cuda(tmp_path, sample_file, graphs):
 def inference_files(tmp_path_factory) -> dict[str, str]:
     directory = tmp_path_factory.mktemp("inference")
     z = ttbar_partons(1500, seed=31)
-    model = TurboSim.from_config(None, x=torch.from_numpy(smear(z, seed=32)),
-                                 z=torch.from_numpy(z))
+    x = smear(z, seed=32)
+    model = TurboSim.from_config(None, x=torch.from_numpy(x), z=torch.from_numpy(z))
     save_checkpoint(directory / "model.pt", model)
     return {"model": str(directory / "model.pt"),
             "partons": write_sample(directory / "partons.root", z, None),
+            "full": write_sample(directory / "full.root", z, x),
             "dir": str(directory)}
 
 
@@ -332,8 +437,17 @@ def _close(cuda: np.ndarray, cpu: np.ndarray) -> None:
     np.testing.assert_allclose(cuda, cpu, rtol=1e-4, atol=1e-3)
 
 
+#: Runs of the CUDA-against-CPU comparison: one batch per chunk (the defaults), and many
+#: batches per chunk over several replicas (the staging's two slots in turn).
+INFERENCE_RUNS = {
+    "defaults": {},
+    "replicas-in-batches": {"oversample": 3, "batch_size": 500, "chunk_events": 700},
+}
+
+
 @needs_cuda
-def test_simulate_on_cuda_gives_the_cpu_events(inference_files, tmp_path):
+@pytest.mark.parametrize("settings", sorted(INFERENCE_RUNS))
+def test_simulate_on_cuda_gives_the_cpu_events(inference_files, tmp_path, settings):
     from turbosim_hep.io import read_events
     from turbosim_hep.pipeline import simulate_files
 
@@ -341,10 +455,55 @@ def test_simulate_on_cuda_gives_the_cpu_events(inference_files, tmp_path):
     for device in ("cuda", "cpu"):
         out = tmp_path / f"{device}.root"
         simulate_files(inference_files["model"], [inference_files["partons"]], out, seed=5,
-                       device=device, progress=False)
+                       device=device, progress=False, **INFERENCE_RUNS[settings])
         batches[device], _ = read_events(out)
     np.testing.assert_array_equal(batches["cuda"].entry, batches["cpu"].entry)
     _close(batches["cuda"].x, batches["cpu"].x)
+
+
+@needs_cuda
+def test_unfold_on_cuda_gives_the_cpu_events(inference_files, tmp_path):
+    from turbosim_hep.io import read_events
+    from turbosim_hep.pipeline import unfold_files
+
+    batches = {}
+    for device in ("cuda", "cpu"):
+        out = tmp_path / f"{device}.root"
+        unfold_files(inference_files["model"], [inference_files["full"]], out, seed=5,
+                     device=device, batch_size=400, progress=False)
+        batches[device], _ = read_events(out)
+    np.testing.assert_array_equal(batches["cuda"].entry, batches["cpu"].entry)
+    _close(batches["cuda"].z, batches["cpu"].z)
+
+
+@needs_cuda
+def test_staging_runs_the_model_on_its_compute_stream_and_gives_the_cpu_outputs(
+    inference_files,
+):
+    """The copy-stream path itself: jobs of several batches, an empty one, buffers that
+    grow after a small first run and are reused by the next."""
+    cpu = cached_model(inference_files["model"], "cpu")
+    cuda = cached_model(inference_files["model"], "cuda")
+    noise_dim = cuda.decoder_noise_dim
+    run = CudaStaging(torch.device("cuda"), layout.N_FEATURES, noise_dim, layout.N_FEATURES,
+                      batch_size=700)
+    assert run.copy_stream != run.compute_stream != torch.cuda.default_stream()
+    streams = []
+
+    def simulate(inputs, noise):
+        streams.append(torch.cuda.current_stream())
+        return cuda.simulate(inputs, noise)
+
+    z = ttbar_partons(2500, seed=33)
+    noise = np.random.default_rng(34).standard_normal((2500, noise_dim), dtype=np.float32)
+    for jobs in ([(z[:300], noise[:300])], [(z[300:], noise[300:]), (z[:0], noise[:0]),
+                                            (z[:1000], noise[:1000])]):
+        outputs = run.run(simulate, jobs)
+        for (inputs, eps), values in zip(jobs, outputs, strict=True):
+            expected = run_model(cpu.simulate, inputs, eps, torch.device("cpu"), 4096)
+            _close(values, expected)
+    assert streams and all(stream == run.compute_stream for stream in streams)
+    assert run._slots[0].capacity == run._slots[1].capacity == 700
 
 
 @needs_cuda

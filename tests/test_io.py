@@ -12,7 +12,7 @@ import uproot
 import vector
 
 from turbosim_hep import layout
-from turbosim_hep.errors import InputError, OutputError
+from turbosim_hep.errors import InputError, OutputError, TurbosimError
 from turbosim_hep.io import (
     Cutflow,
     EventFile,
@@ -26,7 +26,14 @@ from turbosim_hep.io.hdf5 import read_reference_h5, write_reference_h5
 from turbosim_hep.io.lhe import LHEFile
 from turbosim_hep.io.schemas import open_nanoevents
 from turbosim_hep.io.selection import select_events
-from turbosim_hep.io.writer import event_columns, parton_columns, read_chunks, reco_columns
+from turbosim_hep.io.writer import (
+    compression_text,
+    event_columns,
+    parse_compression,
+    parton_columns,
+    read_chunks,
+    reco_columns,
+)
 from turbosim_hep.kinematics import p4_from_ptetaphim
 
 from _lhe import write_lhe
@@ -165,6 +172,36 @@ def test_writer_reader_round_trip(tmp_path):
     np.testing.assert_array_equal(tree["event"].array(library="np"), np.arange(1000) + 10)
     np.testing.assert_array_equal(tree["Jet_px"].array(library="np")[0], x[0, 8::4])
     assert read_metadata(path) == {"seed": 5, "entries": 1000}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("zstd", uproot.ZSTD(1)), ("lz4:12", uproot.LZ4(12)), ("zlib:9", uproot.ZLIB(9)),
+     ("lzma:2", uproot.LZMA(2))],
+)
+def test_compression_values(tmp_path, text, expected):
+    compression = parse_compression(text)
+    assert compression == expected
+    assert parse_compression(compression_text(compression)) == compression
+    path = tmp_path / "events.root"
+    with EventWriter(path, compression=compression) as writer:
+        writer.write(event_columns(np.arange(1000)))
+    with uproot.open(path) as file:
+        assert file.file.compression == expected
+        np.testing.assert_array_equal(file["Events"]["event"].array(library="np"),
+                                      np.arange(1000))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("gzip", "expected one of zstd, lz4, zlib, lzma"), ("ZSTD:1", "expected one of"),
+     ("zstd:", "expected one of"), ("zstd:fast", "expected one of"), ("lz4:-1", "expected"),
+     ("lz4:13", "lz4:13: compression level must be between 0 and 12")],
+)
+def test_bad_compression_values(text, message):
+    with pytest.raises(TurbosimError, match=message) as caught:
+        parse_compression(text)
+    assert "\n" not in str(caught.value)
 
 
 def test_own_file_in_coffea_has_four_vector_collections(tmp_path):

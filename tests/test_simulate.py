@@ -17,9 +17,15 @@ from turbosim_hep.inference import file_sha256
 from turbosim_hep.io import read_events
 from turbosim_hep.io.hdf5 import write_reference_h5
 from turbosim_hep.io.schemas import open_nanoevents
-from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns, read_metadata
+from turbosim_hep.io.writer import (
+    EventWriter,
+    event_columns,
+    parse_compression,
+    parton_columns,
+    read_metadata,
+)
 from turbosim_hep.model import load_model
-from turbosim_hep.pipeline import simulate_files, unfold_files
+from turbosim_hep.pipeline import simulate_files, stages, unfold_files
 from turbosim_hep.pipeline.executors import ordered_results
 from turbosim_hep.random import event_normal, stream_id
 
@@ -88,6 +94,34 @@ def test_metadata(files, tmp_path):
     assert meta["inputs"] == ["partons.root"]
     assert meta["cutflow"][0]["finite_output"] == N
     assert meta["entries"] == N
+
+
+def test_compression_is_a_choice_recorded_in_the_metadata(files, tmp_path):
+    simulate_files(files["model"], [files["partons"]], tmp_path / "zstd.root", progress=False)
+    assert read_metadata(tmp_path / "zstd.root")["compression"] == "zstd:1"
+    reference = outputs(tmp_path / "zstd.root")["arrays"]
+    for choice, recorded in (("lz4", "lz4:1"), ("zlib:6", "zlib:6"), ("lzma:1", "lzma:1")):
+        out = tmp_path / f"{choice.replace(':', '')}.root"
+        simulate_files(files["model"], [files["partons"]], out, compression=choice,
+                       progress=False)
+        assert read_metadata(out)["compression"] == recorded
+        with uproot.open(out) as file:
+            assert file.file.compression == parse_compression(recorded)
+        assert ak.array_equal(outputs(out)["arrays"], reference)
+    out = tmp_path / "unfolded.root"
+    unfold_files(files["model"], [files["full"]], out, compression="lz4:9", progress=False)
+    assert read_metadata(out)["compression"] == "lz4:9"
+
+
+@pytest.mark.parametrize("command", ["simulate", "unfold"])
+@pytest.mark.parametrize("value", ["gzip", "lz4:13"])
+def test_bad_compression_is_a_one_line_error(files, tmp_path, capsys, command, value):
+    out = tmp_path / "out.root"
+    arguments = [command, files["model"], files["full"], "-o", str(out), "--quiet"]
+    assert main(arguments + ["--compression", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"turbosim-hep {command}: error: --compression" in err
+    assert os.listdir(tmp_path) == []
 
 
 def test_seed_reproducible_and_independent_of_chunking(files, tmp_path):
@@ -322,6 +356,31 @@ def test_input_errors_leave_no_output(files, tmp_path):
     assert out.read_text() == "keep me"
     with pytest.raises(TurbosimError, match="seed"):
         simulate_files(files["model"], [files["partons"]], tmp_path / "o.root", seed=-1)
+
+
+@pytest.mark.parametrize(
+    ("stage", "error"),
+    [(stages.Planner, ValueError("bad chunk")), (stages.Inference, RuntimeError("device lost")),
+     (stages.ChunkWriter, OSError("no space left on device"))],
+    ids=["reader", "model", "writer"],
+)
+def test_a_failing_stage_stops_the_run_and_leaves_nothing(files, tmp_path, monkeypatch,
+                                                          stage, error):
+    calls = []
+
+    def fail_on_the_second_chunk(self, chunk):
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise error
+        return original(self, chunk)
+
+    original = stage.__call__
+    monkeypatch.setattr(stage, "__call__", fail_on_the_second_chunk)
+    with pytest.raises(type(error), match=str(error)):
+        simulate_files(files["model"], [files["partons"]], tmp_path / "out.root",
+                       chunk_events=100, progress=False)
+    assert len(calls) == 2  # the other stages stopped too: no further chunk reached it
+    assert os.listdir(tmp_path) == []
 
 
 def test_cli_one_line_errors_and_summary(files, tmp_path, capsys):

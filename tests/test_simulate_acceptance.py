@@ -13,10 +13,14 @@ import uproot
 from turbosim_hep.cli import main
 from turbosim_hep.coffea import FastSim
 from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.inference import BATCH_EVENTS
 from turbosim_hep.io import EventWriter
 from turbosim_hep.io.writer import event_columns, parton_columns
 from turbosim_hep.model import AcceptanceModel, load_model, save_checkpoint
 from turbosim_hep.pipeline import simulate_files
+from turbosim_hep.pipeline.job import Job
+from turbosim_hep.pipeline.run import inference_threads
+from turbosim_hep.pipeline.stages import file_stages, torch_threads
 
 #: The acceptance of the test model: the same for every event.
 EPSILON = 0.3
@@ -137,6 +141,29 @@ def test_oversample_simulates_every_event_k_times_with_independent_noise(
     per_replica = [set(sampled.event[sampled.replica == r].tolist()) for r in range(k)]
     assert per_replica[0] != per_replica[1]
     assert abs(len(sampled) - EPSILON * k * n) < 5 * math.sqrt(k * n * EPSILON)
+
+
+@pytest.mark.parametrize(
+    ("acceptance", "oversample"), [("off", 1), ("sample", 3), ("weight", 2)]
+)
+def test_concurrent_stages_give_the_events_of_the_stages_in_turn(
+    model_with_acceptance, paired_sample, tmp_path, acceptance, oversample
+):
+    """The queues and threads change nothing: the output is bit for bit the one of the
+    same stages run one chunk after the other in one thread."""
+    settings = {"seed": 7, "chunk_events": 400, "acceptance": acceptance,
+                "oversample": oversample}
+    path = paired_sample["partons"]
+    simulate_files(model_with_acceptance, [path], tmp_path / "concurrent.root",
+                   progress=False, device="cpu", **settings)
+    job = Job("simulate", model_with_acceptance, device="cpu", batch_size=BATCH_EVENTS["cpu"],
+              threads=inference_threads(1), **settings)
+    with EventWriter(tmp_path / "in_turn.root") as writer, torch_threads(job.threads):
+        stages = file_stages(path, job, writer)
+        for chunk in stages.chunks:
+            stages.write(stages.infer(chunk))
+    concurrent, in_turn = events(tmp_path / "concurrent.root"), events(tmp_path / "in_turn.root")
+    assert len(concurrent) > 0 and ak.array_equal(concurrent, in_turn)
 
 
 def test_bad_requests_are_one_line_errors(model_with_acceptance, paired_sample, tmp_path, capsys):

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uproot
-
 from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
-
-#: ``--compression`` names and the uproot classes they stand for.
-_COMPRESSION = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,7 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--compression", default="zstd:1", metavar="ALGO[:LEVEL]",
-        help="zstd, lzma, zlib or lz4 with an optional level (default zstd:1)",
+        help="zstd, lz4, zlib or lzma, with an optional level (1 when omitted; default "
+        "zstd:1)",
     )
     parser.add_argument(
         "--mantissa-bits", type=int_between(1, 23), default=None, metavar="B",
@@ -63,16 +59,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
-
-
-def _compression(text: str) -> uproot.compression.Compression:
-    name, _, level = text.partition(":")
-    if name not in _COMPRESSION or (level and not level.isdigit()):
-        raise TurbosimError(
-            f"--compression: expected one of {', '.join(_COMPRESSION)} with an optional "
-            f":LEVEL, got {text!r}"
-        )
-    return _COMPRESSION[name](int(level)) if level else _COMPRESSION[name]()
 
 
 def _rejected_fraction(args: argparse.Namespace) -> float:
@@ -85,7 +71,9 @@ def _rejected_fraction(args: argparse.Namespace) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from turbosim_hep.generate.run import check_request, generate_file
+    from turbosim_hep.io.writer import parse_compression
 
+    compression = parse_compression(args.compression)
     check_request(args.events, args.seed, args.jobs, args.level, args.card)
     summary = generate_file(
         args.output,
@@ -96,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         card=args.card,
         rejected_fraction=_rejected_fraction(args),
         force=args.force,
-        compression=_compression(args.compression),
+        compression=compression,
         progress=not args.no_progress,
         mantissa_bits=args.mantissa_bits,
     )

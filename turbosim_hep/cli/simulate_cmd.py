@@ -79,6 +79,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="electron (e- nu_e-bar b b-bar u d-bar, the paper's), positron (its charge "
         "conjugate, CP-mirrored through the model) or both (default)",
     )
+    parser.add_argument(
+        "--compression", default="zstd:1", metavar="ALGO[:LEVEL]",
+        help="compression of the output: zstd, lz4, zlib or lzma, with an optional level "
+        "(1 when omitted; default zstd:1; docs/simulate.md compares them)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -87,7 +92,7 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
     """Run simulate or unfold from parsed arguments and print the summary."""
     from turbosim_hep.pipeline import simulate_files, unfold_files
 
-    options = {"channel": args.channel}
+    options = {"channel": args.channel, "compression": args.compression}
     if direction == "simulate":
         options |= {"acceptance": args.acceptance, "oversample": args.oversample}
     run_files = simulate_files if direction == "simulate" else unfold_files

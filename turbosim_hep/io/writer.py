@@ -8,7 +8,8 @@ in its source file, so an output also works as a friend of its input.
 `EventWriter` writes to a temporary file beside the target and renames it only when
 everything was written; on any error or Ctrl-C nothing is left behind. `read_chunks`
 reads such a file back as the chunks `EventWriter.write` takes, so that files are
-merged without knowing their branches.
+merged without knowing their branches. `parse_compression` turns the ``--compression``
+value of the commands that write ROOT files into uproot's compression.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ import numpy as np
 import uproot
 
 from turbosim_hep import layout
+from turbosim_hep.errors import TurbosimError
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
 from turbosim_hep.outputs import AtomicOutput, writing
 
 #: Default compression (see docs/formats.md for the choice).
 DEFAULT_COMPRESSION = uproot.ZSTD(1)
+#: ``--compression`` names and the uproot classes they stand for.
+COMPRESSION_ALGORITHMS = {
+    "zstd": uproot.ZSTD, "lz4": uproot.LZ4, "zlib": uproot.ZLIB, "lzma": uproot.LZMA,
+}
+#: Level of a ``--compression`` value that names none: the fastest that compresses.
+DEFAULT_COMPRESSION_LEVEL = 1
 #: Chunk size of `read_chunks`.
 READ_STEP_BYTES = "200 MB"
 
@@ -149,6 +157,39 @@ class EventWriter:
             self._output.__exit__(type(error) if error else None, error, None)
         elif error is not None and os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def parse_compression(text: str) -> uproot.compression.Compression:
+    """The uproot compression of a ``--compression`` value, ``ALGORITHM[:LEVEL]``.
+
+    Parameters
+    ----------
+    text : str
+        One of `COMPRESSION_ALGORITHMS` (``zstd``, ``lz4``, ``zlib``, ``lzma``), with an
+        optional level (default `DEFAULT_COMPRESSION_LEVEL`; 0 stores the data
+        uncompressed).
+
+    Raises
+    ------
+    TurbosimError
+        For an unknown algorithm, or a level that is not an integer in its range.
+    """
+    name, colon, level = text.partition(":")
+    if name not in COMPRESSION_ALGORITHMS or (colon and not level.isdigit()):
+        raise TurbosimError(
+            f"--compression: expected one of {', '.join(COMPRESSION_ALGORITHMS)} with an "
+            f"optional :LEVEL, got {text!r}"
+        )
+    try:
+        return COMPRESSION_ALGORITHMS[name](int(level or DEFAULT_COMPRESSION_LEVEL))
+    except ValueError as err:  # outside uproot's range of the algorithm's levels
+        message = str(err)
+        raise TurbosimError(f"--compression {text}: {message[:1].lower()}{message[1:]}") from err
+
+
+def compression_text(compression: uproot.compression.Compression) -> str:
+    """The ``ALGORITHM:LEVEL`` value `parse_compression` turns into ``compression``."""
+    return f"{compression.name.lower()}:{compression.level}"
 
 
 def _field_branch(collection: str, field: str) -> str:

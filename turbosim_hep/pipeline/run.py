@@ -32,7 +32,7 @@ from turbosim_hep.inference import (
     file_sha256,
     resolve_acceptance,
 )
-from turbosim_hep.io.writer import EventWriter, read_chunks
+from turbosim_hep.io.writer import EventWriter, compression_text, parse_compression, read_chunks
 from turbosim_hep.outputs import check_output_path, temporary_prefix
 from turbosim_hep.pipeline import executors
 from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
@@ -56,6 +56,7 @@ def simulate_files(
     acceptance: str | None = None,
     oversample: int = 1,
     channel: str = "both",
+    compression: str = "zstd:1",
 ) -> RunSummary:
     """Simulate the detector-level events of parton-level files (Z -> X, the decoder).
 
@@ -106,6 +107,10 @@ def simulate_files(
     channel : {"electron", "positron", "both"}
         Which final states to simulate: e- nu_e-bar b b-bar u d-bar, its charge
         conjugate (CP-mirrored through the model), or both.
+    compression : str
+        Compression of the output, ``ALGORITHM[:LEVEL]`` with ALGORITHM one of ``zstd``,
+        ``lz4``, ``zlib``, ``lzma`` (`turbosim_hep.io.writer.parse_compression`);
+        recorded in the output's metadata.
 
     Returns
     -------
@@ -127,6 +132,7 @@ def simulate_files(
         "simulate", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
         jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
         progress=progress, acceptance=acceptance, oversample=oversample, channel=channel,
+        compression=compression,
     )
 
 
@@ -144,6 +150,7 @@ def unfold_files(
     force: bool = False,
     progress: bool = True,
     channel: str = "both",
+    compression: str = "zstd:1",
 ) -> RunSummary:
     """Unfold detector-level files to the six partons (X -> Z, the encoder).
 
@@ -180,6 +187,10 @@ def unfold_files(
     channel : {"electron", "positron", "both"}
         Which selection's events to unfold: the reference one (an electron of charge
         -1), its charge conjugate (a positron), or both.
+    compression : str
+        Compression of the output, ``ALGORITHM[:LEVEL]`` with ALGORITHM one of ``zstd``,
+        ``lz4``, ``zlib``, ``lzma`` (`turbosim_hep.io.writer.parse_compression`);
+        recorded in the output's metadata.
 
     Returns
     -------
@@ -195,7 +206,7 @@ def unfold_files(
     return run_files(
         "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
         jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress, channel=channel,
+        progress=progress, channel=channel, compression=compression,
     )
 
 
@@ -216,6 +227,7 @@ def run_files(
     acceptance: str | None = None,
     oversample: int = 1,
     channel: str = "both",
+    compression: str = "zstd:1",
 ) -> RunSummary:
     """Simulate or unfold input files into one ROOT file.
 
@@ -234,6 +246,7 @@ def run_files(
         raise TurbosimError(
             f"--channel must be one of {', '.join(layout.CHANNEL_CHOICES)}, not {channel!r}"
         )
+    compressed = parse_compression(compression)
     output = check_output_path(output, force=force, inputs=[model, *inputs])
     model = os.path.abspath(os.fspath(model))
     inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
@@ -273,8 +286,9 @@ def run_files(
         "channel": channel,
         "acceptance": mode,
         "oversample": oversample,
+        "compression": compression_text(compressed),
     }
-    with EventWriter(output, force=force, metadata=metadata) as writer:
+    with EventWriter(output, force=force, metadata=metadata, compression=compressed) as writer:
         if scheduler is None and jobs == 1:
             files = [
                 process_file(path, job, writer, source, progress)

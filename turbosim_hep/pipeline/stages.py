@@ -1,13 +1,14 @@
-"""One input file through the model: read -> infer -> write, three overlapping stages.
+"""One input file through the model: read -> infer -> write, three concurrent stages.
 
 The read stage (a thread) reads a chunk of selected events, drops and counts those with
 non-finite inputs, and plans its replicas: the acceptance of every event (simulate, with
 a model that has one), which events each replica keeps, and their noise
 (`turbosim_hep.inference.plan_replicas`); the infer stage (the calling thread) runs the
-model on each replica in batches; the write stage (a thread) drops and counts the events
-with non-finite outputs and appends the output columns to the ROOT file. At most three
-chunks are in memory at any time, so the peak memory does not grow with the number of
-events.
+model on each replica in batches (on CUDA through `turbosim_hep.pipeline.staging`); the
+write stage (a thread) drops and counts the events with non-finite outputs and appends
+the output columns to the ROOT file. Bounded queues connect the stages
+(`turbosim_hep.pipeline.queues`): the slowest sets the rate, and the peak memory does
+not grow with the number of events.
 
 The random numbers of every event come from `turbosim_hep.random`, keyed by (seed,
 input file name, entry number, replica): the output does not depend on chunk or batch
@@ -21,13 +22,13 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from turbosim_hep import layout
 from turbosim_hep.errors import InputError
 from turbosim_hep.inference import (
     Replica,
@@ -41,6 +42,8 @@ from turbosim_hep.io import Cutflow, EventBatch, EventSource, EventWriter, open_
 from turbosim_hep.model.acceptance import AcceptanceModel
 from turbosim_hep.pipeline.columns import output_columns
 from turbosim_hep.pipeline.job import Direction, Job
+from turbosim_hep.pipeline.queues import run_stages
+from turbosim_hep.pipeline.staging import CudaStaging
 from turbosim_hep.pipeline.summary import (
     ACCEPTED_CUT,
     FINITE_INPUT_CUT,
@@ -181,12 +184,16 @@ class Inference:
         Where the model runs.
     batch_size : int
         Events per forward pass.
+    staging : CudaStaging or None
+        The pinned buffers and streams of a CUDA device (None on the CPU, where the
+        host arrays are used in place).
     """
 
     function: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
     noise_dim: int
     device: torch.device
     batch_size: int
+    staging: CudaStaging | None = None
 
     @classmethod
     def of(cls, job: Job) -> Inference:
@@ -194,18 +201,36 @@ class Inference:
         device = torch.device(job.device)
         model = cached_model(job.model, device)
         if job.direction == "simulate":
-            return cls(model.simulate, model.decoder_noise_dim, device, job.batch_size)
-        return cls(model.unfold, model.encoder_noise_dim, device, job.batch_size)
+            function, noise_dim = model.simulate, model.decoder_noise_dim
+        else:
+            function, noise_dim = model.unfold, model.encoder_noise_dim
+        staging = None
+        if device.type == "cuda":
+            staging = CudaStaging(device, layout.N_FEATURES, noise_dim, layout.N_FEATURES,
+                                  job.batch_size)
+        return cls(function, noise_dim, device, job.batch_size, staging)
 
     def __call__(self, chunk: Chunk) -> Chunk:
         """The chunk with the outputs of each replica (its noise, now used, dropped)."""
+        if self.staging is None:
+            for replica in chunk.replicas:
+                replica.outputs = run_model(
+                    self.function, replica_inputs(chunk, replica), replica.noise, self.device,
+                    self.batch_size,
+                )
+        else:  # every replica in one run: the copies of one overlap the others' batches
+            jobs = [(replica_inputs(chunk, r), r.noise) for r in chunk.replicas]
+            outputs = self.staging.run(self.function, jobs)
+            for replica, values in zip(chunk.replicas, outputs, strict=True):
+                replica.outputs = values
         for replica in chunk.replicas:
-            inputs = chunk.inputs if len(replica.rows) == len(chunk) else chunk.inputs[replica.rows]
-            replica.outputs = run_model(
-                self.function, inputs, replica.noise, self.device, self.batch_size
-            )
             replica.noise = None
         return chunk
+
+
+def replica_inputs(chunk: Chunk, replica: Replica) -> np.ndarray:
+    """The model inputs of a replica's events (the chunk's own array when it keeps all)."""
+    return chunk.inputs if len(replica.rows) == len(chunk) else chunk.inputs[replica.rows]
 
 
 # --- write -----------------------------------------------------------------------------
@@ -240,43 +265,116 @@ def replica_columns(chunk: Chunk, replica: Replica, job: Job, source: int) -> di
     )
 
 
+@dataclass(frozen=True)
+class ChunkWriter:
+    """The write stage: the output columns of every replica of a chunk, appended in order.
+
+    Attributes
+    ----------
+    writer : EventWriter
+        The output (entered).
+    job : Job
+        Direction and replicas of the run.
+    source : int
+        Index of the input in the output's ``inputs`` metadata.
+    steps : Cutflow
+        Counts the replica events with finite outputs (`FINITE_OUTPUT_CUT`).
+    written : callable
+        Called with the number of input events of each chunk written (a progress bar).
+    """
+
+    writer: EventWriter
+    job: Job
+    source: int
+    steps: Cutflow
+    written: Callable[[int], object] = lambda events: None
+
+    def __call__(self, chunk: Chunk) -> None:
+        """Append the chunk's replicas, without their events with non-finite outputs."""
+        for replica in chunk.replicas:
+            kept = finite_outputs(replica, self.steps)
+            if len(kept.rows):
+                self.writer.write(replica_columns(chunk, kept, self.job, self.source))
+        self.written(len(chunk))
+
+
 # --- the stages together ---------------------------------------------------------------
 
 
-def overlap(
-    chunks: Iterator[Chunk], infer: Callable[[Chunk], Chunk], write: Callable[[Chunk], None]
-) -> None:
-    """Run the three stages: chunk k+1 is read and chunk k-1 written while k is inferred.
+@dataclass(frozen=True)
+class FileStages:
+    """The three stages of one input file, built but not run.
+
+    `process_file` runs them concurrently; ``benchmarks/bench_simulate.py`` runs each
+    alone to measure its own rate.
+
+    Attributes
+    ----------
+    summary : FileSummary
+        Filled in as the stages run.
+    chunks : iterator of Chunk
+        The read stage: read, checked and planned chunks.
+    infer : Inference
+        The infer stage.
+    write : ChunkWriter
+        The write stage.
+    """
+
+    summary: FileSummary
+    chunks: Iterator[Chunk]
+    infer: Inference
+    write: ChunkWriter
+
+
+def file_stages(
+    path: str,
+    job: Job,
+    writer: EventWriter,
+    source: int = 0,
+    written: Callable[[int], object] = lambda events: None,
+) -> FileStages:
+    """The read, infer and write stages of one input into an open writer.
 
     Parameters
     ----------
-    chunks : iterator of Chunk
-        The read stage; advanced in a reader thread.
-    infer : callable
-        The infer stage; runs in the calling thread.
-    write : callable
-        The write stage; runs in a writer thread, one chunk at a time, in order.
+    path : str
+        The input file.
+    job : Job
+        Model, seed, device, sizes, channel, acceptance and replicas.
+    writer : EventWriter
+        The output (entered).
+    source : int
+        Index of the input in the output's ``inputs`` metadata.
+    written : callable
+        Called with the number of input events of each chunk written.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read.
     """
-    with ThreadPoolExecutor(1) as reading, ThreadPoolExecutor(1) as writing:
-        pending_read = reading.submit(next, chunks, None)
-        pending_write: Future | None = None
-        try:
-            while (chunk := pending_read.result()) is not None:
-                pending_read = reading.submit(next, chunks, None)
-                chunk = infer(chunk)
-                if pending_write is not None:
-                    pending_write.result()
-                pending_write = writing.submit(write, chunk)
-            if pending_write is not None:
-                pending_write.result()
-        finally:
-            pending_read.cancel()
+    acceptance = _acceptance(job)
+    summary = FileSummary(
+        path, applies_acceptance=acceptance is not None, oversample=job.oversample
+    )
+    inference = Inference.of(job)
+    batches = open_input(path, job.direction).iterate(
+        **reads(job.direction), cutflow=summary.read, chunk_events=job.chunk_events,
+        channel=job.channel,
+    )
+    plan = Planner(
+        job, stream_id(os.path.basename(path)), inference.noise_dim, acceptance,
+        inference.device, summary.pipeline,
+    )
+    chunks = map(plan, finite_chunks(batches, job.direction, summary.pipeline))
+    write = ChunkWriter(writer, job, source, summary.pipeline, written)
+    return FileStages(summary, chunks, inference, write)
 
 
 def process_file(
     path: str, job: Job, writer: EventWriter, source: int = 0, progress: bool = False
 ) -> FileSummary:
-    """Run one input through the model into an open writer (three overlapping stages).
+    """Run one input through the model into an open writer (three concurrent stages).
 
     Parameters
     ----------
@@ -302,31 +400,11 @@ def process_file(
         If the file cannot be read, or none of its events can be used.
     """
     start_time = time.perf_counter()
-    acceptance = _acceptance(job)
-    summary = FileSummary(
-        path, applies_acceptance=acceptance is not None, oversample=job.oversample
-    )
-    inference = Inference.of(job)
-    batches = open_input(path, job.direction).iterate(
-        **reads(job.direction), cutflow=summary.read, chunk_events=job.chunk_events,
-        channel=job.channel,
-    )
-    plan = Planner(
-        job, stream_id(os.path.basename(path)), inference.noise_dim, acceptance,
-        inference.device, summary.pipeline,
-    )
-    chunks = map(plan, finite_chunks(batches, job.direction, summary.pipeline))
     bar = tqdm(desc=os.path.basename(path), unit=" events", disable=not progress, leave=False)
-
-    def write(chunk: Chunk) -> None:
-        for replica in chunk.replicas:
-            kept = finite_outputs(replica, summary.pipeline)
-            if len(kept.rows):
-                writer.write(replica_columns(chunk, kept, job, source))
-        bar.update(len(chunk))
-
-    with bar, _torch_threads(job.threads):
-        overlap(chunks, inference, write)
+    stages = file_stages(path, job, writer, source, bar.update)
+    with bar, torch_threads(job.threads):
+        run_stages(stages.chunks, stages.infer, stages.write)
+    summary = stages.summary
     summary.seconds = time.perf_counter() - start_time
     if summary.finite_inputs == 0 or (summary.simulated and summary.written == 0):
         raise InputError(path, f"no usable events ({summary.describe()})")
@@ -341,7 +419,7 @@ def _acceptance(job: Job) -> AcceptanceModel | None:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int):
+def torch_threads(threads: int):
     """Use ``threads`` torch threads inside (0: unchanged), then restore the setting."""
     previous = torch.get_num_threads()
     if threads:
