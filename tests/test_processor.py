@@ -140,3 +140,20 @@ def test_value_list_adds_without_touching_its_inputs():
     assert ValueList().value.dtype == np.float32 and len(ValueList().value) == 0
     with pytest.raises(TypeError):
         a.add(np.zeros(2))
+
+
+class _TalkingProcessor(TtbarValidationProcessor):
+    """The validation processor, printing one line per chunk."""
+
+    def process(self, events):
+        print("processed a chunk")
+        return super().process(events)
+
+
+def test_no_progress_prints_no_bars_but_keeps_what_the_processor_prints(files, capfd):
+    run_fileset({"truth": [files["truth"]]}, _TalkingProcessor(),
+                executor=make_executor(progress=False), chunksize=CHUNK)
+    out, err = capfd.readouterr()
+    assert out.count("processed a chunk") == N_EVENTS // CHUNK
+    assert "\u2501" not in out + err
+    assert "Processing" not in out + err

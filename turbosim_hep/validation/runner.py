@@ -145,12 +145,14 @@ def run_fileset(
 @contextlib.contextmanager
 def _held_output(hold: bool) -> Iterator[None]:
     """Hold what is written to ``sys.stdout`` and ``sys.stderr`` inside, written out
-    only on success.
+    without coffea's progress bars on success.
 
-    coffea draws progress bars even when asked not to, and its futures executor prints
+    coffea draws progress bars even when asked not to (its executors pass
+    ``disable=not status`` to rich, which ignores it), and its futures executor prints
     the traceback of a failed chunk before raising the error, which `chunk_error`
     reports in one line. Without progress bars (which need the terminal) that output is
-    held and dropped on failure.
+    held, dropped on failure, and written without the bars on success (what a
+    processor prints stays).
     """
     if not hold:
         yield
@@ -158,8 +160,17 @@ def _held_output(hold: bool) -> Iterator[None]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         yield
-    sys.stdout.write(out.getvalue())
-    sys.stderr.write(err.getvalue())
+    sys.stdout.write(_without_bars(out.getvalue()))
+    sys.stderr.write(_without_bars(err.getvalue()))
+
+
+#: The bar glyph of rich's progress bars, which coffea draws.
+_BAR = "\u2501"
+
+
+def _without_bars(text: str) -> str:
+    """``text`` without the lines of rich progress bars."""
+    return "".join(line for line in text.splitlines(keepends=True) if _BAR not in line)
 
 
 #: coffea's message when work on a file fails: "Failed processing file: WorkItem(...,
