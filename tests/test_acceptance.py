@@ -30,6 +30,14 @@ def test_features_are_log_pt_eta_and_delta_r_of_the_partons():
     partons = vector.array({"px": p4[..., 0], "py": p4[..., 1], "pz": p4[..., 2], "E": p4[..., 3]})
     np.testing.assert_allclose(features[:, :6], np.log(partons.pt), rtol=1e-5)
     np.testing.assert_allclose(features[:, 6:12], partons.eta, rtol=1e-4, atol=1e-4)
+    abs_eta = [FEATURE_NAMES.index(f"abseta_{name}") for name in layout.Z_OBJECTS]
+    np.testing.assert_allclose(features[:, abs_eta], np.abs(partons.eta), rtol=1e-4, atol=1e-4)
+    electron = partons[:, layout.Z_OBJECTS.index("e-")]
+    for step in (0.1, 1.5, 2.5, 4.0):
+        below = features[:, FEATURE_NAMES.index(f"abseta_e-_below_{step}")]
+        np.testing.assert_array_equal(below, (np.abs(electron.eta) < step).astype(np.float32))
+    above = features[:, FEATURE_NAMES.index("pt_e-_above_25")]
+    np.testing.assert_array_equal(above, (electron.pt > 25).astype(np.float32))
     column = FEATURE_NAMES.index("dr_e-_u")
     a, b = layout.Z_OBJECTS.index("e-"), layout.Z_OBJECTS.index("u")
     assert (a, b) in PARTON_PAIRS
@@ -47,11 +55,18 @@ def test_features_are_finite_for_a_parton_along_the_beam():
 def test_standardisation_and_calibration_are_buffers_that_round_trip():
     torch.manual_seed(0)
     z = torch.from_numpy(ttbar_partons(500, seed=4))
+    # electrons of pT 60-80 GeV: the codes pT > 5 ... 50 GeV are 1 for every event
+    pt = torch.hypot(z[:, 0], z[:, 1])
+    z[:, 0:4] *= (torch.linspace(60.0, 80.0, 500) / pt)[:, None]
     model = AcceptanceModel(AcceptanceConfig(hidden=[16]))
     model.fit_standardisation(z)
     standardised = (parton_features(z) - model.feature_mean) / model.feature_std
     np.testing.assert_allclose(standardised.mean(0).numpy(), 0.0, atol=1e-4)
-    np.testing.assert_allclose(standardised.std(0, unbiased=False).numpy(), 1.0, atol=1e-3)
+    spread = standardised.std(0, unbiased=False).numpy()
+    constant = (parton_features(z) == parton_features(z)[0]).all(0).numpy()
+    assert constant.any() and not constant.all()
+    np.testing.assert_allclose(spread[~constant], 1.0, atol=1e-3)
+    np.testing.assert_array_equal(standardised[:, constant].numpy(), 0.0)
     model.calibration.copy_(torch.tensor([0.5, -1.0]))
     copy = acceptance_from_state(model.config.to_dict(), model.state_dict())
     with torch.no_grad():

@@ -6,10 +6,17 @@ every parton-level event, the probability that its detector-level event passes t
 selection, as the efficiency networks beside CMS FlashSim's generative model do.
 
 The classifier sees features derived from Z that the selection depends on: the
-transverse momentum (log) and pseudorapidity of each parton and the angular distance
-Delta R of every pair of partons (isolation of the electron, merging of jets). The
-azimuth itself is left out: the detector is symmetric in it. The features are
-standardised with statistics of the training events, stored as buffers.
+transverse momentum (log), the pseudorapidity and its absolute value of each parton and
+the angular distance Delta R of every pair of partons (isolation of the electron, merging
+of jets). The azimuth itself is left out: the detector is symmetric in it. The electron's
+direction and momentum are measured almost exactly, so the detector's edges are sharp in
+the parton electron's |eta| and pT (the end of the tracker, the steps of the electron
+efficiency); a small MLP on |eta| alone smooths such steps over several tenths of a unit.
+The electron therefore also gets thermometer codes, |eta| below each of `ETA_STEPS` and
+pT above each of `PT_STEPS`, which let the classifier place an edge anywhere on a grid
+finer than the detector's without knowing the card. (The same codes for every parton
+fitted the noise of the training events: benchmarks/acceptance_features.md.) The
+features are standardised with statistics of the training events, stored as buffers.
 
 Its raw output is a logit; `calibrate` fits a Platt scaling (a slope and an offset of the
 logit) on held-out events, so that the mean predicted probability matches the observed
@@ -33,11 +40,19 @@ from turbosim_hep.model.networks import mlp
 PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
     itertools.combinations(range(layout.N_OBJECTS), 2)
 )
+#: Thresholds of the electron's thermometer codes: |eta| below each, pT (GeV) above each.
+ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
+PT_STEPS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
+#: The parton with thermometer codes (Z-order index).
+_ELECTRON = layout.Z_OBJECTS.index("e-")
 #: Names of the features of `parton_features`, in column order.
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"logpt_{name}" for name in layout.Z_OBJECTS),
     *(f"eta_{name}" for name in layout.Z_OBJECTS),
     *(f"dr_{layout.Z_OBJECTS[a]}_{layout.Z_OBJECTS[b]}" for a, b in PARTON_PAIRS),
+    *(f"abseta_{name}" for name in layout.Z_OBJECTS),
+    *(f"abseta_e-_below_{step}" for step in ETA_STEPS),
+    *(f"pt_e-_above_{step:g}" for step in PT_STEPS),
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -58,8 +73,10 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        Shape (n, `N_FEATURES`): log pT and eta of every parton, then Delta R of every
-        pair (`PARTON_PAIRS`), in the order of `FEATURE_NAMES`.
+        Shape (n, `N_FEATURES`): log pT and eta of every parton, Delta R of every pair
+        (`PARTON_PAIRS`), |eta| of every parton, then the electron's thermometer codes
+        (1.0 or 0.0: |eta| below each of `ETA_STEPS`, pT above each of `PT_STEPS`), in
+        the order of `FEATURE_NAMES`.
     """
     p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
     px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
@@ -71,7 +88,12 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
     d_eta = eta[:, first] - eta[:, second]
     d_phi = torch.remainder(phi[:, first] - phi[:, second] + torch.pi, 2 * torch.pi) - torch.pi
     delta_r = torch.hypot(d_eta, d_phi)
-    return torch.cat([torch.log(pt), eta, delta_r], dim=1)
+    abs_eta = eta.abs()
+    eta_steps = torch.tensor(ETA_STEPS, dtype=z.dtype, device=z.device)
+    pt_steps = torch.tensor(PT_STEPS, dtype=z.dtype, device=z.device)
+    electron_eta = (abs_eta[:, _ELECTRON, None] < eta_steps).to(z.dtype)
+    electron_pt = (pt[:, _ELECTRON, None] > pt_steps).to(z.dtype)
+    return torch.cat([torch.log(pt), eta, delta_r, abs_eta, electron_eta, electron_pt], dim=1)
 
 
 @dataclass
@@ -134,8 +156,10 @@ class AcceptanceModel(nn.Module):
         w = w / w.sum()
         mean = (w[:, None] * features).sum(0)
         var = (w[:, None] * (features - mean) ** 2).sum(0)
+        std = var.sqrt()
         self.feature_mean.copy_(mean.float())
-        self.feature_std.copy_(var.sqrt().clamp_min(1e-6).float())
+        # a feature constant over the training events (a code no event reaches) stays 0
+        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits, shape (n,)."""
