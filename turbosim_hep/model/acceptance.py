@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from turbosim_hep import layout
 from turbosim_hep.model.networks import mlp
+from turbosim_hep.settings import Settings
 
 #: Pairs of partons (Z-order indices) whose Delta R is a feature.
 PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
@@ -97,7 +98,7 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class AcceptanceConfig:
+class AcceptanceConfig(Settings):
     """Architecture of the acceptance classifier.
 
     Attributes
@@ -108,22 +109,10 @@ class AcceptanceConfig:
         Hidden-layer non-linearity (see `turbosim_hep.model.networks.mlp`).
     """
 
+    kind = "acceptance"
+
     hidden: list[int] = field(default_factory=lambda: [128, 128, 64])
     activation: str = "relu"
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, object] | None) -> AcceptanceConfig:
-        """Build from a plain mapping, rejecting unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown acceptance setting(s) {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, object]:
-        """The settings as plain Python values."""
-        return asdict(self)
 
 
 class AcceptanceModel(nn.Module):

@@ -13,17 +13,18 @@ Training uses `TurboSim.encode` and `TurboSim.decode`, which work on standardise
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from turbosim_hep import layout
 from turbosim_hep.model.networks import NoisyMLP, Standardiser, make_head
+from turbosim_hep.settings import Settings
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Settings):
     """Architecture of the encoder and the decoder.
 
     Attributes
@@ -44,6 +45,8 @@ class ModelConfig:
         24 standardised values (the reference).
     """
 
+    kind = "model"
+
     encoder_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
     decoder_hidden: list[int] = field(default_factory=lambda: [64, 128, 256])
     activation: str = "relu"
@@ -52,20 +55,6 @@ class ModelConfig:
     noise_dim: int | None = None
     x_head: str = "physical"
     z_head: str = "physical"
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, object] | None) -> ModelConfig:
-        """Build from a plain mapping, rejecting unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain Python values (safe for ``torch.load(weights_only=True)`` and YAML)."""
-        return asdict(self)
 
 
 class TurboSim(nn.Module):

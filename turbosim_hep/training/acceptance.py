@@ -12,8 +12,7 @@ error and the predicted and observed (weighted) numbers of selected events.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from turbosim_hep import metrics
 from turbosim_hep.model.acceptance import AcceptanceConfig, AcceptanceModel
+from turbosim_hep.settings import Settings
 from turbosim_hep.training.data import LabelledPartons
 
 #: Seed of the train/validation split of the acceptance examples.
@@ -29,7 +29,7 @@ SPLIT_SEED = 20211207
 
 
 @dataclass
-class AcceptanceSettings:
+class AcceptanceSettings(Settings):
     """How the acceptance classifier is trained.
 
     Attributes
@@ -48,6 +48,8 @@ class AcceptanceSettings:
         Seed of the initial weights and of the batching.
     """
 
+    kind = "acceptance"
+
     epochs: int = 40
     batch_size: int = 1024
     lr: float = 1e-3
@@ -63,19 +65,6 @@ class AcceptanceSettings:
             raise ValueError(f"acceptance val_fraction must be in (0, 1), not {self.val_fraction}")
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise ValueError("acceptance lr must be positive and weight_decay non-negative")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> AcceptanceSettings:
-        """Build from a plain mapping, rejecting unknown keys."""
-        values = dict(values or {})
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown acceptance setting(s) {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as plain Python values."""
-        return asdict(self)
 
 
 def evaluate(

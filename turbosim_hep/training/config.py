@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from turbosim_hep import layout
@@ -15,10 +15,11 @@ from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import DEFAULT_PRESET
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig
+from turbosim_hep.settings import Settings
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Settings of a training run (reference values by default).
 
     Attributes
@@ -80,6 +81,8 @@ class TrainConfig:
         files hold events the selection rejects; it is stored with the model.
     """
 
+    kind = "training"
+
     epochs: int = 20
     batch_size: int = 100
     lr: float = 1e-4
@@ -138,22 +141,6 @@ class TrainConfig:
         return tuple(
             float(k) if (critic_updates + i) % k == 0 else 0.0 for i in range(self.critic_steps)
         )
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
-        """Build from a plain mapping, rejecting unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(
-                f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python values (as stored in a checkpoint)."""
-        return asdict(self)
 
 
 #: Training settings a resumed run may change; the others stay as stored. The command line
