@@ -10,13 +10,14 @@ transverse momentum (log), the pseudorapidity and its absolute value of each par
 the angular distance Delta R of every pair of partons (isolation of the electron, merging
 of jets). The azimuth itself is left out: the detector is symmetric in it. The electron's
 direction and momentum are measured almost exactly, so the detector's edges are sharp in
-the parton electron's |eta| and pT (the end of the tracker, the steps of the electron
+the parton electron's |eta| (the end of the tracker, the step of the electron
 efficiency); a small MLP on |eta| alone smooths such steps over several tenths of a unit.
-The electron therefore also gets thermometer codes, |eta| below each of `ETA_STEPS` and
-pT above each of `PT_STEPS`, which let the classifier place an edge anywhere on a grid
-finer than the detector's without knowing the card. (The same codes for every parton
-fitted the noise of the training events: benchmarks/acceptance_features.md.) The
-features are standardised with statistics of the training events, stored as buffers.
+The electron therefore also gets a thermometer code, |eta| below each of `ETA_STEPS`,
+which lets the classifier place an edge anywhere on a grid finer than the detector's
+without knowing the card. (The same codes for every parton fitted the noise of the
+training events, and codes of the electron's pT biased the reconstructed m_tt of the
+kept events: benchmarks/acceptance_features.md.) The features are standardised with
+statistics of the training events, stored as buffers.
 
 Its raw output is a logit; `calibrate` fits a Platt scaling (a slope and an offset of the
 logit) on held-out events, so that the mean predicted probability matches the observed
@@ -41,10 +42,9 @@ from turbosim_hep.settings import Settings
 PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
     itertools.combinations(range(layout.N_OBJECTS), 2)
 )
-#: Thresholds of the electron's thermometer codes: |eta| below each, pT (GeV) above each.
+#: Thresholds of the electron's thermometer code: |eta| below each.
 ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
-PT_STEPS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
-#: The parton with thermometer codes (Z-order index).
+#: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
 #: Names of the features of `parton_features`, in column order.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -53,7 +53,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"dr_{layout.Z_OBJECTS[a]}_{layout.Z_OBJECTS[b]}" for a, b in PARTON_PAIRS),
     *(f"abseta_{name}" for name in layout.Z_OBJECTS),
     *(f"abseta_e-_below_{step}" for step in ETA_STEPS),
-    *(f"pt_e-_above_{step:g}" for step in PT_STEPS),
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -75,9 +74,8 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         Shape (n, `N_FEATURES`): log pT and eta of every parton, Delta R of every pair
-        (`PARTON_PAIRS`), |eta| of every parton, then the electron's thermometer codes
-        (1.0 or 0.0: |eta| below each of `ETA_STEPS`, pT above each of `PT_STEPS`), in
-        the order of `FEATURE_NAMES`.
+        (`PARTON_PAIRS`), |eta| of every parton, then the electron's thermometer code
+        (1.0 or 0.0: |eta| below each of `ETA_STEPS`), in the order of `FEATURE_NAMES`.
     """
     p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
     px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
@@ -91,10 +89,8 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
     delta_r = torch.hypot(d_eta, d_phi)
     abs_eta = eta.abs()
     eta_steps = torch.tensor(ETA_STEPS, dtype=z.dtype, device=z.device)
-    pt_steps = torch.tensor(PT_STEPS, dtype=z.dtype, device=z.device)
     electron_eta = (abs_eta[:, _ELECTRON, None] < eta_steps).to(z.dtype)
-    electron_pt = (pt[:, _ELECTRON, None] > pt_steps).to(z.dtype)
-    return torch.cat([torch.log(pt), eta, delta_r, abs_eta, electron_eta, electron_pt], dim=1)
+    return torch.cat([torch.log(pt), eta, delta_r, abs_eta, electron_eta], dim=1)
 
 
 @dataclass
