@@ -212,3 +212,31 @@ def test_the_plugin_applies_the_acceptance_as_simulate_does(
     np.testing.assert_allclose(weighted.weight, EPSILON, rtol=1e-6)
     with pytest.raises(ValueError, match="acceptance must be one of"):
         FastSim(model_with_acceptance, acceptance="maybe")
+
+
+def test_an_acceptance_of_other_features_is_refused_in_one_line_but_off_still_runs(
+    paired_sample, tmp_path, capsys
+):
+    """A model whose acceptance was trained on another version's features."""
+    acceptance = AcceptanceModel()
+    state = acceptance.state_dict()
+    state["feature_mean"], state["feature_std"] = torch.zeros(27), torch.ones(27)
+    model = tmp_path / "older.pt"
+    save_checkpoint(
+        model, load_model(paired_sample["model"]),
+        acceptance={"config": acceptance.config.to_dict(), "state": state},
+    )
+    partons = paired_sample["partons"]
+    code = main(["simulate", str(model), partons, "-o", str(tmp_path / "x.root")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert "acceptance was trained on 27 features" in lines[0] and "--acceptance off" in lines[0]
+    assert not (tmp_path / "x.root").exists()
+    simulate_files(model, [partons], tmp_path / "off.root", acceptance="off", progress=False)
+    assert len(events(tmp_path / "off.root")) == len(paired_sample["z"])
+    from turbosim_hep.io.schemas import open_nanoevents
+
+    nano = open_nanoevents(partons, mode="eager", metadata={"filename": partons, "entrystart": 0})
+    assert FastSim(str(model), acceptance="off")(nano).mask.all()
+    with pytest.raises(InputError, match="acceptance was trained on 27 features"):
+        FastSim(str(model), acceptance="sample")(nano)

@@ -199,7 +199,9 @@ class FastSim:
         model = self.model
         device = resolve_device(self.device)
         batch_size = self.batch_size or BATCH_EVENTS[device.type]
-        acceptance = cached_acceptance(self.model_path, self.device)
+        acceptance = None
+        if self.acceptance != "off":
+            acceptance = cached_acceptance(self.model_path, self.device)
         mode = resolve_acceptance(self.acceptance, acceptance, self.model_path)
         epsilon = None
         if mode != "off":

@@ -20,7 +20,7 @@ import torch
 
 from turbosim_hep import __version__, layout
 from turbosim_hep.errors import InputError, read_head
-from turbosim_hep.model.acceptance import AcceptanceModel, acceptance_from_state
+from turbosim_hep.model.acceptance import N_FEATURES, AcceptanceModel, acceptance_from_state
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.outputs import AtomicOutput
 
@@ -158,6 +158,14 @@ def acceptance_from_checkpoint(
     record = payload.get("acceptance")
     if not record:
         return None
+    stored = record.get("state", {}).get("feature_mean")
+    if stored is not None and stored.shape != (N_FEATURES,):
+        raise InputError(
+            path,
+            f"its acceptance was trained on {stored.shape[0]} features of another "
+            f"turbosim-hep version, this one computes {N_FEATURES}; retrain the model, or "
+            "simulate with --acceptance off",
+        )
     try:
         return acceptance_from_state(record["config"], record["state"])
     except (KeyError, ValueError, TypeError, RuntimeError) as err:

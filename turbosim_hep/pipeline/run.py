@@ -256,7 +256,8 @@ def run_files(
     fused = cached_model(model, resolved)  # fail on a bad model before any work
     mode = "off"
     if direction == "simulate":
-        mode = resolve_acceptance(acceptance, cached_acceptance(model, resolved), model)
+        stored = None if acceptance == "off" else cached_acceptance(model, resolved)
+        mode = resolve_acceptance(acceptance, stored, model)
     for path in inputs:
         open_input(path, direction)  # fail on a bad input before any work
     _warn_of_shared_names(inputs)
