@@ -83,11 +83,8 @@ def select_events(
             either = np.logical_or.reduce([masks[c][name] for c in channels])
             cutflow.add(name, np.count_nonzero(either))
         passing = {c: masks[c][layout.SELECTED_CUT] for c in channels}
-    z = np.zeros((n, layout.N_FEATURES), dtype=np.float32)
     if partons:
-        for c in channels:
-            z_channel, found[c] = _PARTON_READERS[fmt](arrays, c)
-            z[found[c]] = z_channel[found[c]]
+        z, found = _PARTON_READERS[fmt](arrays, channels)
     selected = {c: passing[c] & found[c] for c in channels}
     keep = _any(selected)
     if partons:
@@ -245,13 +242,16 @@ def _own_detector(arrays: ak.Array) -> _DetectorObjects:
 # --- partons ---------------------------------------------------------------------------
 
 
-def _delphes_partons(arrays: ak.Array, channel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Z array and completeness mask of one channel from a Delphes ``Particle`` record.
+def _delphes_partons(
+    arrays: ak.Array, channels: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Z array and, per channel, completeness mask from a Delphes ``Particle`` record.
 
-    For each of the six partons the first copy in the record is taken that is either the
-    daughter of the expected resonance (b of t, e- of W-, ...) or, where the record has
-    no such daughter, an outgoing hard-process particle (status 23, or 3 Pythia 6 style).
-    The four-momenta are as stored (not mirrored).
+    For each of the six partons of a channel the first copy in the record is taken that
+    is either the daughter of the expected resonance (b of t, e- of W-, ...) or, where the
+    record has no such daughter, an outgoing hard-process particle (status 23, or 3
+    Pythia 6 style). An event's row holds the partons of the channel it is complete in
+    (the last of ``channels``, if several); four-momenta are as stored (not mirrored).
     """
     b = formats.DELPHES
     pid = arrays[b.particle_pid]
@@ -270,46 +270,55 @@ def _delphes_partons(arrays: ak.Array, channel: str) -> tuple[np.ndarray, np.nda
     np.cumsum(ak.to_numpy(ak.num(pid))[:-1], out=offsets[1:])
     flat_momenta = [ak.to_numpy(ak.flatten(component)) for component in momenta]
     z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-    complete = np.ones(n, dtype=bool)
-    parents = layout.parton_parent_pdg_ids(channel)
-    for k, pdg_id in enumerate(layout.parton_pdg_ids(channel)):
-        is_pid = pid == pdg_id
-        from_parent = is_pid & (mother_pid == parents[k])
-        from_hard = is_pid & hard
-        has_parent = ak.to_numpy(ak.any(from_parent, axis=1))
-        found = has_parent | ak.to_numpy(ak.any(from_hard, axis=1))
-        first = np.where(
-            has_parent,
-            ak.to_numpy(ak.fill_none(ak.argmax(from_parent, axis=1), 0)),
-            ak.to_numpy(ak.fill_none(ak.argmax(from_hard, axis=1), 0)),
-        )
-        complete &= found
-        rows = np.flatnonzero(found)
-        for c, values in enumerate(flat_momenta):
-            z[rows, k, c] = values[offsets[rows] + first[rows]]
+    complete = {}
+    for channel in channels:
+        z_channel = np.zeros_like(z)
+        complete[channel] = np.ones(n, dtype=bool)
+        parents = layout.parton_parent_pdg_ids(channel)
+        for k, pdg_id in enumerate(layout.parton_pdg_ids(channel)):
+            is_pid = pid == pdg_id
+            from_parent = is_pid & (mother_pid == parents[k])
+            from_hard = is_pid & hard
+            has_parent = ak.to_numpy(ak.any(from_parent, axis=1))
+            found = has_parent | ak.to_numpy(ak.any(from_hard, axis=1))
+            first = np.where(
+                has_parent,
+                ak.to_numpy(ak.fill_none(ak.argmax(from_parent, axis=1), 0)),
+                ak.to_numpy(ak.fill_none(ak.argmax(from_hard, axis=1), 0)),
+            )
+            complete[channel] &= found
+            rows = np.flatnonzero(found)
+            for c, values in enumerate(flat_momenta):
+                z_channel[rows, k, c] = values[offsets[rows] + first[rows]]
+        z[complete[channel]] = z_channel[complete[channel]]
     return z.reshape(n, layout.N_FEATURES), complete
 
 
-def _own_partons(arrays: ak.Array, channel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Z array and completeness mask of one channel from the ``Parton`` collection.
+def _own_partons(
+    arrays: ak.Array, channels: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Z array and, per channel, completeness mask from the ``Parton`` collection.
 
-    The collection holds six partons in Z order, with the particle ids of their channel;
-    the four-momenta are as stored (not mirrored).
+    The collection holds six partons in Z order, with the particle ids of their channel:
+    the four-momenta are computed once, the ids say which channel (if any) an event is
+    complete in. Four-momenta are as stored (not mirrored).
     """
     p = formats.PARTON
     n = len(arrays)
-    complete = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
+    six = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
     z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-    rows = np.flatnonzero(complete)
+    complete = {channel: six.copy() for channel in channels}
+    rows = np.flatnonzero(six)
     if len(rows):
 
         def take(name: str) -> np.ndarray:
             return _take_regular(arrays[formats.branch(p, name)], rows, layout.N_OBJECTS)
 
         z[rows] = p4_from_ptetaphim(take("pt"), take("eta"), take("phi"), take("mass"))
-        ids = layout.parton_pdg_ids(channel)
-        pdg_ok = np.all(take("pdgId").astype(np.int32) == ids, axis=1)
-        complete[rows[~pdg_ok]] = False
+        ids = take("pdgId").astype(np.int32)
+        for channel in channels:
+            pdg_ok = np.all(ids == layout.parton_pdg_ids(channel), axis=1)
+            complete[channel][rows[~pdg_ok]] = False
     return z.reshape(n, layout.N_FEATURES), complete
 
 
