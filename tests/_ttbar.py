@@ -82,6 +82,14 @@ def write_sample(path: str | os.PathLike, z: np.ndarray | None, x: np.ndarray | 
     return writer.path
 
 
+def ttbar_pairs(n: int, seed: int = 0):
+    """``n`` paired events (`turbosim_hep.training.PairedEvents`): partons and their smearing."""
+    from turbosim_hep.training import PairedEvents  # torch, only where pairs are asked for
+
+    z = ttbar_partons(n, seed=seed)
+    return PairedEvents(z, smear(z, seed=seed + 1))
+
+
 def _breit_wigner(rng, mass, width, n, k, window) -> np.ndarray:
     """(n, k) masses from a (non-relativistic) Breit-Wigner truncated to ``window``."""
     lo, hi = (np.arctan(2.0 * (w - mass) / width) for w in window)

@@ -14,6 +14,8 @@ import pytest
 from turbosim_hep.io import EventWriter
 from turbosim_hep.io.writer import collection, event_columns, parton_columns
 
+from _ttbar import ttbar_pairs, write_sample
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DELPHES_SAMPLE = SHARED / "data" / "delphes_pp_tth_10events.root"
 SHIPPED_SAMPLE = Path(__file__).resolve().parents[1] / "turbosim_hep" / "data" / "ttbar_sample.root"
@@ -57,6 +59,13 @@ def paired_sample(tmp_path_factory) -> dict:
         "z": z,
         "x": x,
     }
+
+
+@pytest.fixture(scope="session")
+def paired_file(tmp_path_factory) -> str:
+    """A small own-format ROOT file of 1,200 paired tt-bar events."""
+    data = ttbar_pairs(1200, seed=11)
+    return write_sample(tmp_path_factory.mktemp("paired") / "ttbar.root", data.z, data.x)
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from turbosim_hep.pipeline import staging
 from turbosim_hep.pipeline.staging import Batch, CudaStaging, plan_batches
 from turbosim_hep.training import (
     RESUMABLE_SETTINGS,
-    PairedEvents,
     TrainConfig,
     Trainer,
     fit,
@@ -46,20 +45,9 @@ from turbosim_hep.training.graphs import (
     update_moving_average,
 )
 
-from _ttbar import smear, ttbar_partons, write_sample
+from _ttbar import smear, ttbar_pairs, ttbar_partons, write_sample
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def pairs(n: int, seed: int = 0) -> PairedEvents:
-    z = ttbar_partons(n, seed=seed)
-    return PairedEvents(z, smear(z, seed=seed + 1))
-
-
-@pytest.fixture(scope="module")
-def sample_file(tmp_path_factory) -> str:
-    data = pairs(1200, seed=11)
-    return write_sample(tmp_path_factory.mktemp("data") / "ttbar.root", data.z, data.x)
 
 
 def states_equal(a: dict, b: dict) -> bool:
@@ -77,7 +65,7 @@ def test_graphs_setting_is_checked_and_resumable():
 
 
 def test_graphs_are_ignored_on_the_cpu():
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     train_events, val_events = data.split(0.2)
     states = []
     for graphs in (True, False):
@@ -90,9 +78,9 @@ def test_graphs_are_ignored_on_the_cpu():
         assert states_equal(states[0][key], states[1][key]), key
 
 
-def test_no_graphs_flag_is_stored_and_taken_on_resume(tmp_path, sample_file):
+def test_no_graphs_flag_is_stored_and_taken_on_resume(tmp_path, paired_file):
     out = tmp_path / "m.pt"
-    args = ["train", sample_file, "-o", str(out), "--batch-size", "100", "--quiet"]
+    args = ["train", paired_file, "-o", str(out), "--batch-size", "100", "--quiet"]
     assert main(args + ["--epochs", "1", "--device", "cpu", "--no-graphs"]) == 0
     assert load_checkpoint(out)["train_config"]["graphs"] is False
     assert main(args[:4] + ["--resume", "--epochs", "2", "--quiet"]) == 0
@@ -101,9 +89,9 @@ def test_no_graphs_flag_is_stored_and_taken_on_resume(tmp_path, sample_file):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, sample_file, capsys):
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, paired_file, capsys):
     out = tmp_path / "m.pt"
-    assert main(["train", sample_file, "-o", str(out), "--device", "cuda", "--quiet"]) == 2
+    assert main(["train", paired_file, "-o", str(out), "--device", "cuda", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "CUDA is not available" in err
     assert not out.exists()
@@ -152,7 +140,7 @@ def test_learning_rates_reach_their_tensors_and_the_groups_stay_eager():
 @pytest.mark.parametrize("stepped", [False, True])
 def test_warmup_before_a_capture_leaves_no_trace(stepped):
     """The eager steps before a capture are undone: the run continues as its twin."""
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     train_events, val_events = data.split(0.2)
     config = TrainConfig(batch_size=50, seed=2, ema_decay=0.9, gp_interval=2, device="cpu")
     runs = [Trainer(ModelConfig(), loss_config("turbosim", mass_weight=1.0), config)
@@ -209,7 +197,7 @@ def test_what_is_captured_makes_no_host_round_trip(preset):
                        else {})
     config = TrainConfig(batch_size=64, ema_decay=0.9, gp_interval=2, device="cpu")
     run = Trainer(ModelConfig(), loss, config)
-    x, z = run.prepare(*pairs(400, seed=5).split(0.2))
+    x, z = run.prepare(*ttbar_pairs(400, seed=5).split(0.2))
     steps = CapturedSteps(run._step, run.generator, config.ema_decay)
     rates = LearningRates(steps.optimizers, x.device)
     with rates.bound():
@@ -336,7 +324,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_captured_step_matches_the_eager_step(case, after_a_step):
     preset, loss_settings, train_settings = CASES[case]
-    data = pairs(600, seed=5)
+    data = ttbar_pairs(600, seed=5)
     train_events, val_events = data.split(0.2)
     runs, batches = [], []
     for graphs in (False, True):
@@ -371,7 +359,7 @@ def test_captured_step_matches_the_eager_step(case, after_a_step):
 
 @needs_cuda
 def test_captured_run_resumes_exactly(tmp_path):
-    data = pairs(600, seed=5)
+    data = ttbar_pairs(600, seed=5)
 
     def run(output, epochs, resume=False, **changes):
         if resume:
@@ -405,9 +393,9 @@ def test_captured_run_resumes_exactly(tmp_path):
 
 @needs_cuda
 @pytest.mark.parametrize("graphs", [True, False], ids=["graphs", "no-graphs"])
-def test_one_epoch_of_training_on_cuda(tmp_path, sample_file, graphs):
+def test_one_epoch_of_training_on_cuda(tmp_path, paired_file, graphs):
     out = tmp_path / "m.pt"
-    args = ["train", sample_file, "-o", str(out), "--epochs", "1", "--batch-size", "100",
+    args = ["train", paired_file, "-o", str(out), "--epochs", "1", "--batch-size", "100",
             "--device", "cuda", "--ema-decay", "0.99", "--gp-interval", "4", "--mass-weight",
             "1", "--quiet"]
     assert main(args + ([] if graphs else ["--no-graphs"])) == 0

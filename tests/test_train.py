@@ -34,23 +34,11 @@ from turbosim_hep.training import (
 )
 from turbosim_hep.training.evaluation import ValidationSet
 
-from _ttbar import smear, ttbar_partons, write_sample
-
-
-def pairs(n: int, seed: int = 0) -> PairedEvents:
-    z = ttbar_partons(n, seed=seed)
-    return PairedEvents(z, smear(z, seed=seed + 1))
-
-
-@pytest.fixture(scope="module")
-def sample_file(tmp_path_factory) -> str:
-    """A small own-format ROOT file of paired tt-bar events."""
-    data = pairs(1200, seed=11)
-    return write_sample(tmp_path_factory.mktemp("data") / "ttbar.root", data.z, data.x)
+from _ttbar import ttbar_pairs, write_sample
 
 
 def test_split_is_deterministic_and_disjoint():
-    data = pairs(500)
+    data = ttbar_pairs(500)
     train_a, val_a = data.split(0.2)
     train_b, val_b = data.split(0.2)
     assert len(val_a) == 100 and len(train_a) == 400
@@ -59,11 +47,11 @@ def test_split_is_deterministic_and_disjoint():
     assert not rows
 
 
-def test_read_pairs_from_root_and_hdf5(tmp_path, sample_file):
-    from_root = read_pairs([sample_file])
+def test_read_pairs_from_root_and_hdf5(tmp_path, paired_file):
+    from_root = read_pairs([paired_file])
     h5 = tmp_path / "ttbar.h5"
     write_reference_h5(h5, EventBatch(np.arange(len(from_root)), from_root.z, from_root.x))
-    from_h5 = read_pairs([h5, sample_file])
+    from_h5 = read_pairs([h5, paired_file])
     assert len(from_root) == 1200 and len(from_h5) == 2400
     assert np.array_equal(from_h5.z[:1200], from_root.z)
     with pytest.raises(InputError, match="nothing.root: no such file"):
@@ -90,7 +78,7 @@ def train_fn(output, data, config, resume):
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
-    data = pairs(600, seed=5)
+    data = ttbar_pairs(600, seed=5)
 
     def config(epochs: int) -> TrainConfig:
         # 9 batches per epoch and a penalty every 4th critic update: the schedule
@@ -125,7 +113,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
 
 
 #: A checkpoint written by the training code before the `turbosim_hep.training` package
-#: (commit 83728e3): one epoch of small networks on ``pairs(300, seed=5)`` with the mass
+#: (commit 83728e3): one epoch of small networks on ``ttbar_pairs(300, seed=5)`` with the mass
 #: term, the lazy penalty and the moving average; and the log of that run resumed to two
 #: epochs by the same code.
 OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_83728e3.pt"
@@ -139,7 +127,7 @@ def test_checkpoint_of_the_previous_code_resumes(tmp_path):
     # on the CPU, where the stored run and its continuation were made
     result = train(
         ["synthetic"], output, resume=True, resume_changes={"epochs": 2, "device": "cpu"},
-        progress=False, events=pairs(300, seed=5),
+        progress=False, events=ttbar_pairs(300, seed=5),
     )
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.history[0] == stored["history"][0]
@@ -156,7 +144,7 @@ def test_checkpoint_of_the_previous_code_resumes(tmp_path):
 
 
 def test_save_before_fit_and_state_dict_round_trip(tmp_path):
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     train_events, val_events = data.split(0.2)
     config = TrainConfig(epochs=1, batch_size=50, seed=2, ema_decay=0.9, gp_interval=3)
 
@@ -193,7 +181,7 @@ def test_save_before_fit_and_state_dict_round_trip(tmp_path):
 
 
 def test_moving_average_is_what_is_validated_and_kept():
-    data = pairs(600, seed=5)
+    data = ttbar_pairs(600, seed=5)
     train_events, val_events = data.split(0.2)
     trainer = Trainer(
         ModelConfig(), loss_config("turbosim"), TrainConfig(epochs=1, batch_size=50, ema_decay=0.9)
@@ -213,13 +201,14 @@ def test_moving_average_is_what_is_validated_and_kept():
 
 
 def test_resume_refuses_other_data_and_existing_outputs(tmp_path):
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     config = TrainConfig(epochs=1, batch_size=50)
     train_fn(tmp_path / "m.pt", data, config, False)
     with pytest.raises(OutputError, match="m.pt: exists"):
         train_fn(tmp_path / "m.pt", data, config, False)
     with pytest.raises(InputError, match="m.pt: was trained on other events"):
-        train_fn(tmp_path / "m.pt", pairs(300, seed=6), TrainConfig(epochs=2, batch_size=50), True)
+        other = ttbar_pairs(300, seed=6)
+        train_fn(tmp_path / "m.pt", other, TrainConfig(epochs=2, batch_size=50), True)
     with pytest.raises(InputError, match="none.pt: no such file to resume"):
         train_fn(tmp_path / "none.pt", data, config, True)
     with pytest.raises(TurbosimError, match="m.pt: .*only epochs, .* not batch_size, lr"):
@@ -244,7 +233,7 @@ def test_a_new_run_never_replaces_a_model_written_meanwhile(tmp_path, monkeypatc
 
     monkeypatch.setattr(loop, "train_epoch", concurrent_run_finishes_first)
     with pytest.raises(OutputError, match="m.pt: exists already"):
-        train_fn(out, pairs(300, seed=5), TrainConfig(epochs=2, batch_size=50), False)
+        train_fn(out, ttbar_pairs(300, seed=5), TrainConfig(epochs=2, batch_size=50), False)
     assert out.read_bytes() == b"the other run's model"
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
@@ -258,7 +247,7 @@ def test_cosine_learning_rate_schedule(tmp_path):
     with pytest.raises(ValueError, match="lr_final_fraction"):
         TrainConfig(lr_final_fraction=0.0)
     config = dataclasses.replace(config, epochs=3, batch_size=50)
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     train_events, val_events = data.split(0.2)
     trainer = Trainer(ModelConfig(), loss_config("turbosim"), config)
     result = fit(trainer, train_events, val_events, progress=False)
@@ -267,14 +256,14 @@ def test_cosine_learning_rate_schedule(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     config = TrainConfig(epochs=10, batch_size=50, lr=0.0, patience=2)  # never improves
     result = train_fn(tmp_path / "m.pt", data, config, False)
     assert len(result.history) == 3 and result.best_epoch == 1
 
 
 def test_log_holds_every_term_train_and_validation(tmp_path):
-    data = pairs(300, seed=5)
+    data = ttbar_pairs(300, seed=5)
     train_fn(tmp_path / "m.pt", data, TrainConfig(epochs=1, batch_size=50), False)
     (record,) = [json.loads(line) for line in open(tmp_path / "m.log.jsonl")]
     active = ["dzt", "Dzt", "dxh", "Dxh", "Dxt", "dzh"]
@@ -325,9 +314,9 @@ def test_build_configs_precedence(tmp_path):
         read_config_file(path)
 
 
-def test_cli_train_resume_and_errors(tmp_path, sample_file, capsys):
+def test_cli_train_resume_and_errors(tmp_path, paired_file, capsys):
     out = tmp_path / "model.pt"
-    args = ["train", sample_file, "-o", str(out), "--epochs", "1", "--batch-size", "50", "--quiet"]
+    args = ["train", paired_file, "-o", str(out), "--epochs", "1", "--batch-size", "50", "--quiet"]
     speed = ["--gp-interval", "3", "--ema-decay", "0.99", "--select-on-physics"]
     assert main(args + ["--preset", "regression", "--weight", "dzh=2"] + speed) == 0
     assert "best epoch 1 of 1" in capsys.readouterr().out
@@ -372,7 +361,7 @@ def test_mixed_precision_critic_updates_see_the_updated_critics():
     from turbosim_hep.model.turbosim import TurboSim
     from turbosim_hep.training.step import TrainStep
 
-    data = pairs(200, seed=5)
+    data = ttbar_pairs(200, seed=5)
     x, z = torch.from_numpy(data.x), torch.from_numpy(data.z)
     torch.manual_seed(0)
     model = TurboSim.from_config(None, x=x, z=z)
