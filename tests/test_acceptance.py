@@ -10,6 +10,7 @@ from scipy import stats
 
 from turbosim_hep import layout, metrics
 from turbosim_hep.model.acceptance import (
+    ETA_STEPS,
     FEATURE_NAMES,
     N_FEATURES,
     PARTON_PAIRS,
@@ -65,10 +66,14 @@ def test_standardisation_and_calibration_are_buffers_that_round_trip():
     np.testing.assert_allclose(spread[~constant], 1.0, atol=1e-3)
     np.testing.assert_array_equal(standardised[:, constant].numpy(), 0.0)
     model.calibration.copy_(torch.tensor([0.5, -1.0]))
+    model.eta_offsets[ETA_STEPS.index(1.5)] = 0.25
     copy = acceptance_from_state(model.config.to_dict(), model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(copy(z), model(z))
-        torch.testing.assert_close(model.calibrated_logits(z), 0.5 * model.logits(z) - 1.0)
+        # every electron is central: below the step at 1.5, which adds its offset
+        torch.testing.assert_close(
+            model.calibrated_logits(z), 0.5 * model.logits(z) - 1.0 + 0.25
+        )
 
 
 def test_weighted_standardisation_equals_repeated_events():
@@ -81,21 +86,29 @@ def test_weighted_standardisation_equals_repeated_events():
     torch.testing.assert_close(weighted.feature_std, repeated.feature_std)
 
 
-def test_calibration_recovers_a_known_platt_scaling():
-    # outcomes drawn from sigmoid(2 * logit - 1) of an untrained network: calibrate must
-    # find slope 2 and offset -1 from the outcomes alone
+def test_calibration_recovers_a_known_platt_scaling_and_an_eta_step():
+    # outcomes drawn from sigmoid(2 * logit - 1 - 1.5 [|eta_e| > 1.5]) of an untrained
+    # network: calibrate must find slope 2 and the step of the electron's efficiency at
+    # |eta| = 1.5 from the outcomes alone, and no other step
     torch.manual_seed(2)
-    z = torch.from_numpy(ttbar_partons(20_000, seed=6))
+    z = torch.from_numpy(ttbar_partons(40_000, seed=6))
     model = AcceptanceModel(AcceptanceConfig(hidden=[32]))
     model.fit_standardisation(z)
+    abs_eta = parton_features(z)[:, FEATURE_NAMES.index("abseta_e-")]
     with torch.no_grad():
-        truth = torch.sigmoid(2.0 * model.logits(z) * 3.0 - 1.0)  # spread the logits
+        logit = 2.0 * model.logits(z) * 3.0 - 1.0  # spread the logits
+        truth = torch.sigmoid(logit - 1.5 * (abs_eta > 1.5).float())
         model.net[-1].weight.mul_(3.0)
         model.net[-1].bias.mul_(3.0)
     passed = torch.rand(len(z), generator=torch.Generator().manual_seed(3)) < truth
     model.calibrate(z, passed)
-    slope, offset = model.calibration.tolist()
-    assert slope == pytest.approx(2.0, abs=0.15) and offset == pytest.approx(-1.0, abs=0.1)
+    assert model.calibration[0].item() == pytest.approx(2.0, abs=0.15)
+    with torch.no_grad():
+        shift = model.calibrated_logits(z) - model.calibration[0] * model.logits(z)
+    central, forward = shift[abs_eta < 1.4], shift[(abs_eta > 1.6) & (abs_eta < 2.4)]
+    assert central.std() < 0.15 and forward.std() < 0.15
+    assert central.mean().item() - forward.mean().item() == pytest.approx(1.5, abs=0.2)
+    assert forward.mean().item() == pytest.approx(-2.5, abs=0.2)
 
 
 # --- metrics ------------------------------------------------------------------------------

@@ -240,3 +240,23 @@ def test_an_acceptance_of_other_features_is_refused_in_one_line_but_off_still_ru
     assert FastSim(str(model), acceptance="off")(nano).mask.all()
     with pytest.raises(InputError, match="acceptance was trained on 27 features"):
         FastSim(str(model), acceptance="sample")(nano)
+
+
+def test_an_acceptance_with_an_older_calibration_is_refused_in_one_line(
+    paired_sample, tmp_path, capsys
+):
+    """A model stored before the calibration had the electron's |eta| offsets."""
+    acceptance = AcceptanceModel()
+    state = acceptance.state_dict()
+    del state["eta_offsets"]
+    model = tmp_path / "older.pt"
+    save_checkpoint(
+        model, load_model(paired_sample["model"]),
+        acceptance={"config": acceptance.config.to_dict(), "state": state},
+    )
+    out = tmp_path / "x.root"
+    code = main(["simulate", str(model), paired_sample["partons"], "-o", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert "lacks eta_offsets" in lines[0] and "--acceptance off" in lines[0]
+    assert not out.exists()

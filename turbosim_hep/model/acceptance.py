@@ -19,10 +19,14 @@ training events, and codes of the electron's pT biased the reconstructed m_tt of
 kept events: benchmarks/acceptance_features.md.) The features are standardised with
 statistics of the training events, stored as buffers.
 
-Its raw output is a logit; `calibrate` fits a Platt scaling (a slope and an offset of the
-logit) on held-out events, so that the mean predicted probability matches the observed
-pass fraction. Everything is a parameter or a buffer of one module: a state dict is the
-whole acceptance.
+Its raw output is a logit; `calibrate` fits, on held-out events, a Platt scaling (a slope
+and an offset of the logit) and an offset of the logit for each step of the electron's
+thermometer code. The network, trained by stochastic gradient descent with early
+stopping, rounds the detector's steps in the electron's |eta| (it predicted a third too
+many selected events just beyond the tracker); the offsets are fitted exactly, by a
+convex fit of a few dozen numbers, and restore the steps while leaving every other
+dependence to the network. Everything is a parameter or a buffer of one module: a state
+dict is the whole acceptance.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
 ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
 #: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
+#: Ridge penalty on the calibration's |eta| offsets: it keeps the offset of an |eta| range
+#: without any selected held-out event finite, and is too small to move any other.
+_OFFSET_RIDGE = 1e-6
 #: Names of the features of `parton_features`, in column order.
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"logpt_{name}" for name in layout.Z_OBJECTS),
@@ -128,6 +135,8 @@ class AcceptanceModel(nn.Module):
         self.register_buffer("feature_std", torch.ones(N_FEATURES))
         # Platt scaling of the logit: slope, offset (identity until `calibrate`).
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+        # offsets of the logit per step of the electron's |eta| code (0 until `calibrate`)
+        self.register_buffer("eta_offsets", torch.zeros(len(ETA_STEPS)))
 
     @torch.no_grad()
     def fit_standardisation(
@@ -148,13 +157,19 @@ class AcceptanceModel(nn.Module):
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits, shape (n,)."""
-        features = (parton_features(z) - self.feature_mean) / self.feature_std
-        return self.net(features).squeeze(-1)
+        return self._network_logits(parton_features(z))
 
     def calibrated_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits after the Platt scaling, shape (n,)."""
+        """Logits after the calibration, shape (n,): the Platt scaling of the network's
+        logit plus the offsets of the electron's |eta| steps."""
+        features = parton_features(z)
         slope, offset = self.calibration
-        return slope * self.logits(z) + offset
+        eta_code = features[:, -len(ETA_STEPS):]
+        return slope * self._network_logits(features) + offset + eta_code @ self.eta_offsets
+
+    def _network_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The network's logits of (n, `N_FEATURES`) unstandardised features."""
+        return self.net((features - self.feature_mean) / self.feature_std).squeeze(-1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Calibrated acceptance probabilities, shape (n,), in [0, 1]."""
@@ -164,7 +179,10 @@ class AcceptanceModel(nn.Module):
     def calibrate(
         self, z: torch.Tensor, passed: torch.Tensor, weight: torch.Tensor | None = None
     ) -> None:
-        """Fit the Platt scaling on held-out events by weighted binary cross-entropy.
+        """Fit the calibration on held-out events by weighted binary cross-entropy.
+
+        The Platt slope and offset and the electron's |eta| offsets are fitted together
+        (L-BFGS; the loss is convex in them).
 
         Parameters
         ----------
@@ -175,25 +193,34 @@ class AcceptanceModel(nn.Module):
         weight : torch.Tensor, optional
             (n,) event weights (for example the ``genWeight`` of a thinned sample).
         """
-        logits = self.logits(z).double()
+        features = parton_features(z)
+        logits = self._network_logits(features).double()
+        eta_code = features[:, -len(ETA_STEPS):].double()
         target = passed.to(logits.dtype)
         w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
         w = w / w.sum()
         scale = torch.tensor([1.0, 0.0], dtype=logits.dtype, device=logits.device)
+        offsets = torch.zeros(len(ETA_STEPS), dtype=logits.dtype, device=logits.device)
         scale.requires_grad_(True)
-        optimizer = torch.optim.LBFGS([scale], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+        offsets.requires_grad_(True)
+        optimizer = torch.optim.LBFGS(
+            [scale, offsets], lr=1.0, max_iter=500, tolerance_grad=1e-9,
+            tolerance_change=1e-12, line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
             with torch.enable_grad():
+                calibrated = scale[0] * logits + scale[1] + eta_code @ offsets
                 loss = nn.functional.binary_cross_entropy_with_logits(
-                    scale[0] * logits + scale[1], target, weight=w, reduction="sum"
-                )
+                    calibrated, target, weight=w, reduction="sum"
+                ) + _OFFSET_RIDGE * offsets.square().sum()
                 loss.backward()
             return loss
 
         optimizer.step(closure)
         self.calibration.copy_(scale.detach().float())
+        self.eta_offsets.copy_(offsets.detach().float())
 
 
 def acceptance_from_state(

@@ -158,13 +158,21 @@ def acceptance_from_checkpoint(
     record = payload.get("acceptance")
     if not record:
         return None
-    stored = record.get("state", {}).get("feature_mean")
+    state = record.get("state", {})
+    remedy = "retrain the model, or simulate with --acceptance off"
+    stored = state.get("feature_mean")
     if stored is not None and stored.shape != (N_FEATURES,):
         raise InputError(
             path,
             f"its acceptance was trained on {stored.shape[0]} features of another "
-            f"turbosim-hep version, this one computes {N_FEATURES}; retrain the model, or "
-            "simulate with --acceptance off",
+            f"turbosim-hep version, this one computes {N_FEATURES}; {remedy}",
+        )
+    missing = sorted(set(AcceptanceModel().state_dict()) - set(state))
+    if stored is not None and missing:
+        raise InputError(
+            path,
+            f"its acceptance is from another turbosim-hep version (it lacks "
+            f"{', '.join(missing)}); {remedy}",
         )
     try:
         return acceptance_from_state(record["config"], record["state"])

@@ -4,7 +4,8 @@ Every event with a complete parton record is an example (`LabelledPartons`): its
 says whether its detector-level event passed the reference selection, its weight how many
 generated events it stands for. The classifier (`turbosim_hep.model.acceptance`) is
 trained by weighted binary cross-entropy with Adam; the epoch of lowest validation loss
-is kept, and its output is calibrated on the validation events (Platt scaling). Each
+is kept, and its output is calibrated on the validation events (Platt scaling and
+logit offsets in the electron's |eta|: `AcceptanceModel.calibrate`). Each
 epoch's validation record holds the binary cross-entropy, the ROC AUC, the calibration
 error and the predicted and observed (weighted) numbers of selected events.
 """
