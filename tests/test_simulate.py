@@ -411,3 +411,23 @@ def test_inputs_sharing_a_name_warn(files, tmp_path):
     inputs = [write_sample(tmp_path / d / "partons.root", files["z"][:50], None) for d in "ab"]
     with pytest.warns(UserWarning, match="same noise"):
         simulate_files(files["model"], inputs, tmp_path / "o.root", jobs=1, progress=False)
+
+
+@pytest.mark.parametrize("direction", ["simulate", "unfold"])
+def test_input_columns_are_made_once_and_taken_by_rows(files, direction):
+    """The replicas of a chunk share its input branches (``--oversample``): those of a
+    replica keeping some events equal the branches made from those events alone."""
+    from turbosim_hep.pipeline.columns import InputColumns
+
+    z = files["z"][:40]
+    conjugate = np.arange(40) % 3 == 0
+    shared = InputColumns.of(np.arange(40), z, direction, 2, conjugate)
+    assert shared.take(np.arange(40)) is shared
+    rows = np.array([1, 5, 6, 30, 39])
+    taken = shared.take(rows)
+    alone = InputColumns.of(rows, z[rows], direction, 2, conjugate[rows])
+    assert len(taken) == len(rows)
+    for made, expected in ((taken.ids, alone.ids), (taken.objects, alone.objects)):
+        assert list(made) == list(expected)
+        for name in made:
+            assert ak.to_list(made[name]) == ak.to_list(expected[name]), name

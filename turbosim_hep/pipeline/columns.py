@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import awkward as ak
 import numpy as np
 
 from turbosim_hep.io import formats
@@ -16,12 +19,73 @@ ACCEPTANCE_BRANCH = "acceptance"
 REPLICA_BRANCH = "replica"
 
 
+@dataclass(frozen=True)
+class InputColumns:
+    """The branches of a chunk that its input fixes, shared by every replica of it.
+
+    Computed once per chunk, however many replicas are written (``--oversample``): a
+    replica that keeps every event reuses them, one that keeps some takes its rows.
+
+    Attributes
+    ----------
+    ids : dict
+        The event-id columns (`turbosim_hep.io.writer.event_columns`) and `SOURCE_BRANCH`.
+    objects : dict
+        The input objects: ``Parton`` (simulate) or Electron, Jet and MET (unfold).
+    """
+
+    ids: dict[str, np.ndarray]
+    objects: dict[str, ak.Array | np.ndarray]
+
+    @classmethod
+    def of(
+        cls,
+        entry: np.ndarray,
+        inputs: np.ndarray,
+        direction: Direction,
+        source: int,
+        conjugate: np.ndarray | None = None,
+    ) -> InputColumns:
+        """The input branches of a chunk.
+
+        Parameters
+        ----------
+        entry : numpy.ndarray
+            Entry numbers of the events in their input.
+        inputs : numpy.ndarray
+            float32 (n, 24) model inputs (Z for simulate, X for unfold).
+        direction : {"simulate", "unfold"}
+            Which way the model runs.
+        source : int
+            Index of the input in the output's ``inputs`` metadata.
+        conjugate : numpy.ndarray, optional
+            bool (n,): events of the charge-conjugate channel (held CP-mirrored).
+        """
+        ids = event_columns(entry)
+        ids[SOURCE_BRANCH] = np.full(len(entry), source, dtype=np.uint32)
+        if direction == "simulate":
+            objects = parton_columns(inputs, conjugate=conjugate)
+        else:
+            objects = reco_columns(inputs, conjugate=conjugate)
+        return cls(ids, objects)
+
+    def __len__(self) -> int:
+        return len(self.ids[SOURCE_BRANCH])
+
+    def take(self, rows: np.ndarray) -> InputColumns:
+        """The branches of the events at ``rows`` (increasing), itself if that is all."""
+        if len(rows) == len(self):
+            return self
+        return InputColumns(
+            {name: values[rows] for name, values in self.ids.items()},
+            {name: _rows_of(values, rows) for name, values in self.objects.items()},
+        )
+
+
 def output_columns(
-    entry: np.ndarray,
-    inputs: np.ndarray,
+    inputs: InputColumns,
     outputs: np.ndarray,
     direction: Direction,
-    source: int,
     *,
     conjugate: np.ndarray | None = None,
     weight: np.ndarray | None = None,
@@ -37,14 +101,12 @@ def output_columns(
 
     Parameters
     ----------
-    entry : numpy.ndarray
-        Entry numbers of the events in their input.
-    inputs, outputs : numpy.ndarray
-        float32 (n, 24) model inputs (Z for simulate, X for unfold) and outputs.
+    inputs : InputColumns
+        The input branches of the events.
+    outputs : numpy.ndarray
+        float32 (n, 24) model outputs (X for simulate, Z for unfold).
     direction : {"simulate", "unfold"}
         Which way the model ran.
-    source : int
-        Index of the input in the output's ``inputs`` metadata.
     conjugate : numpy.ndarray, optional
         bool (n,): events of the charge-conjugate channel (held CP-mirrored).
     weight : numpy.ndarray, optional
@@ -54,9 +116,8 @@ def output_columns(
     replica : int, optional
         Replica number of the chunk, written as `REPLICA_BRANCH`.
     """
-    n = len(entry)
-    columns: dict[str, object] = event_columns(entry)
-    columns[SOURCE_BRANCH] = np.full(n, source, dtype=np.uint32)
+    n = len(outputs)
+    columns: dict[str, object] = dict(inputs.ids)
     if replica is not None:
         columns[REPLICA_BRANCH] = np.full(n, replica, dtype=np.uint16)
     if weight is not None:
@@ -65,8 +126,13 @@ def output_columns(
         columns[ACCEPTANCE_BRANCH] = np.asarray(acceptance, dtype=np.float32)
     if direction == "simulate":
         columns |= reco_columns(outputs, with_cartesian=True, conjugate=conjugate)
-        columns |= parton_columns(inputs, conjugate=conjugate)
     else:
         columns |= parton_columns(outputs, with_cartesian=True, conjugate=conjugate)
-        columns |= reco_columns(inputs, conjugate=conjugate)
-    return columns
+    return columns | inputs.objects
+
+
+def _rows_of(values: ak.Array | np.ndarray, rows: np.ndarray) -> ak.Array | np.ndarray:
+    """The entries at ``rows`` of a column, packed (what the writer stores)."""
+    if isinstance(values, ak.Array):
+        return ak.to_packed(values[rows])
+    return values[rows]

@@ -40,7 +40,7 @@ from turbosim_hep.inference import (
 )
 from turbosim_hep.io import Cutflow, EventBatch, EventSource, EventWriter, open_events
 from turbosim_hep.model.acceptance import AcceptanceModel
-from turbosim_hep.pipeline.columns import output_columns
+from turbosim_hep.pipeline.columns import InputColumns, output_columns
 from turbosim_hep.pipeline.job import Direction, Job
 from turbosim_hep.pipeline.queues import run_stages
 from turbosim_hep.pipeline.staging import CudaStaging
@@ -251,16 +251,21 @@ def finite_outputs(replica: Replica, steps: Cutflow) -> Replica:
     )
 
 
-def replica_columns(chunk: Chunk, replica: Replica, job: Job, source: int) -> dict[str, object]:
-    """The output branches of one replica of a chunk (`output_columns` of its events)."""
+def replica_columns(
+    chunk: Chunk, replica: Replica, inputs: InputColumns, job: Job
+) -> dict[str, object]:
+    """The output branches of one replica of a chunk (`output_columns` of its events).
+
+    ``inputs`` holds the input branches of every event of the chunk.
+    """
     rows = replica.rows
 
     def of(values: np.ndarray | None) -> np.ndarray | None:
         return None if values is None else values[rows]
 
     return output_columns(
-        chunk.entry[rows], chunk.inputs[rows], replica.outputs, job.direction, source,
-        conjugate=of(chunk.conjugate), weight=replica.weight, acceptance=of(chunk.epsilon),
+        inputs.take(rows), replica.outputs, job.direction, conjugate=of(chunk.conjugate),
+        weight=replica.weight, acceptance=of(chunk.epsilon),
         replica=replica.replica if job.oversample > 1 else None,
     )
 
@@ -290,11 +295,20 @@ class ChunkWriter:
     written: Callable[[int], object] = lambda events: None
 
     def __call__(self, chunk: Chunk) -> None:
-        """Append the chunk's replicas, without their events with non-finite outputs."""
+        """Append the chunk's replicas, without their events with non-finite outputs.
+
+        The input branches are computed once for all replicas.
+        """
+        inputs = None
         for replica in chunk.replicas:
             kept = finite_outputs(replica, self.steps)
             if len(kept.rows):
-                self.writer.write(replica_columns(chunk, kept, self.job, self.source))
+                if inputs is None:
+                    inputs = InputColumns.of(
+                        chunk.entry, chunk.inputs, self.job.direction, self.source,
+                        chunk.conjugate,
+                    )
+                self.writer.write(replica_columns(chunk, kept, inputs, self.job))
         self.written(len(chunk))
 
 
