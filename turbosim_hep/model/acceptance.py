@@ -24,9 +24,9 @@ and an offset of the logit) and an offset of the logit for each step of the elec
 thermometer code. The network, trained by stochastic gradient descent with early
 stopping, rounds the detector's steps in the electron's |eta| (it predicted a third too
 many selected events just beyond the tracker); the offsets are fitted exactly, by a
-convex fit of a few dozen numbers, and restore the steps while leaving every other
-dependence to the network. Everything is a parameter or a buffer of one module: a state
-dict is the whole acceptance.
+convex fit of a few dozen numbers with a ridge penalty chosen by cross-validation, and
+restore the steps while leaving every other dependence to the network. Everything is a
+parameter or a buffer of one module: a state dict is the whole acceptance.
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
 ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
 #: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
-#: Ridge penalty on the calibration's |eta| offsets: it keeps the offset of an |eta| range
-#: without any selected held-out event finite, and is too small to move any other.
-_OFFSET_RIDGE = 1e-6
+#: Ridge penalties of the calibration's |eta| offsets among which `AcceptanceModel.calibrate`
+#: chooses by cross-validation (per unit of the mean binary cross-entropy).
+OFFSET_RIDGES: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: Folds of that cross-validation.
+CALIBRATION_FOLDS = 5
 #: Names of the features of `parton_features`, in column order.
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"logpt_{name}" for name in layout.Z_OBJECTS),
@@ -178,11 +180,16 @@ class AcceptanceModel(nn.Module):
     @torch.no_grad()
     def calibrate(
         self, z: torch.Tensor, passed: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> None:
+    ) -> float:
         """Fit the calibration on held-out events by weighted binary cross-entropy.
 
         The Platt slope and offset and the electron's |eta| offsets are fitted together
-        (L-BFGS; the loss is convex in them).
+        (L-BFGS; the loss is convex in them), with a ridge penalty on the offsets: one
+        step of the code per 0.1 in |eta| can follow the detector's edges, but also the
+        fluctuations of the held-out events between them. The penalty is chosen among
+        `OFFSET_RIDGES` by the weighted cross-entropy of a `CALIBRATION_FOLDS`-fold
+        cross-validation on the same events; the calibration is then fitted on all of
+        them.
 
         Parameters
         ----------
@@ -192,35 +199,69 @@ class AcceptanceModel(nn.Module):
             (n,) whether each event passed the selection (bool or 0/1).
         weight : torch.Tensor, optional
             (n,) event weights (for example the ``genWeight`` of a thinned sample).
+
+        Returns
+        -------
+        float
+            The ridge penalty chosen.
         """
         features = parton_features(z)
         logits = self._network_logits(features).double()
         eta_code = features[:, -len(ETA_STEPS):].double()
         target = passed.to(logits.dtype)
         w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
-        w = w / w.sum()
-        scale = torch.tensor([1.0, 0.0], dtype=logits.dtype, device=logits.device)
-        offsets = torch.zeros(len(ETA_STEPS), dtype=logits.dtype, device=logits.device)
-        scale.requires_grad_(True)
-        offsets.requires_grad_(True)
-        optimizer = torch.optim.LBFGS(
-            [scale, offsets], lr=1.0, max_iter=500, tolerance_grad=1e-9,
-            tolerance_change=1e-12, line_search_fn="strong_wolfe",
-        )
+        fold = torch.arange(len(logits), device=logits.device) % CALIBRATION_FOLDS
+        held_out_loss = []
+        for ridge in OFFSET_RIDGES:
+            loss = 0.0
+            for k in range(CALIBRATION_FOLDS):
+                fit, test = fold != k, fold == k
+                scale, offsets = _fit_calibration(
+                    logits[fit], eta_code[fit], target[fit], w[fit], ridge
+                )
+                calibrated = scale[0] * logits[test] + scale[1] + eta_code[test] @ offsets
+                loss += nn.functional.binary_cross_entropy_with_logits(
+                    calibrated, target[test], weight=w[test], reduction="sum"
+                ).item()
+            held_out_loss.append(loss)
+        ridge = OFFSET_RIDGES[min(range(len(OFFSET_RIDGES)), key=held_out_loss.__getitem__)]
+        scale, offsets = _fit_calibration(logits, eta_code, target, w, ridge)
+        self.calibration.copy_(scale.float())
+        self.eta_offsets.copy_(offsets.float())
+        return ridge
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            with torch.enable_grad():
-                calibrated = scale[0] * logits + scale[1] + eta_code @ offsets
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    calibrated, target, weight=w, reduction="sum"
-                ) + _OFFSET_RIDGE * offsets.square().sum()
-                loss.backward()
-            return loss
 
-        optimizer.step(closure)
-        self.calibration.copy_(scale.detach().float())
-        self.eta_offsets.copy_(offsets.detach().float())
+def _fit_calibration(
+    logits: torch.Tensor,
+    eta_code: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    ridge: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Platt (slope, offset) and the |eta| offsets minimising the weighted mean
+    binary cross-entropy plus ``ridge`` times the sum of the squared offsets."""
+    w = weight / weight.sum()
+    scale = torch.tensor([1.0, 0.0], dtype=logits.dtype, device=logits.device)
+    offsets = torch.zeros(eta_code.shape[1], dtype=logits.dtype, device=logits.device)
+    scale.requires_grad_(True)
+    offsets.requires_grad_(True)
+    optimizer = torch.optim.LBFGS(
+        [scale, offsets], lr=1.0, max_iter=500, tolerance_grad=1e-9,
+        tolerance_change=1e-12, line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        with torch.enable_grad():
+            calibrated = scale[0] * logits + scale[1] + eta_code @ offsets
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                calibrated, target, weight=w, reduction="sum"
+            ) + ridge * offsets.square().sum()
+            loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return scale.detach(), offsets.detach()
 
 
 def acceptance_from_state(
@@ -235,6 +276,7 @@ def acceptance_from_state(
 __all__: Sequence[str] = [
     "FEATURE_NAMES",
     "N_FEATURES",
+    "OFFSET_RIDGES",
     "PARTON_PAIRS",
     "AcceptanceConfig",
     "AcceptanceModel",

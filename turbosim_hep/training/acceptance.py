@@ -113,7 +113,8 @@ def fit_acceptance(
         The calibrated classifier of the best epoch, in eval mode.
     history : list of dict
         One validation record per epoch, then the record of the calibrated model
-        (``"epoch": "calibrated"``).
+        (``"epoch": "calibrated"``, with the ridge penalty its cross-validation chose,
+        ``"eta_offset_ridge"``).
 
     Raises
     ------
@@ -180,9 +181,10 @@ def _fit(
             if stale >= settings.patience:
                 break
     model.load_state_dict(best_state)
-    model.calibrate(
+    ridge = model.calibrate(
         *(torch.from_numpy(np.ascontiguousarray(a)).to(device)
           for a in (val.z, val.passed, val.weight))
     )
-    history.append({"epoch": "calibrated"} | evaluate(model, val, device))
+    history.append({"epoch": "calibrated", "eta_offset_ridge": ridge}
+                   | evaluate(model, val, device))
     return model.eval(), history
