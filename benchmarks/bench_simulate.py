@@ -15,7 +15,9 @@ Prints:
    detector chain (``turbosim-hep generate --level detector``);
 6. with ``--oversample K``: ``simulate --oversample K`` against K = 1 on the same input
    (each input event read and prepared once, simulated K times), events written per
-   second and their ratio;
+   second and their ratio, with ``--acceptance off`` or the modes of
+   ``--oversample-acceptance`` (``sample`` and ``weight`` need a ``--model`` that has an
+   acceptance: ``sample`` runs and writes only the kept replicas);
 7. with ``--compressions``: ``simulate --compression`` of each, end to end, its events/s
    and the size of its output.
 
@@ -27,6 +29,8 @@ project's format. Run from the repository root:
     python benchmarks/bench_simulate.py                      # 1M end to end, 5M for RSS
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0   # quick
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --oversample 8
+    python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --stage-repeat 0 \
+        --model demo-output/model.pt --oversample 8 --oversample-acceptance off sample
     python benchmarks/bench_simulate.py --device cuda --rss-events 0 --pythia-events 0
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --stage-repeat 0 \
         --compressions zstd:1 lz4:1 zlib:1 lzma:1
@@ -237,6 +241,22 @@ def bench_simulate(
     return internal, size
 
 
+def bench_oversample(
+    model_path: Path, workdir: Path, n: int, k: int, modes: list[str],
+    run_options: tuple[str, ...], device: str,
+) -> None:
+    """``simulate --oversample K`` against K = 1 in each ``--acceptance`` mode: events
+    written per second inside the command, and their ratio."""
+    for mode in modes:
+        label = f"{n:,} events, --acceptance {mode}"
+        options = (*run_options, "--acceptance", mode)
+        single, _ = bench_simulate(model_path, workdir, n, f"{label}, K = 1", options, device)
+        many, _ = bench_simulate(model_path, workdir, n, f"{label}, K = {k}",
+                                 (*options, "--oversample", str(k)), device)
+        print(f"oversampling, --acceptance {mode}: K = {k} writes {many / single:.2f} times "
+              "the events per second of K = 1")
+
+
 def bench_compressions(
     model_path: Path, workdir: Path, n: int, compressions: list[str], device: str
 ) -> None:
@@ -288,6 +308,10 @@ def main() -> None:
                         help="also compare simulate --compression of each, end to end")
     parser.add_argument("--oversample", type=int, default=0, metavar="K",
                         help="also compare simulate --oversample K with K = 1 (0: skip)")
+    parser.add_argument("--oversample-acceptance", nargs="+", default=["off"],
+                        choices=["off", "sample", "weight"], metavar="MODE",
+                        help="--acceptance modes of the oversampling comparison (default "
+                             "off; sample and weight need a --model with an acceptance)")
     parser.add_argument("--workdir", type=Path, default=None, help="keeps the inputs between runs")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -318,15 +342,8 @@ def main() -> None:
             bench_simulate(model_path, workdir, args.rss_events, f"{args.rss_events:,} events",
                            run_options, args.device)
         if args.oversample:
-            single, _ = bench_simulate(model_path, workdir, args.events, f"{label}, K = 1",
-                                       (*run_options, "--acceptance", "off"), args.device)
-            many, _ = bench_simulate(
-                model_path, workdir, args.events, f"{label}, K = {args.oversample}",
-                (*run_options, "--acceptance", "off", "--oversample", str(args.oversample)),
-                args.device,
-            )
-            print(f"oversampling: K = {args.oversample} writes {many / single:.2f} times the "
-                  "events per second of K = 1")
+            bench_oversample(model_path, workdir, args.events, args.oversample,
+                             args.oversample_acceptance, run_options, args.device)
         if args.compressions:
             bench_compressions(model_path, workdir, args.events, args.compressions, args.device)
         if args.pythia_events:
