@@ -257,15 +257,19 @@ def plot_calibration(calibration: dict, path: Path) -> None:
             top.legend(fontsize="small")
             bottom.axhspan(-3, 3, color="0.9")
             bottom.plot(centres[judged], np.asarray(table["pull"])[judged], "o", color="black",
-                        label="check sample's error")
+                        label="the check sample")
             if "pull_both" in table:
                 bottom.plot(centres[judged], np.asarray(table["pull_both"])[judged], "o",
-                            mfc="none", color="tab:blue", label="with the classifier's error")
-                bottom.legend(fontsize="x-small", ncols=2, loc="lower left")
+                            mfc="none", color="tab:blue",
+                            label="the check sample and the classifier")
             bottom.axhline(0, color="0.5")
             bottom.set_ylim(-4.5, 4.5)
             bottom.set_ylabel("pull")
             bottom.set_xlabel(name)
+        if any("pull_both" in table for table in calibration.values()):
+            fig.legend(*axes[1, 0].get_legend_handles_labels(), loc="upper center",
+                       ncols=2, title="pull: (mean epsilon - pass fraction) / standard error of",
+                       bbox_to_anchor=(0.5, 0.0), fontsize="small", title_fontsize="small")
         fig.savefig(path, bbox_inches="tight", dpi=100)
         plt.close(fig)
 
