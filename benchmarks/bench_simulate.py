@@ -235,8 +235,8 @@ def bench_simulate(
     size = output.stat().st_size
     print(f"simulate end to end, {label}: {internal:12,.0f} events/s inside the command, "
           f"{written / wall:,.0f} events/s including start-up ({wall:.1f} s), peak RSS {rss:,} MB, "
-          f"CPU time {cpu:.1f} s = {n / cpu:,.0f} events per CPU-second "
-          f"(idle {os.cpu_count()}-core bound: {os.cpu_count() * n / cpu:,.0f} events/s)")
+          f"CPU time {cpu:.1f} s = {written / cpu:,.0f} events written per CPU-second "
+          f"(idle {os.cpu_count()}-core bound: {os.cpu_count() * written / cpu:,.0f} events/s)")
     output.unlink(missing_ok=True)
     return internal, size
 
