@@ -24,8 +24,8 @@ and an offset of the logit) and an offset of the logit for each step of the elec
 thermometer code. The network, trained by stochastic gradient descent with early
 stopping, rounds the detector's steps in the electron's |eta| (it predicted a third too
 many selected events just beyond the tracker); the offsets are fitted exactly, by a
-convex fit of a few dozen numbers with a ridge penalty chosen by cross-validation, and
-restore the steps while leaving every other dependence to the network. Everything is a
+convex fit of a few dozen numbers, and restore the steps while leaving every other
+dependence to the network. Everything is a
 parameter or a buffer of one module: a state dict is the whole acceptance.
 """
 
@@ -50,11 +50,12 @@ PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
 ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
 #: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
-#: Ridge penalties of the calibration's |eta| offsets among which `AcceptanceModel.calibrate`
-#: chooses by cross-validation (per unit of the mean binary cross-entropy).
-OFFSET_RIDGES: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-#: Folds of that cross-validation.
-CALIBRATION_FOLDS = 5
+#: Ridge penalty on the calibration's |eta| offsets (per unit of the mean binary
+#: cross-entropy): it keeps the offset of an |eta| range without any selected held-out
+#: event finite, and is too small to shrink the steps the network leaves (a stronger one,
+#: even chosen by cross-validation, brought the rounding back:
+#: benchmarks/acceptance_features.md).
+OFFSET_RIDGE = 1e-6
 #: Names of the features of `parton_features`, in column order.
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"logpt_{name}" for name in layout.Z_OBJECTS),
@@ -180,16 +181,12 @@ class AcceptanceModel(nn.Module):
     @torch.no_grad()
     def calibrate(
         self, z: torch.Tensor, passed: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> float:
+    ) -> None:
         """Fit the calibration on held-out events by weighted binary cross-entropy.
 
         The Platt slope and offset and the electron's |eta| offsets are fitted together
-        (L-BFGS; the loss is convex in them), with a ridge penalty on the offsets: one
-        step of the code per 0.1 in |eta| can follow the detector's edges, but also the
-        fluctuations of the held-out events between them. The penalty is chosen among
-        `OFFSET_RIDGES` by the weighted cross-entropy of a `CALIBRATION_FOLDS`-fold
-        cross-validation on the same events; the calibration is then fitted on all of
-        them.
+        (L-BFGS; the loss is convex in them), with the tiny ridge `OFFSET_RIDGE` on the
+        offsets.
 
         Parameters
         ----------
@@ -199,36 +196,15 @@ class AcceptanceModel(nn.Module):
             (n,) whether each event passed the selection (bool or 0/1).
         weight : torch.Tensor, optional
             (n,) event weights (for example the ``genWeight`` of a thinned sample).
-
-        Returns
-        -------
-        float
-            The ridge penalty chosen.
         """
         features = parton_features(z)
         logits = self._network_logits(features).double()
         eta_code = features[:, -len(ETA_STEPS):].double()
         target = passed.to(logits.dtype)
         w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
-        fold = torch.arange(len(logits), device=logits.device) % CALIBRATION_FOLDS
-        held_out_loss = []
-        for ridge in OFFSET_RIDGES:
-            loss = 0.0
-            for k in range(CALIBRATION_FOLDS):
-                fit, test = fold != k, fold == k
-                scale, offsets = _fit_calibration(
-                    logits[fit], eta_code[fit], target[fit], w[fit], ridge
-                )
-                calibrated = scale[0] * logits[test] + scale[1] + eta_code[test] @ offsets
-                loss += nn.functional.binary_cross_entropy_with_logits(
-                    calibrated, target[test], weight=w[test], reduction="sum"
-                ).item()
-            held_out_loss.append(loss)
-        ridge = OFFSET_RIDGES[min(range(len(OFFSET_RIDGES)), key=held_out_loss.__getitem__)]
-        scale, offsets = _fit_calibration(logits, eta_code, target, w, ridge)
+        scale, offsets = _fit_calibration(logits, eta_code, target, w, OFFSET_RIDGE)
         self.calibration.copy_(scale.float())
         self.eta_offsets.copy_(offsets.float())
-        return ridge
 
 
 def _fit_calibration(
@@ -276,7 +252,7 @@ def acceptance_from_state(
 __all__: Sequence[str] = [
     "FEATURE_NAMES",
     "N_FEATURES",
-    "OFFSET_RIDGES",
+    "OFFSET_RIDGE",
     "PARTON_PAIRS",
     "AcceptanceConfig",
     "AcceptanceModel",

@@ -113,8 +113,7 @@ def fit_acceptance(
         The calibrated classifier of the best epoch, in eval mode.
     history : list of dict
         One validation record per epoch, then the record of the calibrated model
-        (``"epoch": "calibrated"``, with the ridge penalty its cross-validation chose,
-        ``"eta_offset_ridge"``).
+        (``"epoch": "calibrated"``).
 
     Raises
     ------
@@ -181,10 +180,9 @@ def _fit(
             if stale >= settings.patience:
                 break
     model.load_state_dict(best_state)
-    ridge = model.calibrate(
+    model.calibrate(
         *(torch.from_numpy(np.ascontiguousarray(a)).to(device)
           for a in (val.z, val.passed, val.weight))
     )
-    history.append({"epoch": "calibrated", "eta_offset_ridge": ridge}
-                   | evaluate(model, val, device))
+    history.append({"epoch": "calibrated"} | evaluate(model, val, device))
     return model.eval(), history
