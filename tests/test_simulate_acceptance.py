@@ -16,7 +16,13 @@ from turbosim_hep.errors import InputError, TurbosimError
 from turbosim_hep.inference import BATCH_EVENTS
 from turbosim_hep.io import EventWriter
 from turbosim_hep.io.writer import event_columns, parton_columns
-from turbosim_hep.model import AcceptanceModel, load_model, save_checkpoint
+from turbosim_hep.model import (
+    AcceptanceConfig,
+    AcceptanceModel,
+    load_acceptance,
+    load_model,
+    save_checkpoint,
+)
 from turbosim_hep.pipeline import simulate_files
 from turbosim_hep.pipeline.job import Job
 from turbosim_hep.pipeline.run import inference_threads
@@ -260,3 +266,10 @@ def test_an_acceptance_with_an_older_calibration_is_refused_in_one_line(
     assert code != 0 and len(lines) == 1, lines
     assert "lacks eta_offsets" in lines[0] and "--acceptance off" in lines[0]
     assert not out.exists()
+    # a complete acceptance of another architecture is this version's: it loads
+    other = AcceptanceModel(AcceptanceConfig(hidden=[16]))
+    save_checkpoint(
+        model, load_model(paired_sample["model"]),
+        acceptance={"config": other.config.to_dict(), "state": other.state_dict()},
+    )
+    assert load_acceptance(model).config.hidden == [16]

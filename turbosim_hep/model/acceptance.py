@@ -25,8 +25,8 @@ thermometer code. The network, trained by stochastic gradient descent with early
 stopping, rounds the detector's steps in the electron's |eta| (it predicted a third too
 many selected events just beyond the tracker); the offsets are fitted exactly, by a
 convex fit of a few dozen numbers, and restore the steps while leaving every other
-dependence to the network. Everything is a
-parameter or a buffer of one module: a state dict is the whole acceptance.
+dependence to the network. Everything is a parameter or a buffer of one module: a state
+dict is the whole acceptance.
 """
 
 from __future__ import annotations

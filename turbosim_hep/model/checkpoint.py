@@ -167,7 +167,8 @@ def acceptance_from_checkpoint(
             f"its acceptance was trained on {stored.shape[0]} features of another "
             f"turbosim-hep version, this one computes {N_FEATURES}; {remedy}",
         )
-    missing = sorted(set(AcceptanceModel().state_dict()) - set(state))
+    # the buffers do not depend on the architecture: one absent is an older version's
+    missing = sorted(name for name, _ in AcceptanceModel().named_buffers() if name not in state)
     if stored is not None and missing:
         raise InputError(
             path,
