@@ -23,8 +23,8 @@ REPLICA_BRANCH = "replica"
 class InputColumns:
     """The branches of a chunk that its input fixes, shared by every replica of it.
 
-    Computed once per chunk, however many replicas are written (``--oversample``): a
-    replica that keeps every event reuses them, one that keeps some takes its rows.
+    Made once per chunk, however many replicas are written (``--oversample``): a replica
+    that keeps every event reuses them, one that keeps some takes its rows.
 
     Attributes
     ----------

@@ -254,20 +254,36 @@ def finite_outputs(replica: Replica, steps: Cutflow) -> Replica:
 def replica_columns(
     chunk: Chunk, replica: Replica, inputs: InputColumns, job: Job
 ) -> dict[str, object]:
-    """The output branches of one replica of a chunk (`output_columns` of its events).
-
-    ``inputs`` holds the input branches of every event of the chunk.
-    """
-    rows = replica.rows
+    """The output branches of one replica of a chunk (`output_columns` of its events),
+    ``inputs`` being the input branches of those events."""
 
     def of(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[rows]
+        return None if values is None else values[replica.rows]
 
     return output_columns(
-        inputs.take(rows), replica.outputs, job.direction, conjugate=of(chunk.conjugate),
+        inputs, replica.outputs, job.direction, conjugate=of(chunk.conjugate),
         weight=replica.weight, acceptance=of(chunk.epsilon),
         replica=replica.replica if job.oversample > 1 else None,
     )
+
+
+def kept_input_columns(
+    chunk: Chunk, replicas: list[Replica], job: Job, source: int
+) -> list[InputColumns]:
+    """The input branches of each replica, made once for the events any of them keeps.
+
+    Every replica of a chunk shares its input branches (``--oversample``): they are made
+    for the union of the replicas' rows, and each replica takes its own.
+    """
+    if max(len(r.rows) for r in replicas) == len(chunk):
+        rows = np.arange(len(chunk))
+    else:
+        rows = np.unique(np.concatenate([r.rows for r in replicas]))
+    conjugate = None if chunk.conjugate is None else chunk.conjugate[rows]
+    shared = InputColumns.of(
+        chunk.entry[rows], chunk.inputs[rows], job.direction, source, conjugate
+    )
+    return [shared.take(np.searchsorted(rows, r.rows)) for r in replicas]
 
 
 @dataclass(frozen=True)
@@ -297,18 +313,14 @@ class ChunkWriter:
     def __call__(self, chunk: Chunk) -> None:
         """Append the chunk's replicas, without their events with non-finite outputs.
 
-        The input branches are computed once for all replicas.
+        The input branches are made once for all replicas (`kept_input_columns`).
         """
-        inputs = None
-        for replica in chunk.replicas:
-            kept = finite_outputs(replica, self.steps)
-            if len(kept.rows):
-                if inputs is None:
-                    inputs = InputColumns.of(
-                        chunk.entry, chunk.inputs, self.job.direction, self.source,
-                        chunk.conjugate,
-                    )
-                self.writer.write(replica_columns(chunk, kept, inputs, self.job))
+        finite = [finite_outputs(replica, self.steps) for replica in chunk.replicas]
+        kept = [replica for replica in finite if len(replica.rows)]
+        if kept:
+            inputs = kept_input_columns(chunk, kept, self.job, self.source)
+            for replica, columns in zip(kept, inputs, strict=True):
+                self.writer.write(replica_columns(chunk, replica, columns, self.job))
         self.written(len(chunk))
 
 
