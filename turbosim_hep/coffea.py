@@ -40,10 +40,9 @@ from turbosim_hep.inference import (
     ACCEPTANCE_MODES,
     BATCH_EVENTS,
     acceptance_probabilities,
-    cached_acceptance,
+    applied_acceptance,
     cached_model,
     plan_replicas,
-    resolve_acceptance,
     run_model,
 )
 from turbosim_hep.io import EventBatch, formats, nanoevents
@@ -199,12 +198,9 @@ class FastSim:
         model = self.model
         device = resolve_device(self.device)
         batch_size = self.batch_size or BATCH_EVENTS[device.type]
-        acceptance = None
-        if self.acceptance != "off":
-            acceptance = cached_acceptance(self.model_path, self.device)
-        mode = resolve_acceptance(self.acceptance, acceptance, self.model_path)
+        mode, acceptance = applied_acceptance(self.acceptance, self.model_path, self.device)
         epsilon = None
-        if mode != "off":
+        if acceptance is not None:
             epsilon = acceptance_probabilities(acceptance, batch.z, device, batch_size)
         (replica,) = plan_replicas(
             entry, batch.weights, epsilon, seed=self.seed,

@@ -288,6 +288,23 @@ def cached_acceptance(
     return _cached_acceptance(*_cache_key(path, device))
 
 
+def applied_acceptance(
+    requested: str | None, model: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[str, AcceptanceModel | None]:
+    """The acceptance mode of a simulation (`resolve_acceptance`) and the acceptance it
+    applies: the model's, loaded once per process (`cached_acceptance`), or None for
+    ``off``, which does not load it at all.
+
+    Raises
+    ------
+    TurbosimError
+        As `resolve_acceptance`, or if the model's acceptance cannot be loaded.
+    """
+    stored = None if requested == "off" else cached_acceptance(model, device)
+    mode = resolve_acceptance(requested, stored, str(model))
+    return mode, (None if mode == "off" else stored)
+
+
 def acceptance_probabilities(
     acceptance: AcceptanceModel, z: np.ndarray, device: torch.device, batch_size: int
 ) -> np.ndarray:

@@ -27,10 +27,9 @@ from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.inference import (
     BATCH_EVENTS,
-    cached_acceptance,
+    applied_acceptance,
     cached_model,
     file_sha256,
-    resolve_acceptance,
 )
 from turbosim_hep.io.writer import EventWriter, compression_text, parse_compression, read_chunks
 from turbosim_hep.outputs import check_output_path, temporary_prefix
@@ -256,8 +255,7 @@ def run_files(
     fused = cached_model(model, resolved)  # fail on a bad model before any work
     mode = "off"
     if direction == "simulate":
-        stored = None if acceptance == "off" else cached_acceptance(model, resolved)
-        mode = resolve_acceptance(acceptance, stored, model)
+        mode, _ = applied_acceptance(acceptance, model, resolved)
     for path in inputs:
         open_input(path, direction)  # fail on a bad input before any work
     _warn_of_shared_names(inputs)
