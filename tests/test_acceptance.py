@@ -10,6 +10,7 @@ from scipy import stats
 
 from turbosim_hep import layout, metrics
 from turbosim_hep.model.acceptance import (
+    ELECTRON_MAX_ETA,
     ETA_STEPS,
     FEATURE_NAMES,
     N_FEATURES,
@@ -29,20 +30,36 @@ def test_features_are_log_pt_eta_and_delta_r_of_the_partons():
     assert features.shape == (200, N_FEATURES) == (200, len(FEATURE_NAMES))
     p4 = z.reshape(200, layout.N_OBJECTS, layout.N_COMPONENTS).astype(np.float64)
     partons = vector.array({"px": p4[..., 0], "py": p4[..., 1], "pz": p4[..., 2], "E": p4[..., 3]})
+    e, u = layout.Z_OBJECTS.index("e-"), layout.Z_OBJECTS.index("u")
+    # the electron's eta is bounded; the sample has electrons beyond the bound
+    eta = partons.eta.copy()
+    assert np.any(np.abs(eta[:, e]) > ELECTRON_MAX_ETA)
+    eta[:, e] = np.clip(eta[:, e], -ELECTRON_MAX_ETA, ELECTRON_MAX_ETA)
     np.testing.assert_allclose(features[:, :6], np.log(partons.pt), rtol=1e-5)
-    np.testing.assert_allclose(features[:, 6:12], partons.eta, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(features[:, 6:12], eta, rtol=1e-4, atol=1e-4)
     abs_eta = [FEATURE_NAMES.index(f"abseta_{name}") for name in layout.Z_OBJECTS]
-    np.testing.assert_allclose(features[:, abs_eta], np.abs(partons.eta), rtol=1e-4, atol=1e-4)
-    electron = partons[:, layout.Z_OBJECTS.index("e-")]
-    for step in (0.1, 1.5, 2.5, 4.0):
+    np.testing.assert_allclose(features[:, abs_eta], np.abs(eta), rtol=1e-4, atol=1e-4)
+    for step in (0.1, 1.5, 2.5, 3.0):
         below = features[:, FEATURE_NAMES.index(f"abseta_e-_below_{step}")]
-        np.testing.assert_array_equal(below, (np.abs(electron.eta) < step).astype(np.float32))
-    column = FEATURE_NAMES.index("dr_e-_u")
-    a, b = layout.Z_OBJECTS.index("e-"), layout.Z_OBJECTS.index("u")
-    assert (a, b) in PARTON_PAIRS
+        np.testing.assert_array_equal(below, (np.abs(eta[:, e]) < step).astype(np.float32))
+    assert (e, u) in PARTON_PAIRS
+    d_phi = partons[:, e].deltaphi(partons[:, u])
     np.testing.assert_allclose(
-        features[:, column], partons[:, a].deltaR(partons[:, b]), rtol=1e-4, atol=1e-4
+        features[:, FEATURE_NAMES.index("dr_e-_u")], np.hypot(eta[:, e] - eta[:, u], d_phi),
+        rtol=1e-4, atol=1e-4,
     )
+
+
+def test_an_electron_beyond_the_bound_has_the_features_of_one_at_it():
+    z = torch.from_numpy(ttbar_partons(3, seed=2)).reshape(3, layout.N_OBJECTS, 4).clone()
+    pt = torch.hypot(z[:, 0, 0], z[:, 0, 1])
+    for row, eta in enumerate((2.9, 3.5, 5.0)):  # the same electron at three |eta|
+        z[row] = z[0]
+        z[row, 0, 2] = pt[0] * np.sinh(eta)
+        z[row, 0, 3] = torch.linalg.vector_norm(z[row, 0, :3])
+    features = parton_features(z.reshape(3, -1))
+    torch.testing.assert_close(features[1], features[2])
+    assert not torch.equal(features[0], features[1])
 
 
 def test_features_are_finite_for_a_parton_along_the_beam():
@@ -70,9 +87,15 @@ def test_standardisation_and_calibration_are_buffers_that_round_trip():
     copy = acceptance_from_state(model.config.to_dict(), model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(copy(z), model(z))
-        # every electron is central: below the step at 1.5, which adds its offset
+        # every electron is central: below the step at 1.5, which adds its offset; epsilon
+        # is the mean of the members' calibrated probabilities
+        features = parton_features(z)
+        members = [model.member_logits(features, k) for k in range(len(model.members))]
+        expected = torch.stack([torch.sigmoid(0.5 * m - 1.0 + 0.25) for m in members]).mean(0)
+        torch.testing.assert_close(model(z), expected)
+        everyone_first = torch.zeros(len(z), dtype=torch.long)
         torch.testing.assert_close(
-            model.calibrated_logits(z), 0.5 * model.logits(z) - 1.0 + 0.25
+            model.held_out_probabilities(z, everyone_first), torch.sigmoid(0.5 * members[0] - 0.75)
         )
 
 
@@ -87,24 +110,31 @@ def test_weighted_standardisation_equals_repeated_events():
 
 
 def test_calibration_recovers_a_known_platt_scaling_and_an_eta_step():
-    # outcomes drawn from sigmoid(2 * logit - 1 - 1.5 [|eta_e| > 1.5]) of an untrained
-    # network: calibrate must find slope 2 and the step of the electron's efficiency at
-    # |eta| = 1.5 from the outcomes alone, and no other step
+    # outcomes drawn from sigmoid(2 * logit - 1 - 1.5 [|eta_e| > 1.5]), each event's logit
+    # from the untrained member named for it: calibrate must find slope 2 and the step of
+    # the electron's efficiency at |eta| = 1.5 from the outcomes alone, and no other step
     torch.manual_seed(2)
     z = torch.from_numpy(ttbar_partons(40_000, seed=6))
-    model = AcceptanceModel(AcceptanceConfig(hidden=[32]))
+    model = AcceptanceModel(AcceptanceConfig(hidden=[32], members=2))
     model.fit_standardisation(z)
-    abs_eta = parton_features(z)[:, FEATURE_NAMES.index("abseta_e-")]
+    member = torch.arange(len(z)) % 2
+    features = parton_features(z)
+    abs_eta = features[:, FEATURE_NAMES.index("abseta_e-")]
     with torch.no_grad():
-        logit = 2.0 * model.logits(z) * 3.0 - 1.0  # spread the logits
-        truth = torch.sigmoid(logit - 1.5 * (abs_eta > 1.5).float())
-        model.net[-1].weight.mul_(3.0)
-        model.net[-1].bias.mul_(3.0)
+        for network in model.members:  # spread the logits
+            network[-1].weight.mul_(3.0)
+            network[-1].bias.mul_(3.0)
+        logit = torch.where(
+            member == 0, model.member_logits(features, 0), model.member_logits(features, 1)
+        )
+        truth = torch.sigmoid(2.0 * logit - 1.0 - 1.5 * (abs_eta > 1.5).float())
     passed = torch.rand(len(z), generator=torch.Generator().manual_seed(3)) < truth
-    model.calibrate(z, passed)
+    model.calibrate(z, passed, member)
     assert model.calibration[0].item() == pytest.approx(2.0, abs=0.15)
     with torch.no_grad():
-        shift = model.calibrated_logits(z) - model.calibration[0] * model.logits(z)
+        shift = torch.logit(model.held_out_probabilities(z, member).double()) - (
+            model.calibration[0] * logit
+        )
     central, forward = shift[abs_eta < 1.4], shift[(abs_eta > 1.6) & (abs_eta < 2.4)]
     assert central.std() < 0.15 and forward.std() < 0.15
     assert central.mean().item() - forward.mean().item() == pytest.approx(1.5, abs=0.2)
@@ -188,7 +218,7 @@ def trained_acceptance():
     weight = np.where(passed, 1.0, 4.0).astype(np.float32)
     events = LabelledPartons(z[kept], passed[kept], weight[kept])
     torch.manual_seed(0)
-    settings = AcceptanceSettings(epochs=8, batch_size=512, lr=2e-3)
+    settings = AcceptanceSettings(epochs=15, batch_size=512, lr=2e-3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and robust to load
     try:
@@ -204,8 +234,8 @@ def test_trained_acceptance_is_calibrated_on_an_independent_sample(trained_accep
     with torch.no_grad():
         epsilon = model(torch.from_numpy(z)).double().numpy()
     # the predicted yield agrees with the expected one within three standard errors of
-    # the calibration (about 1,400 selected validation events: 2.7 % each)
-    assert epsilon.sum() == pytest.approx(truth.sum(), rel=0.08)
+    # the calibration (fitted on the out-of-fold logits of all 7,000 selected examples)
+    assert epsilon.sum() == pytest.approx(truth.sum(), rel=0.04)
     # and it separates: inside the acceptance epsilon is high, outside low
     assert epsilon[truth > 0].mean() > 0.4 > 0.15 > epsilon[truth == 0].mean()
     assert history[-1]["epoch"] == "calibrated"
@@ -215,17 +245,35 @@ def test_trained_acceptance_is_calibrated_on_an_independent_sample(trained_accep
         calibrated["observed_selected"], rel=0.02
     )
     assert all({"bce", "auc", "calibration_error", "train_bce"} <= set(h) for h in history[:-1])
+    # every member was trained, each on the folds but its own
+    assert {h["member"] for h in history[:-1]} == set(range(1, len(model.members) + 1))
 
 
-def test_acceptance_needs_both_outcomes():
-    from turbosim_hep.training.acceptance import fit_acceptance
+def test_the_members_learn_from_every_fold_but_their_own():
+    from turbosim_hep.training.acceptance import fold_of
+
+    fold = fold_of(1000, 5)
+    assert np.array_equal(np.bincount(fold), [200] * 5)
+    assert np.array_equal(fold, fold_of(1000, 5))  # fixed, independent of any seed
+
+
+def test_acceptance_needs_both_outcomes_in_every_fold():
+    from turbosim_hep.training.acceptance import fit_acceptance, learnable
     from turbosim_hep.training.data import LabelledPartons
+    from turbosim_hep.training.loop import learn_acceptance
 
     z = ttbar_partons(100, seed=1)
     selected_only = LabelledPartons(z, np.ones(100, bool), np.ones(100, np.float32))
     assert not selected_only.has_both_outcomes
     with pytest.raises(ValueError, match="pass and events that fail"):
         fit_acceptance(selected_only, progress=False)
+    # three passing events cannot give each of the five folds one
+    three = LabelledPartons(z, np.arange(100) < 3, np.ones(100, np.float32))
+    assert three.has_both_outcomes and not learnable(three, 5)
+    with pytest.raises(ValueError, match="each of its 5 folds"):
+        fit_acceptance(three, progress=False)
+    # and training beside a model then learns none, as from files of selected events
+    assert learn_acceptance(three, None, torch.device("cpu"), progress=False) is None
 
 
 # --- learnt beside the model ------------------------------------------------------------

@@ -37,9 +37,9 @@ def model_with_acceptance(paired_sample, tmp_path_factory) -> str:
     """The shared test model with an acceptance epsilon(z) = `EPSILON` for every event."""
     acceptance = AcceptanceModel()
     with torch.no_grad():
-        last = acceptance.net[-1]
-        last.weight.zero_()
-        last.bias.fill_(math.log(EPSILON / (1 - EPSILON)))
+        for network in acceptance.members:
+            network[-1].weight.zero_()
+            network[-1].bias.fill_(math.log(EPSILON / (1 - EPSILON)))
     path = tmp_path_factory.mktemp("acceptance") / "model.pt"
     save_checkpoint(
         path,

@@ -238,7 +238,7 @@ def run_demo(
     )
     print(f"    best epoch {result.best_epoch}, validation KS sum {result.best_ks:.3f}")
     if result.acceptance is not None:
-        print(f"    acceptance: validation AUC {result.acceptance['auc']:.3f}")
+        print(f"    acceptance: out-of-fold AUC {result.acceptance['auc']:.3f}")
 
     _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events",
           out)

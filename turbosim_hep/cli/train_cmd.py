@@ -260,11 +260,11 @@ def _describe_acceptance(record: dict | None) -> str:
     """One line on the acceptance stored with the model."""
     if record is None:
         return (
-            "acceptance: none (the data hold no events the selection rejects); simulate "
-            "will treat every parton event as selected"
+            "acceptance: none (the data hold no events the selection rejects, or too few "
+            "to learn from); simulate will treat every parton event as selected"
         )
     return (
-        f"acceptance: validation AUC {record['auc']:.4f}, BCE {record['bce']:.4f}, "
+        f"acceptance: out-of-fold AUC {record['auc']:.4f}, BCE {record['bce']:.4f}, "
         f"calibration error {record['calibration_error']:.4f}, predicted "
         f"{record['predicted_selected']:.1f} selected events for {record['observed_selected']:.0f}"
     )

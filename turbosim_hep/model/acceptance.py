@@ -14,19 +14,25 @@ the parton electron's |eta| (the end of the tracker, the step of the electron
 efficiency); a small MLP on |eta| alone smooths such steps over several tenths of a unit.
 The electron therefore also gets a thermometer code, |eta| below each of `ETA_STEPS`,
 which lets the classifier place an edge anywhere on a grid finer than the detector's
-without knowing the card. (The same codes for every parton fitted the noise of the
-training events, and codes of the electron's pT biased the reconstructed m_tt of the
-kept events: benchmarks/acceptance_features.md.) The features are standardised with
-statistics of the training events, stored as buffers.
+without knowing the card. Beyond the last step (`ELECTRON_MAX_ETA`, half a unit past
+the end of the tracker) the electron leaves nothing the selection sees, and an event
+passes only through another electron: its features take the electron at that |eta|, so
+the few such events are pooled instead of extrapolated. (The same codes for every parton
+fitted the noise of the training events, and codes of the electron's pT biased the
+reconstructed m_tt of the kept events: benchmarks/acceptance_features.md.) The features
+are standardised with statistics of the training events, stored as buffers.
 
-Its raw output is a logit; `calibrate` fits, on held-out events, a Platt scaling (a slope
-and an offset of the logit) and an offset of the logit for each step of the electron's
-thermometer code. The network, trained by stochastic gradient descent with early
-stopping, rounds the detector's steps in the electron's |eta| (it predicted a third too
-many selected events just beyond the tracker); the offsets are fitted exactly, by a
-convex fit of a few dozen numbers, and restore the steps while leaving every other
-dependence to the network. Everything is a parameter or a buffer of one module: a state
-dict is the whole acceptance.
+The classifier is an ensemble of `AcceptanceConfig.members` small networks, cross-fitted:
+each learns from all folds of the examples but its own, so every example has a logit
+from a network that never saw it, and one calibration is fitted on all of those (rather
+than on a held-out part only): a Platt scaling (a slope and an offset of the logit) and
+an offset of the logit for each step of the electron's thermometer code. The networks,
+trained by stochastic gradient descent with early stopping, round the detector's steps
+in the electron's |eta| (a single one predicted a third too many selected events just
+beyond the tracker); the offsets are fitted exactly, by a convex fit of a few dozen
+numbers, and restore the steps while leaving every other dependence to the networks.
+epsilon is the mean of the members' calibrated probabilities. Everything is a parameter
+or a buffer of one module: a state dict is the whole acceptance.
 """
 
 from __future__ import annotations
@@ -47,7 +53,11 @@ PARTON_PAIRS: tuple[tuple[int, int], ...] = tuple(
     itertools.combinations(range(layout.N_OBJECTS), 2)
 )
 #: Thresholds of the electron's thermometer code: |eta| below each.
-ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 41))
+ETA_STEPS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 31))
+#: Largest |eta| of the electron in the features (the last step of its code): the
+#: reference card's tracker ends at 2.5, and an electron beyond 3 is never the one
+#: selected, so its exact direction carries no information.
+ELECTRON_MAX_ETA = ETA_STEPS[-1]
 #: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
 #: Ridge penalty on the calibration's |eta| offsets (per unit of the mean binary
@@ -75,6 +85,9 @@ _MAX_ETA = 10.0
 def parton_features(z: torch.Tensor) -> torch.Tensor:
     """Acceptance features of parton-level events.
 
+    The electron's pseudorapidity is bounded by ±`ELECTRON_MAX_ETA` (every parton's by
+    ±10, far outside any detector) before any feature is computed from it.
+
     Parameters
     ----------
     z : torch.Tensor
@@ -90,7 +103,9 @@ def parton_features(z: torch.Tensor) -> torch.Tensor:
     p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
     px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
     pt = torch.hypot(px, py).clamp_min(_MIN_PT)
-    eta = torch.asinh(pz / pt).clamp(-_MAX_ETA, _MAX_ETA)
+    bound = torch.full((layout.N_OBJECTS,), _MAX_ETA, dtype=z.dtype, device=z.device)
+    bound[_ELECTRON] = ELECTRON_MAX_ETA
+    eta = torch.maximum(torch.minimum(torch.asinh(pz / pt), bound), -bound)
     phi = torch.atan2(py, px)
     first = torch.tensor([a for a, _ in PARTON_PAIRS], device=z.device)
     second = torch.tensor([b for _, b in PARTON_PAIRS], device=z.device)
@@ -110,15 +125,24 @@ class AcceptanceConfig(Settings):
     Attributes
     ----------
     hidden : list of int
-        Hidden widths of the MLP.
+        Hidden widths of each member's MLP.
     activation : str
         Hidden-layer non-linearity (see `turbosim_hep.model.networks.mlp`).
+    members : int
+        Networks of the cross-fitted ensemble, and folds of its training examples.
     """
 
     kind = "acceptance"
 
-    hidden: list[int] = field(default_factory=lambda: [128, 128, 64])
+    hidden: list[int] = field(default_factory=lambda: [32, 32])
     activation: str = "relu"
+    members: int = 5
+
+    def __post_init__(self) -> None:
+        if self.members < 2:
+            raise ValueError(
+                f"acceptance members must be at least 2 (cross-fitting), not {self.members}"
+            )
 
 
 class AcceptanceModel(nn.Module):
@@ -133,7 +157,10 @@ class AcceptanceModel(nn.Module):
     def __init__(self, config: AcceptanceConfig | None = None):
         super().__init__()
         self.config = config or AcceptanceConfig()
-        self.net = mlp(N_FEATURES, self.config.hidden, 1, self.config.activation)
+        self.members = nn.ModuleList(
+            mlp(N_FEATURES, self.config.hidden, 1, self.config.activation)
+            for _ in range(self.config.members)
+        )
         self.register_buffer("feature_mean", torch.zeros(N_FEATURES))
         self.register_buffer("feature_std", torch.ones(N_FEATURES))
         # Platt scaling of the logit: slope, offset (identity until `calibrate`).
@@ -158,31 +185,41 @@ class AcceptanceModel(nn.Module):
         # a feature constant over the training events (a code no event reaches) stays 0
         self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Uncalibrated logits, shape (n,)."""
-        return self._network_logits(parton_features(z))
-
-    def calibrated_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits after the calibration, shape (n,): the Platt scaling of the network's
-        logit plus the offsets of the electron's |eta| steps."""
-        features = parton_features(z)
-        slope, offset = self.calibration
-        eta_code = features[:, -len(ETA_STEPS):]
-        return slope * self._network_logits(features) + offset + eta_code @ self.eta_offsets
-
-    def _network_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """The network's logits of (n, `N_FEATURES`) unstandardised features."""
-        return self.net((features - self.feature_mean) / self.feature_std).squeeze(-1)
+    def member_logits(self, features: torch.Tensor, member: int) -> torch.Tensor:
+        """Uncalibrated logits of one member, shape (n,), of (n, `N_FEATURES`) features
+        (`parton_features`)."""
+        standardised = (features - self.feature_mean) / self.feature_std
+        return self.members[member](standardised).squeeze(-1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Calibrated acceptance probabilities, shape (n,), in [0, 1]."""
-        return torch.sigmoid(self.calibrated_logits(z))
+        """Calibrated acceptance probabilities, shape (n,), in [0, 1]: the mean over the
+        members."""
+        features = parton_features(z)
+        slope, offset = self.calibration
+        shift = offset + self._eta_code(features) @ self.eta_offsets
+        logits = torch.stack([self.member_logits(features, k) for k in range(len(self.members))])
+        return torch.sigmoid(slope * logits + shift).mean(0)
+
+    def held_out_probabilities(self, z: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities of each event from one member only, shape (n,).
+
+        With ``member`` the member that did not learn each training example, these are
+        the out-of-fold predictions that judge the acceptance on its own examples.
+        """
+        features = parton_features(z)
+        slope, offset = self.calibration
+        logits = self._logits_of(features, member)
+        return torch.sigmoid(slope * logits + offset + self._eta_code(features) @ self.eta_offsets)
 
     @torch.no_grad()
     def calibrate(
-        self, z: torch.Tensor, passed: torch.Tensor, weight: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        passed: torch.Tensor,
+        member: torch.Tensor,
+        weight: torch.Tensor | None = None,
     ) -> None:
-        """Fit the calibration on held-out events by weighted binary cross-entropy.
+        """Fit the calibration by weighted binary cross-entropy on out-of-fold logits.
 
         The Platt slope and offset and the electron's |eta| offsets are fitted together
         (L-BFGS; the loss is convex in them), with the tiny ridge `OFFSET_RIDGE` on the
@@ -191,20 +228,35 @@ class AcceptanceModel(nn.Module):
         Parameters
         ----------
         z : torch.Tensor
-            (n, 24) parton-level events not used for the training of the network.
+            (n, 24) parton-level events.
         passed : torch.Tensor
             (n,) whether each event passed the selection (bool or 0/1).
+        member : torch.Tensor
+            (n,) the member whose logit each event contributes: one that did not learn it.
         weight : torch.Tensor, optional
             (n,) event weights (for example the ``genWeight`` of a thinned sample).
         """
         features = parton_features(z)
-        logits = self._network_logits(features).double()
-        eta_code = features[:, -len(ETA_STEPS):].double()
+        logits = self._logits_of(features, member).double()
+        eta_code = self._eta_code(features).double()
         target = passed.to(logits.dtype)
         w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
         scale, offsets = _fit_calibration(logits, eta_code, target, w, OFFSET_RIDGE)
         self.calibration.copy_(scale.float())
         self.eta_offsets.copy_(offsets.float())
+
+    def _logits_of(self, features: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """The logit of each event from the member ``member`` names for it, shape (n,)."""
+        logits = torch.empty(len(features), dtype=features.dtype, device=features.device)
+        for k in range(len(self.members)):
+            rows = member == k
+            logits[rows] = self.member_logits(features[rows], k)
+        return logits
+
+    @staticmethod
+    def _eta_code(features: torch.Tensor) -> torch.Tensor:
+        """The electron's thermometer code: the last `ETA_STEPS` columns of the features."""
+        return features[:, -len(ETA_STEPS):]
 
 
 def _fit_calibration(
@@ -250,6 +302,8 @@ def acceptance_from_state(
 
 
 __all__: Sequence[str] = [
+    "ELECTRON_MAX_ETA",
+    "ETA_STEPS",
     "FEATURE_NAMES",
     "N_FEATURES",
     "OFFSET_RIDGE",

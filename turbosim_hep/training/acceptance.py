@@ -2,12 +2,15 @@
 
 Every event with a complete parton record is an example (`LabelledPartons`): its label
 says whether its detector-level event passed the reference selection, its weight how many
-generated events it stands for. The classifier (`turbosim_hep.model.acceptance`) is
-trained by weighted binary cross-entropy with Adam; the epoch of lowest validation loss
-is kept, and its output is calibrated on the validation events (Platt scaling and
-logit offsets in the electron's |eta|: `AcceptanceModel.calibrate`). Each
-epoch's validation record holds the binary cross-entropy, the ROC AUC, the calibration
-error and the predicted and observed (weighted) numbers of selected events.
+generated events it stands for. The examples are cut into as many folds as the
+classifier (`turbosim_hep.model.acceptance`) has members; each member is trained by
+weighted binary cross-entropy with Adam on every fold but its own, and the epoch of
+lowest loss on its own fold is kept. Every example then has a logit from a member that
+never learnt it, and the calibration (Platt scaling and logit offsets in the electron's
+|eta|: `AcceptanceModel.calibrate`) is fitted on all of those. Each epoch's record holds
+the member's binary cross-entropy, ROC AUC, calibration error and predicted and observed
+(weighted) numbers of selected events on its own fold; the last record holds the same of
+the calibrated out-of-fold predictions of every example.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import torch
 from tqdm.auto import tqdm
 
 from turbosim_hep import metrics
-from turbosim_hep.model.acceptance import AcceptanceConfig, AcceptanceModel
+from turbosim_hep.model.acceptance import AcceptanceConfig, AcceptanceModel, parton_features
 from turbosim_hep.settings import Settings
 from turbosim_hep.training.data import LabelledPartons
 
-#: Seed of the train/validation split of the acceptance examples.
-SPLIT_SEED = 20211207
+#: Seed of the assignment of the acceptance examples to folds.
+FOLD_SEED = 20211207
 
 
 @dataclass
@@ -36,15 +39,13 @@ class AcceptanceSettings(Settings):
     Attributes
     ----------
     epochs : int
-        Most passes over the training examples.
+        Most passes of a member over its training examples.
     batch_size : int
         Examples per Adam step.
     lr, weight_decay : float
         Adam settings.
-    val_fraction : float
-        Fraction of the examples held out for model selection and calibration.
     patience : int
-        Stop when the validation loss has not improved for this many epochs.
+        Stop a member when the loss on its own fold has not improved for this many epochs.
     seed : int
         Seed of the initial weights and of the batching.
     """
@@ -55,25 +56,19 @@ class AcceptanceSettings(Settings):
     batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    val_fraction: float = 0.2
     patience: int = 6
     seed: int = 0
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience) < 1:
             raise ValueError("acceptance epochs, batch_size and patience must be at least 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"acceptance val_fraction must be in (0, 1), not {self.val_fraction}")
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise ValueError("acceptance lr must be positive and weight_decay non-negative")
 
 
-def evaluate(
-    model: AcceptanceModel, events: LabelledPartons, device: torch.device
-) -> dict[str, float]:
-    """Quality of the acceptance on ``events``: BCE, AUC, calibration error, yields."""
-    with torch.no_grad():
-        probability = model(torch.from_numpy(events.z).to(device)).double().cpu().numpy()
+def quality(probability: np.ndarray, events: LabelledPartons) -> dict[str, float]:
+    """BCE, AUC, calibration error and yields of probabilities of ``events``."""
+    probability = probability.astype(np.float64)
     weight = events.weight.astype(np.float64)
     return {
         "bce": metrics.binary_cross_entropy(probability, events.passed, weight),
@@ -92,7 +87,7 @@ def fit_acceptance(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> tuple[AcceptanceModel, list[dict[str, Any]]]:
-    """Train and calibrate an acceptance classifier.
+    """Train the members of an acceptance classifier, cross-fitted, and calibrate it.
 
     Parameters
     ----------
@@ -110,24 +105,40 @@ def fit_acceptance(
     Returns
     -------
     model : AcceptanceModel
-        The calibrated classifier of the best epoch, in eval mode.
+        The calibrated classifier, each member at its best epoch, in eval mode.
     history : list of dict
-        One validation record per epoch, then the record of the calibrated model
-        (``"epoch": "calibrated"``).
+        One record per epoch of each member (``"member"``, ``"epoch"``, its training
+        loss and its quality on its own fold), then that of the calibrated out-of-fold
+        predictions of every example (``"epoch": "calibrated"``).
 
     Raises
     ------
     ValueError
-        If the examples do not hold both outcomes.
+        If the examples, or those of a fold, do not hold both outcomes.
     """
     settings = settings or AcceptanceSettings()
     device = torch.device(device)
-    if not events.has_both_outcomes:
-        raise ValueError("the acceptance needs events that pass and events that fail")
+    members = (config or AcceptanceConfig()).members
+    if not learnable(events, members):
+        raise ValueError(
+            f"the acceptance needs events that pass and events that fail in each of its "
+            f"{members} folds"
+        )
     # the global random state is left as it was: a model trained beside the acceptance
     # gets the same weights as one trained without it
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return _fit(events, settings, config, device, progress)
+
+
+def fold_of(n_events: int, folds: int) -> np.ndarray:
+    """The fold of each of ``n_events`` examples: a fixed permutation, dealt in turn."""
+    return np.random.default_rng(FOLD_SEED).permutation(n_events) % folds
+
+
+def learnable(events: LabelledPartons, folds: int) -> bool:
+    """Whether each of the ``folds`` folds of ``events`` holds events that pass and fail."""
+    fold = fold_of(len(events), folds)
+    return all(events.subset(np.flatnonzero(fold == k)).has_both_outcomes for k in range(folds))
 
 
 def _fit(
@@ -138,51 +149,83 @@ def _fit(
     progress: bool,
 ) -> tuple[AcceptanceModel, list[dict[str, Any]]]:
     """`fit_acceptance` once its arguments are checked."""
-    train, val = events.split(settings.val_fraction, SPLIT_SEED)
     torch.manual_seed(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     model = AcceptanceModel(config).to(device)
+    fold = fold_of(len(events), len(model.members))
     z, passed, weight = (
         torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
-        for a in (train.z, train.passed, train.weight)
+        for a in (events.z, events.passed, events.weight)
     )
     model.fit_standardisation(z, weight)
+    features = parton_features(z)
+    member = torch.from_numpy(fold).to(device)
+    history: list[dict[str, Any]] = []
+    for k in range(len(model.members)):
+        own = member == k
+        history += _fit_member(
+            model, k, (features[~own], passed[~own], weight[~own]),
+            (features[own], events.subset(np.flatnonzero(fold == k))),
+            settings, generator, progress,
+        )
+    model.calibrate(z, passed, member, weight)
+    with torch.no_grad():
+        held_out = model.held_out_probabilities(z, member).cpu().numpy()
+    history.append({"epoch": "calibrated"} | quality(held_out, events))
+    return model.eval(), history
+
+
+def _fit_member(
+    model: AcceptanceModel,
+    member: int,
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    held_out: tuple[torch.Tensor, LabelledPartons],
+    settings: AcceptanceSettings,
+    generator: torch.Generator,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Train one member on ``train`` (features, labels, weights) with early stopping on
+    its own fold ``held_out`` (features, examples); its best epoch's weights are kept.
+
+    Returns one record per epoch.
+    """
+    network = model.members[member]
+    features, passed, weight = train
+    held_features, held_events = held_out
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    batch = min(settings.batch_size, len(train))
-    n_batches = len(train) // batch
+    batch = min(settings.batch_size, len(features))
+    n_batches = len(features) // batch
     history: list[dict[str, Any]] = []
     best_loss, best_state, stale = math.inf, None, 0
-    epochs = tqdm(range(settings.epochs), desc="acceptance", unit="epoch", disable=not progress)
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(len(train), device=device, generator=generator)
-        total = torch.zeros((), device=device)
+    label = f"acceptance {member + 1}/{len(model.members)}"
+    for epoch in tqdm(range(settings.epochs), desc=label, unit="epoch", disable=not progress):
+        network.train()
+        order = torch.randperm(len(features), device=features.device, generator=generator)
+        total = torch.zeros((), device=features.device)
         for b in range(n_batches):
             index = order[b * batch : (b + 1) * batch]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                model.logits(z[index]), passed[index], weight=weight[index], reduction="sum"
+                model.member_logits(features[index], member), passed[index],
+                weight=weight[index], reduction="sum",
             ) / weight[index].sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
-        model.eval()
-        record = {"epoch": epoch + 1, "train_bce": float(total) / n_batches}
-        record |= evaluate(model, val, device)
+        network.eval()
+        with torch.no_grad():
+            probability = torch.sigmoid(model.member_logits(held_features, member))
+        record = {"member": member + 1, "epoch": epoch + 1, "train_bce": float(total) / n_batches}
+        record |= quality(probability.cpu().numpy(), held_events)
         history.append(record)
         if record["bce"] < best_loss:
             best_loss, stale = record["bce"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         else:
             stale += 1
             if stale >= settings.patience:
                 break
-    model.load_state_dict(best_state)
-    model.calibrate(
-        *(torch.from_numpy(np.ascontiguousarray(a)).to(device)
-          for a in (val.z, val.passed, val.weight))
-    )
-    history.append({"epoch": "calibrated"} | evaluate(model, val, device))
-    return model.eval(), history
+    network.load_state_dict(best_state)
+    return history

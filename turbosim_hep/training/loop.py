@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 
 from turbosim_hep.device import flush_denormals
 from turbosim_hep.errors import InputError, OutputError, TurbosimError, check_parent_directory
+from turbosim_hep.model.acceptance import AcceptanceConfig
 from turbosim_hep.model.checkpoint import load_checkpoint
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.outputs import AtomicOutput, check_not_an_input
-from turbosim_hep.training.acceptance import AcceptanceSettings, fit_acceptance
+from turbosim_hep.training.acceptance import AcceptanceSettings, fit_acceptance, learnable
 from turbosim_hep.training.config import TrainConfig, resumed_train_config
 from turbosim_hep.training.data import LabelledPartons, PairedEvents, read_labelled, read_pairs
 from turbosim_hep.training.evaluation import ValidationSet
@@ -260,11 +261,12 @@ def learn_acceptance(
 
     The record holds the calibrated classifier (``config``, ``state``), its training
     ``settings``, the number of ``examples`` and its validation ``history``. Events
-    that all pass the selection (files of selected events only) teach no acceptance.
+    that all pass the selection (files of selected events only), or too few of either
+    outcome to fill every fold of its cross-fitting, teach no acceptance.
     """
-    if labelled is None or not labelled.has_both_outcomes:
-        return None
     settings = settings or AcceptanceSettings()
+    if labelled is None or not learnable(labelled, AcceptanceConfig().members):
+        return None
     model, history = fit_acceptance(labelled, settings, device=device, progress=progress)
     return {
         "config": model.config.to_dict(),
