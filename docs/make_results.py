@@ -120,9 +120,9 @@ def acceptance_section(checked: dict | None, demo_dir: Path, images: Path) -> li
         "",
         f"The {checked['test_events']} test events of the sample, selected or not (standing "
         f"for {checked['test_events_weighted']:.0f} generated events), simulated with the "
-        f"acceptance; {observed} of them passed the detector selection. Validation of the "
-        f"acceptance: AUC {validation['auc']:.3f}, calibration error "
-        f"{validation['calibration_error']:.4f}.",
+        f"acceptance; {observed} of them passed the detector selection. The acceptance on "
+        f"its own training events, each predicted by a member that did not learn it: AUC "
+        f"{validation['auc']:.3f}, calibration error {validation['calibration_error']:.4f}.",
         "",
         "| acceptance | predicted selected | vs observed | " + " | ".join(report.TABLE1) + " |",
         "|---|---|---|" + "---|" * len(report.TABLE1),

@@ -61,9 +61,9 @@ ELECTRON_MAX_ETA = ETA_STEPS[-1]
 #: The parton with a thermometer code (Z-order index).
 _ELECTRON = layout.Z_OBJECTS.index("e-")
 #: Ridge penalty on the calibration's |eta| offsets (per unit of the mean binary
-#: cross-entropy): it keeps the offset of an |eta| range without any selected held-out
-#: event finite, and is too small to shrink the steps the network leaves (a stronger one,
-#: even chosen by cross-validation, brought the rounding back:
+#: cross-entropy): it keeps the offset of an |eta| range without any selected event
+#: finite, and is too small to shrink the steps the networks leave (a stronger one, even
+#: chosen by cross-validation, brought the rounding back:
 #: benchmarks/acceptance_features.md).
 OFFSET_RIDGE = 1e-6
 #: Names of the features of `parton_features`, in column order.
