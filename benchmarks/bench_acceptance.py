@@ -14,8 +14,8 @@ On a generated sample that keeps every event (``turbosim-hep generate`` without
    of the check sample's pass fraction; with ``--bootstrap N`` the classifier's own
    statistical error is estimated too (the spread of the binned mean epsilon over N
    acceptances trained on bootstrap resamples of ``--training-sample``, the shipped
-   sample by default, of 70 % of its size as the demo's) and a second pull uses both
-   errors;
+   sample by default, of 70 % of its size as the demo's; an example drawn k times counts
+   once with k times its weight) and a second pull uses both errors;
 3. Table 1 of the selected truth against ``simulate`` of (a) the selected partons with
    ``--acceptance off`` (the reference), (b) every parton event with ``--acceptance
    sample`` and (c) with ``--acceptance weight`` (target: (b) and (c) within 1.2 times
@@ -25,7 +25,7 @@ The sample of the figures in docs/simulate.md::
 
     turbosim-hep generate -n 200000 --seed 4242 --jobs 2 -o ttbar_4242.root
     python benchmarks/bench_acceptance.py --model demo-output/model.pt \\
-        --sample ttbar_4242.root --workdir bench-acceptance --bootstrap 8
+        --sample ttbar_4242.root --workdir bench-acceptance [--replicas 16]
 """
 
 from __future__ import annotations
@@ -98,9 +98,14 @@ def bootstrap_spread(
     means: dict[str, list[np.ndarray]] = {name: [] for name in CALIBRATION_BINS}
     for replica in range(replicas):
         size = round(fraction * len(examples))
-        rows = np.random.default_rng(replica).integers(0, len(examples), size)
-        model, _ = fit_acceptance(examples.subset(rows), AcceptanceSettings(seed=replica),
-                                  progress=False)
+        drawn = np.random.default_rng(replica).integers(0, len(examples), size)
+        # each example once, weighted by how often it was drawn: copies of one example in
+        # two folds would give the calibration logits of members that learnt it
+        counts = np.bincount(drawn, minlength=len(examples))
+        rows = np.flatnonzero(counts)
+        resample = LabelledPartons(examples.z[rows], examples.passed[rows],
+                                   examples.weight[rows] * counts[rows])
+        model, _ = fit_acceptance(resample, AcceptanceSettings(seed=replica), progress=False)
         with torch.no_grad():
             epsilon = model(torch.from_numpy(np.ascontiguousarray(z))).double().numpy()
         for name, (index, inside) in indices.items():

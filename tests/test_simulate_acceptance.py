@@ -194,8 +194,9 @@ def test_bad_requests_are_one_line_errors(model_with_acceptance, paired_sample, 
                  "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 0 and err == [
-        "turbosim-hep simulate: warning: model.pt has no acceptance (it was trained on "
-        "selected events only): every parton event is simulated as if it passed the selection"
+        "turbosim-hep simulate: warning: model.pt has no acceptance (its training files held "
+        "no rejected events, or too few to learn from): every parton event is simulated as "
+        "if it passed the selection"
     ]
 
 
@@ -251,7 +252,8 @@ def test_an_acceptance_of_other_features_is_refused_in_one_line_but_off_still_ru
 def test_an_acceptance_with_an_older_calibration_is_refused_in_one_line(
     paired_sample, tmp_path, capsys
 ):
-    """A model stored before the calibration had the electron's |eta| offsets."""
+    """A model stored before the calibration had the electron's |eta| offsets, or before
+    the acceptance was an ensemble."""
     acceptance = AcceptanceModel()
     state = acceptance.state_dict()
     del state["eta_offsets"]
@@ -266,6 +268,20 @@ def test_an_acceptance_with_an_older_calibration_is_refused_in_one_line(
     assert code != 0 and len(lines) == 1, lines
     assert "lacks eta_offsets" in lines[0] and "--acceptance off" in lines[0]
     assert not out.exists()
+    # a single network where this version has an ensemble of members (before cross-fitting)
+    single = {
+        name.replace("members.0.", "net."): value
+        for name, value in AcceptanceModel().state_dict().items()
+        if not name.startswith("members.") or name.startswith("members.0.")
+    }
+    save_checkpoint(
+        model, load_model(paired_sample["model"]),
+        acceptance={"config": {"hidden": [32, 32]}, "state": single},
+    )
+    code = main(["simulate", str(model), paired_sample["partons"], "-o", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert "single network" in lines[0] and "--acceptance off" in lines[0]
     # a complete acceptance of another architecture is this version's: it loads
     other = AcceptanceModel(AcceptanceConfig(hidden=[16]))
     save_checkpoint(

@@ -252,8 +252,9 @@ def resolve_acceptance(
         if acceptance is not None:
             return "sample"
         warnings.warn(
-            f"{os.path.basename(model)} has no acceptance (it was trained on selected events "
-            "only): every parton event is simulated as if it passed the selection",
+            f"{os.path.basename(model)} has no acceptance (its training files held no "
+            "rejected events, or too few to learn from): every parton event is simulated as "
+            "if it passed the selection",
             stacklevel=3,
         )
         return "off"
@@ -264,8 +265,9 @@ def resolve_acceptance(
     if requested != "off" and acceptance is None:
         raise InputError(
             model,
-            f"has no acceptance (trained on files without rejected events): --acceptance "
-            f"{requested} needs one; retrain on files that keep them, or use --acceptance off",
+            f"has no acceptance (its training files held no rejected events, or too few): "
+            f"--acceptance {requested} needs one; retrain on files that keep them, or use "
+            f"--acceptance off",
         )
     return requested
 

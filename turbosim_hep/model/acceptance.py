@@ -186,29 +186,52 @@ class AcceptanceModel(nn.Module):
         self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
 
     def member_logits(self, features: torch.Tensor, member: int) -> torch.Tensor:
-        """Uncalibrated logits of one member, shape (n,), of (n, `N_FEATURES`) features
-        (`parton_features`)."""
-        standardised = (features - self.feature_mean) / self.feature_std
-        return self.members[member](standardised).squeeze(-1)
+        """Uncalibrated logits of one member.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            (n, `N_FEATURES`) features of `parton_features`.
+        member : int
+            Which member.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape (n,).
+        """
+        return self._run(member, self._standardise(features))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Calibrated acceptance probabilities, shape (n,), in [0, 1]: the mean over the
         members."""
         features = parton_features(z)
+        standardised = self._standardise(features)
+        logits = torch.stack([self._run(k, standardised) for k in range(len(self.members))])
         slope, offset = self.calibration
         shift = offset + self._eta_code(features) @ self.eta_offsets
-        logits = torch.stack([self.member_logits(features, k) for k in range(len(self.members))])
         return torch.sigmoid(slope * logits + shift).mean(0)
 
-    def held_out_probabilities(self, z: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities of each event from one member only, shape (n,).
+    def held_out_probabilities(self, z: torch.Tensor, predictor: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities of each event from one member only.
 
-        With ``member`` the member that did not learn each training example, these are
-        the out-of-fold predictions that judge the acceptance on its own examples.
+        Parameters
+        ----------
+        z : torch.Tensor
+            (n, 24) parton-level events.
+        predictor : torch.Tensor
+            (n,) integer: the member that predicts each event. With the member that did
+            not learn each training example, these are the out-of-fold predictions that
+            judge the acceptance on its own examples.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape (n,), in [0, 1].
         """
         features = parton_features(z)
         slope, offset = self.calibration
-        logits = self._logits_of(features, member)
+        logits = self._logits_of(features, predictor)
         return torch.sigmoid(slope * logits + offset + self._eta_code(features) @ self.eta_offsets)
 
     @torch.no_grad()
@@ -216,7 +239,7 @@ class AcceptanceModel(nn.Module):
         self,
         z: torch.Tensor,
         passed: torch.Tensor,
-        member: torch.Tensor,
+        predictor: torch.Tensor,
         weight: torch.Tensor | None = None,
     ) -> None:
         """Fit the calibration by weighted binary cross-entropy on out-of-fold logits.
@@ -231,13 +254,14 @@ class AcceptanceModel(nn.Module):
             (n, 24) parton-level events.
         passed : torch.Tensor
             (n,) whether each event passed the selection (bool or 0/1).
-        member : torch.Tensor
-            (n,) the member whose logit each event contributes: one that did not learn it.
+        predictor : torch.Tensor
+            (n,) integer: the member whose logit each event contributes, one that did not
+            learn it.
         weight : torch.Tensor, optional
             (n,) event weights (for example the ``genWeight`` of a thinned sample).
         """
         features = parton_features(z)
-        logits = self._logits_of(features, member).double()
+        logits = self._logits_of(features, predictor).double()
         eta_code = self._eta_code(features).double()
         target = passed.to(logits.dtype)
         w = torch.ones_like(logits) if weight is None else weight.to(logits.dtype)
@@ -245,12 +269,31 @@ class AcceptanceModel(nn.Module):
         self.calibration.copy_(scale.float())
         self.eta_offsets.copy_(offsets.float())
 
-    def _logits_of(self, features: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-        """The logit of each event from the member ``member`` names for it, shape (n,)."""
+    def _standardise(self, features: torch.Tensor) -> torch.Tensor:
+        """Features in the units the members take."""
+        return (features - self.feature_mean) / self.feature_std
+
+    def _run(self, member: int, standardised: torch.Tensor) -> torch.Tensor:
+        """One member's logits, shape (n,), of standardised features."""
+        return self.members[member](standardised).squeeze(-1)
+
+    def _logits_of(self, features: torch.Tensor, predictor: torch.Tensor) -> torch.Tensor:
+        """The logit of each event from the member ``predictor`` names for it, shape (n,).
+
+        Raises
+        ------
+        ValueError
+            If ``predictor`` names a member the model does not have.
+        """
+        if len(predictor) and not 0 <= int(predictor.min()) <= int(predictor.max()) < len(
+            self.members
+        ):
+            raise ValueError(f"predictor must name members 0 to {len(self.members) - 1}")
+        standardised = self._standardise(features)
         logits = torch.empty(len(features), dtype=features.dtype, device=features.device)
         for k in range(len(self.members)):
-            rows = member == k
-            logits[rows] = self.member_logits(features[rows], k)
+            rows = predictor == k
+            logits[rows] = self._run(k, standardised[rows])
         return logits
 
     @staticmethod

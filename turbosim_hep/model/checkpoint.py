@@ -6,7 +6,7 @@ arbitrary objects. The standardisation and the parton masses are buffers of the 
 so they are part of its state dict. A training run also stores its ``training_state``
 (last weights, optimisers, critics, random-number generators) so ``--resume`` can
 continue it, and, when its files held rejected events, the detector acceptance
-(`turbosim_hep.model.acceptance`) with its settings and validation record.
+(`turbosim_hep.model.acceptance`) with its settings and training history.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def save_checkpoint(
         epoch's, while ``model`` holds the last).
     acceptance : mapping, optional
         The acceptance classifier: ``config`` (`AcceptanceConfig` as a dict), ``state``
-        (its state dict) and any plain-Python record (settings, validation history).
+        (its state dict) and any plain-Python record (settings, training history).
     force : bool
         Replace an existing file (False: refuse one, even if it appears while writing).
 
@@ -175,6 +175,12 @@ def acceptance_from_checkpoint(
             f"its acceptance is from another turbosim-hep version (it lacks "
             f"{', '.join(missing)}); {remedy}",
         )
+    if stored is not None and not any(name.startswith("members.") for name in state):
+        raise InputError(
+            path,
+            f"its acceptance is a single network of an older turbosim-hep version, not the "
+            f"cross-fitted ensemble this one uses; {remedy}",
+        )
     try:
         return acceptance_from_state(record["config"], record["state"])
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
@@ -187,7 +193,8 @@ def load_acceptance(
 ) -> AcceptanceModel | None:
     """The acceptance classifier of a model file, in eval mode on ``device``.
 
-    Returns None for a model trained on files without rejected events (it has none).
+    Returns None for a model trained on files without rejected events, or too few (it
+    has none).
 
     Raises
     ------

@@ -67,7 +67,21 @@ class AcceptanceSettings(Settings):
 
 
 def quality(probability: np.ndarray, events: LabelledPartons) -> dict[str, float]:
-    """BCE, AUC, calibration error and yields of probabilities of ``events``."""
+    """How well probabilities of ``events`` predict their labels.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        (n,) predicted probability of passing for each event.
+    events : LabelledPartons
+        The events, with their labels and weights.
+
+    Returns
+    -------
+    dict
+        ``bce``, ``auc``, ``calibration_error`` (all weighted), and the weighted
+        ``predicted_selected`` and ``observed_selected`` yields.
+    """
     probability = probability.astype(np.float64)
     weight = events.weight.astype(np.float64)
     return {
@@ -131,14 +145,32 @@ def fit_acceptance(
 
 
 def fold_of(n_events: int, folds: int) -> np.ndarray:
-    """The fold of each of ``n_events`` examples: a fixed permutation, dealt in turn."""
+    """The fold of each example: a fixed permutation, dealt in turn.
+
+    Parameters
+    ----------
+    n_events : int
+        Number of examples.
+    folds : int
+        Number of folds (the acceptance's members).
+
+    Returns
+    -------
+    numpy.ndarray
+        int (n_events,): fold of each example, 0 to ``folds - 1``; the folds differ in size
+        by at most one, and do not depend on any seed.
+    """
     return np.random.default_rng(FOLD_SEED).permutation(n_events) % folds
 
 
 def learnable(events: LabelledPartons, folds: int) -> bool:
-    """Whether each of the ``folds`` folds of ``events`` holds events that pass and fail."""
+    """Whether each of the ``folds`` folds of ``events`` (`fold_of`) holds events that pass
+    and events that fail: what every member needs to learn and to stop."""
     fold = fold_of(len(events), folds)
-    return all(events.subset(np.flatnonzero(fold == k)).has_both_outcomes for k in range(folds))
+    return all(
+        events.passed[fold == k].any() and not events.passed[fold == k].all()
+        for k in range(folds)
+    )
 
 
 def _fit(
@@ -159,19 +191,19 @@ def _fit(
     )
     model.fit_standardisation(z, weight)
     features = parton_features(z)
-    member = torch.from_numpy(fold).to(device)
+    predictor = torch.from_numpy(fold).to(device)  # each example's out-of-fold member
     history: list[dict[str, Any]] = []
     for k in range(len(model.members)):
-        own = member == k
+        own = predictor == k
         history += _fit_member(
             model, k, (features[~own], passed[~own], weight[~own]),
             (features[own], events.subset(np.flatnonzero(fold == k))),
             settings, generator, progress,
         )
-    model.calibrate(z, passed, member, weight)
+    model.calibrate(z, passed, predictor, weight)
     with torch.no_grad():
-        held_out = model.held_out_probabilities(z, member).cpu().numpy()
-    history.append({"epoch": "calibrated"} | quality(held_out, events))
+        out_of_fold = model.held_out_probabilities(z, predictor).cpu().numpy()
+    history.append({"epoch": "calibrated"} | quality(out_of_fold, events))
     return model.eval(), history
 
 
@@ -179,26 +211,28 @@ def _fit_member(
     model: AcceptanceModel,
     member: int,
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    held_out: tuple[torch.Tensor, LabelledPartons],
+    own_fold: tuple[torch.Tensor, LabelledPartons],
     settings: AcceptanceSettings,
     generator: torch.Generator,
     progress: bool,
 ) -> list[dict[str, Any]]:
     """Train one member on ``train`` (features, labels, weights) with early stopping on
-    its own fold ``held_out`` (features, examples); its best epoch's weights are kept.
+    its own fold ``own_fold`` (features, examples); its best epoch's weights are kept.
 
     Returns one record per epoch.
     """
     network = model.members[member]
     features, passed, weight = train
-    held_features, held_events = held_out
+    held_features, held_events = own_fold
     optimizer = torch.optim.Adam(
         network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     batch = min(settings.batch_size, len(features))
     n_batches = len(features) // batch
     history: list[dict[str, Any]] = []
-    best_loss, best_state, stale = math.inf, None, 0
+    # the initial weights stand until an epoch has a finite loss on the member's own fold
+    best_loss, stale = math.inf, 0
+    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     label = f"acceptance {member + 1}/{len(model.members)}"
     for epoch in tqdm(range(settings.epochs), desc=label, unit="epoch", disable=not progress):
         network.train()

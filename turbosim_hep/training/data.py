@@ -104,17 +104,6 @@ class LabelledPartons:
         """The events at ``index``."""
         return LabelledPartons(self.z[index], self.passed[index], self.weight[index])
 
-    def split(self, val_fraction: float, seed: int) -> tuple[LabelledPartons, LabelledPartons]:
-        """Training and validation parts (each in file order) by a seeded permutation."""
-        order = np.random.default_rng(seed).permutation(len(self))
-        n_val = max(1, int(round(val_fraction * len(self))))
-        return self.subset(np.sort(order[n_val:])), self.subset(np.sort(order[:n_val]))
-
-    @property
-    def has_both_outcomes(self) -> bool:
-        """Whether some events pass and some fail: what an acceptance can be learnt from."""
-        return bool(self.passed.any() and not self.passed.all())
-
 
 def read_labelled(
     paths: Sequence[str | os.PathLike], channel: str = layout.REFERENCE_CHANNEL

@@ -52,9 +52,9 @@ class TrainResult:
     best_ks : float
         Its validation KS sum.
     acceptance : dict or None
-        The validation record of the calibrated acceptance stored with the model (BCE,
-        AUC, calibration error, predicted and observed selected events), None if the
-        model has none.
+        The record of the calibrated acceptance stored with the model, on the
+        out-of-fold predictions of its training examples (BCE, AUC, calibration error,
+        predicted and observed selected events), None if the model has none.
     """
 
     model: TurboSim
@@ -260,7 +260,7 @@ def learn_acceptance(
     """The acceptance record of a model file, or None when nothing can be learnt.
 
     The record holds the calibrated classifier (``config``, ``state``), its training
-    ``settings``, the number of ``examples`` and its validation ``history``. Events
+    ``settings``, the number of ``examples`` and its training ``history``. Events
     that all pass the selection (files of selected events only), or too few of either
     outcome to fill every fold of its cross-fitting, teach no acceptance.
     """
@@ -323,7 +323,7 @@ def _set_learning_rates(trainer: Trainer) -> float:
 
 
 def _acceptance_log(acceptance: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The log's first record: the acceptance's validation history (none without one)."""
+    """The log's first record: the acceptance's training history (none without one)."""
     if not acceptance:
         return []
     return [{"acceptance": {"examples": acceptance["examples"], "history": acceptance["history"]}}]
