@@ -208,9 +208,7 @@ class AcceptanceModel(nn.Module):
         features = parton_features(z)
         standardised = self._standardise(features)
         logits = torch.stack([self._run(k, standardised) for k in range(len(self.members))])
-        slope, offset = self.calibration
-        shift = offset + self._eta_code(features) @ self.eta_offsets
-        return torch.sigmoid(slope * logits + shift).mean(0)
+        return torch.sigmoid(self._calibrated(logits, features)).mean(0)
 
     def held_out_probabilities(self, z: torch.Tensor, predictor: torch.Tensor) -> torch.Tensor:
         """Calibrated probabilities of each event from one member only.
@@ -230,9 +228,7 @@ class AcceptanceModel(nn.Module):
             Shape (n,), in [0, 1].
         """
         features = parton_features(z)
-        slope, offset = self.calibration
-        logits = self._logits_of(features, predictor)
-        return torch.sigmoid(slope * logits + offset + self._eta_code(features) @ self.eta_offsets)
+        return torch.sigmoid(self._calibrated(self._logits_of(features, predictor), features))
 
     @torch.no_grad()
     def calibrate(
@@ -268,6 +264,12 @@ class AcceptanceModel(nn.Module):
         scale, offsets = _fit_calibration(logits, eta_code, target, w, OFFSET_RIDGE)
         self.calibration.copy_(scale.float())
         self.eta_offsets.copy_(offsets.float())
+
+    def _calibrated(self, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Calibrated logits: the Platt scaling of ``logits`` (shape (..., n)) plus the
+        offsets of the events' |eta| steps."""
+        slope, offset = self.calibration
+        return slope * logits + (offset + self._eta_code(features) @ self.eta_offsets)
 
     def _standardise(self, features: torch.Tensor) -> torch.Tensor:
         """Features in the units the members take."""
