@@ -86,7 +86,8 @@ def bin_indices(z: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def bootstrap_spread(
-    training_sample: str, fraction: float, z: np.ndarray, weight: np.ndarray, replicas: int
+    training_sample: str, fraction: float, z: np.ndarray, passed: np.ndarray,
+    weight: np.ndarray, replicas: int,
 ) -> dict[str, np.ndarray]:
     """The spread (standard deviation) of the binned mean epsilon of the check events over
     acceptances trained on ``replicas`` bootstrap resamples of the training sample, each
@@ -111,10 +112,9 @@ def bootstrap_spread(
         with torch.no_grad():
             epsilon = model(torch.from_numpy(np.ascontiguousarray(z))).double().numpy()
         for name, (index, inside) in indices.items():
-            n_bins = len(CALIBRATION_BINS[name]) - 1
-            total = np.bincount(index[inside], weights=weight[inside], minlength=n_bins)
-            kept = np.bincount(index[inside], weights=(weight * epsilon)[inside], minlength=n_bins)
-            means[name].append(kept / np.maximum(total, 1e-12))
+            table = binned_pass_fraction(index[inside], epsilon[inside], passed[inside],
+                                         weight[inside], len(CALIBRATION_BINS[name]) - 1)
+            means[name].append(table["predicted"])
         print(f"  bootstrap acceptance {replica + 1}/{replicas} trained", flush=True)
     return {name: np.std(values, axis=0, ddof=1) for name, values in means.items()}
 
@@ -176,7 +176,7 @@ def main() -> None:
         print(f"training {args.bootstrap} acceptances on bootstrap resamples of "
               f"{args.training_sample}")
         spread = bootstrap_spread(args.training_sample, args.bootstrap_fraction, labelled.z,
-                                  weight, args.bootstrap)
+                                  passed, weight, args.bootstrap)
     results["calibration"] = {}
     worst = {"check": 0.0, "both": 0.0}
     for name, (index, inside) in bin_indices(labelled.z).items():
