@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,47 @@ def test_an_output_that_is_an_input_is_refused_even_with_force(run_files, tmp_pa
             assert error.count("\n") == 0 and f"the input {clobbered}" in error, error
     assert {name: path.read_bytes() for name, path in copies.items()} == before
     assert Path(truth).exists()
+
+
+def special_file(path: Path) -> Path:
+    """A copy of the null device at ``path`` (a FIFO where device nodes cannot be made)."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["simulate", "unfold", "train", "export", "validate",
+                                     "generate"])
+def test_a_device_or_fifo_output_is_refused_even_with_force(run_files, tmp_path, command):
+    """``-o /dev/null --force`` once renamed a regular file over the device node."""
+    if command == "generate":
+        pytest.importorskip("pythia8mc")
+    node = special_file(tmp_path / "null")
+    kind = os.stat(node).st_mode
+    result = cli(*commands(run_files, node)[command], "--force")
+    assert result.returncode == 2, result.stderr
+    what = "is not a directory" if command == "validate" else "not a regular file"
+    assert_one_line_error(result, str(node), what)
+    assert os.stat(node).st_mode == kind
+    assert sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def test_a_device_that_replaces_the_output_during_a_run_is_not_renamed_over(tmp_path):
+    from turbosim_hep.errors import OutputError
+    from turbosim_hep.outputs import AtomicOutput
+
+    out = tmp_path / "out.root"
+    out.write_bytes(b"old")
+    with pytest.raises(OutputError, match="not a regular file"), AtomicOutput(
+        out, force=True
+    ) as output:
+        output.write_bytes(b"new")
+        out.unlink()
+        special_file(out)
+    assert not stat.S_ISREG(os.stat(out).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["out.root"]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ is written:
   renamed into place only when complete; a failure, Ctrl-C or SIGTERM removes it;
 - an output that is the same file as an input (or a report directory holding one) is
   refused, with or without ``force``, so that writing can never destroy an input;
+- an output that exists and is not a regular file (a device such as /dev/null, a FIFO,
+  a socket) is refused, with or without ``force``: renaming over it would replace the
+  device node (breaking the machine when run as root), and nothing else is written;
 - without ``force`` the final rename never replaces a file that appeared meanwhile (a
   concurrent run to the same output): the later run fails and removes its temporary;
 - the temporaries of a killed run (SIGKILL leaves no chance to clean up) carry the
@@ -25,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from types import TracebackType
@@ -68,13 +72,16 @@ def check_output_path(
     ------
     OutputError
         If the output's directory does not exist or is not writable, the output is an
-        input, or it exists (a non-empty directory) and ``force`` is not set.
+        input, exists and is not a regular file (a directory for ``directory``), or
+        exists (a non-empty directory) and ``force`` is not set.
     """
     path = check_parent_directory(path)
     if directory and os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(path, "exists and is not a directory")
     if not directory and os.path.isdir(path):
         raise OutputError(path, "is a directory")
+    if not directory:
+        check_regular_file(path)
     check_not_an_input(path, inputs)
     if directory and os.path.isdir(path) and os.listdir(path) and not force:
         raise OutputError(path, "exists already and is not empty (use --force to replace it)")
@@ -103,6 +110,39 @@ def check_not_an_input(output: PathLike, inputs: Iterable[PathLike]) -> None:
             raise OutputError(output, f"is the input {path}; choose another output")
         if os.path.isdir(output) and os.path.realpath(path).startswith(inside):
             raise OutputError(output, f"holds the input {path}; choose another output")
+
+
+def check_regular_file(path: str) -> None:
+    """Refuse an existing output that is not a regular file (followed through links).
+
+    ``--force`` replaces a file by renaming over it; renamed over a device node such as
+    /dev/null, a FIFO or a socket, the node itself would be gone.
+
+    Raises
+    ------
+    OutputError
+        Naming the output and what it is.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return  # a new output (or a dangling link, which the rename replaces)
+    except OSError as err:
+        raise OutputError(path, f"cannot be checked ({os_reason(err)})") from err
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise OutputError(
+            path, f"exists and is {kind}, not a regular file; choose another output"
+        )
+
+
+#: What an existing output that is not a regular file is, for `check_regular_file`.
+_FILE_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 @contextlib.contextmanager
@@ -221,6 +261,7 @@ class AtomicOutput:
         if self.directory:
             self._commit_directory()
         elif self.force:
+            check_regular_file(self.path)  # it may have been replaced since the start
             os.replace(self.tmp_path, self.path)
         else:
             self._commit_new_file()
