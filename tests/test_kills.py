@@ -142,3 +142,23 @@ def test_sigkill_of_a_parallel_generate_ends_its_workers(tmp_path):
         assert os.listdir(tmp_path) == ["big.root"]
     finally:
         _processes.end(process, workers)
+
+
+def test_ctrl_c_stops_a_run_with_the_largest_oversampling_within_seconds(long_run, tmp_path):
+    """``--oversample 65536`` plans its replicas in bounded groups: Ctrl-C is heard
+    between two of them, wherever the run is."""
+    out = tmp_path / "out.root"
+    process = _processes.start("simulate", long_run["model"], long_run["inputs"][0], "-o", out,
+                               "--oversample", "65536", "--acceptance", "off", "--quiet")
+    try:
+        _processes.wait_until(
+            lambda: any(os.path.getsize(tmp_path / n) > 0 for n in hidden(tmp_path)),
+            START_SECONDS, "the run to write",
+        )
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=15)
+        assert process.returncode == 130, stderr
+        assert stderr == "turbosim-hep simulate: interrupted\n"
+        assert os.listdir(tmp_path) == []
+    finally:
+        _processes.end(process, [])

@@ -170,3 +170,60 @@ def test_weighted_simulation_is_compared_with_its_weights(samples, tmp_path):
         h = file["simulation/x_E_jet1"].to_hist()
     assert h.sum(flow=True).value == pytest.approx(N_EVENTS)
     assert h.sum(flow=True).variance == pytest.approx(N_EVENTS)  # sum of w^2
+
+
+def _weighted_file(path, samples, weight) -> str:
+    from turbosim_hep.io import EventWriter
+    from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+
+    n = len(weight)
+    chunk = event_columns(np.arange(n)) | {"weight": np.asarray(weight, dtype=np.float32)}
+    chunk |= reco_columns(samples["shifted_x"][:n]) | parton_columns(samples["z"][:n])
+    with EventWriter(path) as writer:
+        writer.write(chunk)
+    return str(path)
+
+
+def test_negative_weights_are_compared_as_signed_distributions(samples, tmp_path, capsys):
+    """NLO generators write negative weights: the histograms, KS and W1 take them as the
+    field does (signed weighted distributions), with no error."""
+    weight = np.ones(N_EVENTS)
+    weight[: N_EVENTS // 10] = -1.0
+    sim = _weighted_file(tmp_path / "nlo.root", samples, weight)
+    result = validate(samples["truth"], sim, tmp_path / "report", plots=["m_t_had"],
+                      progress=False)
+    assert result["yield"]["simulation"] == pytest.approx(0.8 * N_EVENTS)
+    q = result["quantities"]["x_E_jet1"]
+    assert q["w_sim"] == pytest.approx(0.8 * N_EVENTS)
+    values, wanted = samples["shifted_x"][:, 11], samples["x"][:, 11]  # jet1 E
+    assert q["ks"] == pytest.approx(metrics.ks_distance(wanted, values, None, weight))
+    assert q["w1"] == pytest.approx(metrics.wasserstein1(wanted, values, None, weight))
+    assert q["w1"] > 0 and (tmp_path / "report" / "plots").is_dir()
+    # the signed W1 is the earth mover's distance where the weights are positive
+    from scipy import stats
+
+    positive = np.linspace(0.5, 2.0, N_EVENTS)
+    assert metrics.wasserstein1(wanted, values, None, positive) == pytest.approx(
+        stats.wasserstein_distance(wanted, values, None, positive)
+    )
+    # weights summing to a negative number describe no distribution: one line
+    sim = _weighted_file(tmp_path / "negative.root", samples, -np.ones(N_EVENTS))
+    assert main(["validate", "--truth", str(samples["truth"]), "--sim", sim, "-o",
+                 str(tmp_path / "r2"), "--plots", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "event weights of the simulation events sum to -4000" in err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_weights_are_one_line_naming_the_file_and_count(
+    samples, tmp_path, capsys, bad
+):
+    weight = np.ones(N_EVENTS)
+    weight[[1, 10, 100]] = bad
+    sim = _weighted_file(tmp_path / "bad.root", samples, weight)
+    assert main(["validate", "--truth", str(samples["truth"]), "--sim", sim, "-o",
+                 str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"{sim}: 3 of {N_EVENTS} events have a NaN or infinite weight" in err
+    assert not (tmp_path / "report").exists()

@@ -10,9 +10,10 @@ import pytest
 import torch
 import uproot
 
+from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.cli import main
 from turbosim_hep.coffea import FastSim
-from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.errors import InputError
 from turbosim_hep.inference import BATCH_EVENTS
 from turbosim_hep.io import EventWriter
 from turbosim_hep.io.writer import event_columns, parton_columns
@@ -23,7 +24,7 @@ from turbosim_hep.model import (
     load_model,
     save_checkpoint,
 )
-from turbosim_hep.pipeline import simulate_files
+from turbosim_hep.pipeline import simulate_files, stages
 from turbosim_hep.pipeline.job import Job
 from turbosim_hep.pipeline.run import inference_threads
 from turbosim_hep.pipeline.stages import file_stages, torch_threads
@@ -149,6 +150,37 @@ def test_oversample_simulates_every_event_k_times_with_independent_noise(
     assert abs(len(sampled) - EPSILON * k * n) < 5 * math.sqrt(k * n * EPSILON)
 
 
+def test_oversampling_memory_is_bounded_by_the_chunk_whatever_k(
+    model_with_acceptance, paired_sample, tmp_path, monkeypatch
+):
+    """The replicas of a chunk go through the model in groups of at most
+    ``REPLICA_CHUNKS * chunk_events`` events, in order, and the output is the one of a run
+    planning every replica at once."""
+    n, k, chunk = len(paired_sample["z"]), 40, 500
+    assert stages.replica_groups(chunk, k, chunk) == [range(0, 8), range(8, 16),
+                                                     range(16, 24), range(24, 32),
+                                                     range(32, 40)]
+    assert stages.replica_groups(10, 5, 100) == [range(0, 5)]
+    inferred = []
+    original = stages.Inference.__call__
+
+    def recording(self, planned):
+        inferred.append(sum(len(r.rows) for r in planned.replicas))
+        return original(self, planned)
+
+    monkeypatch.setattr(stages.Inference, "__call__", recording)
+    settings = {"acceptance": "weight", "oversample": k, "seed": 3, "progress": False}
+    simulate_files(model_with_acceptance, paired_sample["partons"], tmp_path / "grouped.root",
+                   chunk_events=chunk, **settings)
+    assert sum(inferred) == k * n and max(inferred) <= stages.REPLICA_CHUNKS * chunk
+    simulate_files(model_with_acceptance, paired_sample["partons"], tmp_path / "whole.root",
+                   chunk_events=k * n, **settings)
+    assert inferred[-1] == k * n  # one chunk, every replica in one group
+    grouped, whole = events(tmp_path / "grouped.root"), events(tmp_path / "whole.root")
+    order = np.lexsort((ak.to_numpy(grouped.event), ak.to_numpy(grouped.replica)))
+    assert ak.array_equal(grouped[order], whole)
+
+
 @pytest.mark.parametrize(
     ("acceptance", "oversample"), [("off", 1), ("sample", 3), ("weight", 2)]
 )
@@ -172,16 +204,46 @@ def test_concurrent_stages_give_the_events_of_the_stages_in_turn(
     assert len(concurrent) > 0 and ak.array_equal(concurrent, in_turn)
 
 
+@pytest.mark.parametrize("mode", ["weight", "sample"])
+def test_events_with_a_nan_or_infinite_weight_are_counted_and_skipped(
+    model_with_acceptance, paired_sample, tmp_path, mode
+):
+    z = paired_sample["z"][:200]
+    weight = np.ones(len(z), dtype=np.float32)
+    weight[[3, 50, 120]] = [np.nan, np.inf, -np.inf]
+    weight[7] = -1.0  # a negative weight (NLO) is legitimate
+    path = tmp_path / "weighted.root"
+    with EventWriter(path) as writer:
+        writer.write(event_columns(np.arange(len(z))) | parton_columns(z)
+                     | {"genWeight": weight})
+    summary = simulate_files(model_with_acceptance, [path], tmp_path / "out.root",
+                             acceptance=mode, progress=False)
+    assert summary.files[0].nonfinite_inputs == 3
+    out = events(tmp_path / "out.root")
+    assert np.isfinite(ak.to_numpy(out.weight)).all()
+    assert not np.isin([3, 50, 120], ak.to_numpy(out.event)).any()
+    if mode == "weight":
+        assert len(out) == len(z) - 3
+        np.testing.assert_allclose(ak.to_numpy(out.weight[out.event == 7]), -EPSILON,
+                                   rtol=1e-6)
+
+
 def test_bad_requests_are_one_line_errors(model_with_acceptance, paired_sample, tmp_path, capsys):
     partons = paired_sample["partons"]
-    with pytest.raises(TurbosimError, match="--oversample must be a positive integer"):
-        simulate_files(model_with_acceptance, [partons], tmp_path / "x.root", oversample=0)
+    for oversample in (0, 65537, 10**12, 2.0, True):
+        with pytest.raises(
+            ArgumentError, match="oversample: must be an integer from 1 to 65536, got"
+        ):
+            simulate_files(model_with_acceptance, partons, tmp_path / "x.root",
+                           oversample=oversample)
     with pytest.raises(InputError, match="has no acceptance .* --acceptance sample needs one"):
         simulate_files(paired_sample["model"], [partons], tmp_path / "x.root", acceptance="sample")
     with pytest.warns(UserWarning, match="has no acceptance"):
         simulate_files(paired_sample["model"], [partons], tmp_path / "y.root", progress=False)
     for arguments, fragment in (
-        (["--oversample", "0"], "argument --oversample: must be a positive integer, got 0"),
+        (["--oversample", "0"], "argument --oversample: must be an integer from 1 to 65536, "
+                                "got 0"),
+        (["--oversample", "1000000000000"], "--oversample: must be an integer from 1 to 65536"),
         (["--acceptance", "always"], "--acceptance must be one of sample, weight, off"),
     ):
         code = main(["simulate", model_with_acceptance, partons, "-o", str(tmp_path / "z.root"),

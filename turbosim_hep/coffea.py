@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import layout
-from turbosim_hep.device import resolve_device
+from turbosim_hep import arguments, layout
+from turbosim_hep.device import check_device_name, resolve_device
 from turbosim_hep.inference import (
     ACCEPTANCE_MODES,
     BATCH_EVENTS,
@@ -120,15 +120,16 @@ class FastSim:
         acceptance: str | None = None,
         channel: str = "both",
     ):
-        if acceptance not in (None, *ACCEPTANCE_MODES):
-            raise ValueError(
-                f"acceptance must be one of {', '.join(ACCEPTANCE_MODES)}, not {acceptance!r}"
-            )
+        if acceptance is not None:
+            arguments.choice(acceptance, ACCEPTANCE_MODES, "acceptance")
         layout.channels_of(channel)
+        check_device_name(device)
         self.model_path = os.path.abspath(os.fspath(model))
-        self.seed = int(seed)
+        self.seed = arguments.SEED.check(seed, "seed")
         self.device = str(device)
-        self.batch_size = batch_size
+        self.batch_size = (
+            None if batch_size is None else arguments.POSITIVE_INT.check(batch_size, "batch_size")
+        )
         self.acceptance = acceptance
         self.channel = channel
 

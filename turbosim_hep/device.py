@@ -7,7 +7,27 @@ import contextlib
 
 import torch
 
-from turbosim_hep.errors import InputError
+from turbosim_hep.arguments import ArgumentError
+
+
+def check_device_name(device: str | torch.device) -> None:
+    """Check that ``device`` names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``)
+    without asking whether this machine has it (a coffea worker may).
+
+    Raises
+    ------
+    ArgumentError
+        Naming the value and the expected ones.
+    """
+    if isinstance(device, torch.device) or device == "auto":
+        return
+    problem = f"must be auto, cpu, cuda or cuda:N, got {device!r}"
+    if not isinstance(device, str):
+        raise ArgumentError("device", problem)
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ArgumentError("device", problem) from None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -15,17 +35,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
     Raises
     ------
-    InputError
-        If CUDA is asked for and not available, or the name is not a device.
+    ArgumentError
+        If the value is not a device name (`check_device_name`), or names CUDA on a
+        machine without it.
     """
+    check_device_name(device)
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise InputError(str(device), "not a torch device (use auto, cpu or cuda)") from err
+    resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(str(device), "CUDA is not available on this machine")
+        raise ArgumentError("device", f"{device}: CUDA is not available on this machine")
     return resolved
 
 

@@ -353,6 +353,7 @@ def plan_replicas(
     noise_dim: int,
     mode: str = "sample",
     oversample: int = 1,
+    replicas: range | None = None,
 ) -> list[Replica]:
     """Which events of a chunk each replica simulates, with their noise and weights.
 
@@ -377,13 +378,16 @@ def plan_replicas(
         How the acceptance applies (`ACCEPTANCE_MODES`).
     oversample : int
         Copies of each event, each with its own noise and acceptance decision.
+    replicas : range, optional
+        Which of the ``oversample`` copies to plan (default all): a run plans them in
+        groups so that its memory does not grow with ``oversample``.
 
     Returns
     -------
     list of Replica
     """
-    replicas = []
-    for replica in range(oversample):
+    planned = []
+    for replica in range(oversample) if replicas is None else replicas:
         rows = np.arange(len(entry))
         if epsilon is not None and mode == "sample":
             rows = np.flatnonzero(event_uniform(seed, stream, entry, replica=replica) < epsilon)
@@ -393,5 +397,5 @@ def plan_replicas(
         noise = None
         if noise_dim:
             noise = event_normal(seed, stream, entry[rows], noise_dim, replica=replica)
-        replicas.append(Replica(replica, rows, noise, weights))
-    return replicas
+        planned.append(Replica(replica, rows, noise, weights))
+    return planned

@@ -3,7 +3,10 @@ quality of a probabilistic classifier.
 
 KS and Wasserstein-1 distances are computed on unbinned values, as the paper does,
 optionally with per-event weights (a weighted sample's empirical distribution puts each
-value's weight on it).
+value's weight on it). Weights may be negative, as those of NLO generators are: the
+empirical distribution is then the signed one (normalised to the sum of the weights, which
+must be positive), as a weighted histogram is, and the distances are those between the
+two signed distribution functions.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def ks_distance(
     """Two-sample Kolmogorov-Smirnov distance (sup of the difference of the ECDFs).
 
     Non-finite values are dropped from both samples; an empty sample gives NaN. With
-    weights, each sample's ECDF is the weighted one.
+    weights (finite, of a positive sum; negative ones allowed), each sample's ECDF is
+    the weighted one.
     """
     (a, weights_a), (b, weights_b) = _finite(a, weights_a), _finite(b, weights_b)
     if len(a) == 0 or len(b) == 0:
@@ -43,11 +47,20 @@ def wasserstein1(
     weights_a: np.ndarray | None = None,
     weights_b: np.ndarray | None = None,
 ) -> float:
-    """Wasserstein-1 (earth mover's) distance between two 1D samples, in their units."""
+    """Wasserstein-1 (earth mover's) distance between two 1D samples, in their units.
+
+    With weights (finite, of a positive sum; negative ones allowed), the integral of the
+    absolute difference of the two weighted ECDFs, which is the earth mover's distance
+    for non-negative weights and its signed extension otherwise.
+    """
     (a, weights_a), (b, weights_b) = _finite(a, weights_a), _finite(b, weights_b)
     if len(a) == 0 or len(b) == 0:
         return float("nan")
-    return float(stats.wasserstein_distance(a, b, weights_a, weights_b))
+    if weights_a is None and weights_b is None:
+        return float(stats.wasserstein_distance(a, b))
+    points = np.sort(np.concatenate([a, b]))
+    gaps = _ecdf(a, weights_a, points[:-1]) - _ecdf(b, weights_b, points[:-1])
+    return float(np.sum(np.abs(gaps) * np.diff(points)))
 
 
 def ks_per_feature(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -194,11 +207,19 @@ def calibration_error(
 
 
 def _ecdf(values: np.ndarray, weights: np.ndarray | None, points: np.ndarray) -> np.ndarray:
-    """The (weighted) empirical CDF of ``values`` at ``points``."""
+    """The (weighted, possibly signed) empirical CDF of ``values`` at ``points``.
+
+    Raises
+    ------
+    ValueError
+        If the weights are not finite or do not sum to a positive number.
+    """
     order = np.argsort(values, kind="stable")
     sorted_values = values[order]
     w = np.ones(len(values)) if weights is None else weights[order]
     cumulative = np.concatenate([[0.0], np.cumsum(w)])
+    if not (np.isfinite(cumulative[-1]) and cumulative[-1] > 0):
+        raise ValueError(f"weights summing to {cumulative[-1]:g} have no distribution")
     cumulative /= cumulative[-1]
     return cumulative[np.searchsorted(sorted_values, points, side="right")]
 

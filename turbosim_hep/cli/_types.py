@@ -1,87 +1,66 @@
 """argparse ``type=`` functions of the numeric flags: bad values fail at parse time.
 
-Each function converts the flag's text or raises `argparse.ArgumentTypeError`, which
-argparse reports as one line naming the flag: ``turbosim-hep train: error: argument
---lr: must be a positive number, got -1``. NaN and infinities are refused everywhere.
+Each function parses the flag's text and checks the value with the kind of
+`turbosim_hep.arguments` that the library's own functions use, so that the command line
+and the Python API accept and refuse the same values, in the same words. A bad value
+raises `argparse.ArgumentTypeError`, which argparse reports as one line naming the flag:
+``turbosim-hep train: error: argument --lr: must be a positive number, got -1``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 
-
-def positive_int(text: str) -> int:
-    """An integer of at least 1 (events, epochs, batch sizes, jobs, bins)."""
-    return _integer(text, 1, None, "a positive integer")
+from turbosim_hep import arguments
+from turbosim_hep.arguments import ArgumentError, Integers, Numbers
 
 
-def non_negative_int(text: str) -> int:
-    """An integer of at least 0 (counts where 0 means none or the default)."""
-    return _integer(text, 0, None, "a non-negative integer")
+def _flag_type(kind: Integers | Numbers) -> Callable[[str], int | float]:
+    """The ``type=`` function of flags of one kind: text -> checked value (a refused
+    value is quoted as the user typed it)."""
+    parse = int if isinstance(kind, Integers) else float
+
+    def convert(text: str) -> int | float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {kind.what}, got {text!r}") from None
+        try:
+            return kind.check(value, "")
+        except ArgumentError:
+            raise argparse.ArgumentTypeError(f"must be {kind.what}, got {text}") from None
+
+    return convert
 
 
-def seed_int(text: str) -> int:
-    """A seed: an integer from 0 to 2**63 - 1."""
-    return _integer(text, 0, 2**63 - 1, "a non-negative 64-bit integer")
+#: An integer of at least 1 (events, epochs, batch sizes, jobs, bins).
+positive_int = _flag_type(arguments.POSITIVE_INT)
+#: An integer of at least 0 (counts where 0 means none or the default).
+non_negative_int = _flag_type(arguments.NON_NEGATIVE_INT)
+#: A seed: an integer from 0 to 2**63 - 1.
+seed_int = _flag_type(arguments.SEED)
+#: ``--oversample``: an integer from 1 to `turbosim_hep.arguments.MAX_OVERSAMPLE`.
+oversample_int = _flag_type(arguments.OVERSAMPLE)
+#: A finite number above 0 (learning rates).
+positive_float = _flag_type(arguments.POSITIVE_NUMBER)
+#: A finite number of at least 0 (loss weights).
+non_negative_float = _flag_type(arguments.NON_NEGATIVE_NUMBER)
 
 
 def int_between(low: int, high: int) -> Callable[[str], int]:
     """An integer from ``low`` to ``high`` (both included)."""
-
-    def parse(text: str) -> int:
-        return _integer(text, low, high, f"an integer from {low} to {high}")
-
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """A finite number above 0 (learning rates)."""
-    value = _number(text, "a positive number")
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number of at least 0 (loss weights)."""
-    value = _number(text, "a non-negative number")
-    if value < 0.0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
-    return value
+    return _flag_type(Integers(low, high, f"an integer from {low} to {high}"))
 
 
 def fraction(*, zero: bool, one: bool) -> Callable[[str], float]:
     """A number between 0 and 1; ``zero`` and ``one`` say whether the ends are allowed."""
-    interval = f"{'[' if zero else '('}0, 1{']' if one else ')'}"
-
-    def parse(text: str) -> float:
-        value = _number(text, f"a number in {interval}")
-        above = value >= 0.0 if zero else value > 0.0
-        below = value <= 1.0 if one else value < 1.0
-        if not (above and below):
-            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text}")
-        return value
-
-    return parse
+    return _flag_type(arguments.fraction(zero=zero, one=one))
 
 
-def _integer(text: str, low: int, high: int | None, what: str) -> int:
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler address, ``tcp://HOST:PORT``."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if value < low or (high is not None and value > high):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-    return value
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-    return value
+        return arguments.scheduler_address(text, "")
+    except ArgumentError as err:
+        raise argparse.ArgumentTypeError(err.problem) from None

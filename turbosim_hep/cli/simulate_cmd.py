@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from turbosim_hep.cli._types import positive_int, seed_int
+from turbosim_hep.cli._types import oversample_int, positive_int, scheduler_address, seed_int
 from turbosim_hep.layout import CHANNEL_CHOICES
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
@@ -41,9 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "already passed the selection; the default for a model without acceptance)",
     )
     parser.add_argument(
-        "--oversample", type=positive_int, default=1, metavar="K",
+        "--oversample", type=oversample_int, default=1, metavar="K",
         help="simulate every input event K times with independent noise and acceptance "
-        "decisions (branch 'replica', weights divided by K; default 1)",
+        "decisions (branch 'replica', weights divided by K; default 1, at most 65536)",
     )
     return parser
 
@@ -71,7 +71,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="input files processed at once in local processes (default: one per core)",
     )
     parser.add_argument(
-        "--scheduler", default=None, metavar="ADDRESS",
+        "--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
         help="run the input files on this Dask distributed scheduler (tcp://host:8786)",
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import uproot
 
 from turbosim_hep import layout
@@ -136,6 +137,30 @@ class EventFile(EventSource):
         if missing:
             shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
             raise InputError(self.path, f"tree '{self.tree.name}' lacks branches {shown}")
+
+    def check_weights(self) -> None:
+        """Raise `InputError` if the file's per-event weight (`formats.weight_branch`)
+        is NaN or infinite in some entry, naming the branch and the count.
+
+        Negative weights are legitimate (NLO generators write them) and pass.
+        """
+        weight = formats.weight_branch(self._keys)
+        if weight is None:
+            return
+        bad = 0
+        try:
+            for values in self.tree.iterate(filter_name=[weight], step_size=STEP_BYTES,
+                                            library="np"):
+                bad += int(np.count_nonzero(~np.isfinite(values[weight])))
+        except Exception as err:  # corrupt baskets, truncated files
+            raise InputError(
+                self.path, f"cannot read tree '{self.tree.name}' ({_reason(err)})"
+            ) from err
+        if bad:
+            raise InputError(
+                self.path,
+                f"{bad} of {self.num_entries} events have a NaN or infinite {weight}",
+            )
 
     def iterate(
         self,

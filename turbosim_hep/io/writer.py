@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 import awkward as ak
@@ -25,6 +25,7 @@ import numpy as np
 import uproot
 
 from turbosim_hep import layout
+from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
@@ -42,6 +43,35 @@ DEFAULT_COMPRESSION_LEVEL = 1
 READ_STEP_BYTES = "200 MB"
 
 Chunk = Mapping[str, "ak.Array | np.ndarray"]
+
+
+def check_chunk(chunk: object, branches: Iterable[str] | None = None) -> None:
+    """Check a chunk of `EventWriter.write`: a non-empty mapping of branch names to
+    NumPy or awkward arrays of one length, with the keys ``branches`` when given.
+
+    Raises
+    ------
+    ArgumentError
+        Saying what is wrong.
+    """
+    if not isinstance(chunk, Mapping) or not chunk:
+        raise ArgumentError(
+            "chunk", f"must be a mapping of branch names to arrays, got {type(chunk).__name__}"
+        )
+    lengths = set()
+    for name, value in chunk.items():
+        if not isinstance(name, str) or not isinstance(value, (np.ndarray, ak.Array)):
+            raise ArgumentError(
+                "chunk", f"branch {name!r} must be a NumPy or awkward array, got "
+                f"{type(value).__name__}"
+            )
+        lengths.add(len(value))
+    if len(lengths) > 1:
+        raise ArgumentError("chunk", f"its branches have different lengths {sorted(lengths)}")
+    if branches is not None and set(chunk) != set(branches):
+        raise ArgumentError(
+            "chunk", f"has the branches {sorted(chunk)}, the file has {sorted(branches)}"
+        )
 
 
 class EventWriter:
@@ -92,6 +122,7 @@ class EventWriter:
         self._compression = compression if compression is not None else DEFAULT_COMPRESSION
         self._file: uproot.WritableDirectory | None = None
         self._tree = None
+        self._branches: tuple[str, ...] | None = None
         self.entries = 0
 
     @property
@@ -112,9 +143,17 @@ class EventWriter:
         """Append a chunk: flat NumPy columns and jagged awkward collections.
 
         The first chunk fixes the branches; later chunks must have the same keys.
+
+        Raises
+        ------
+        ArgumentError
+            If ``chunk`` is not a non-empty mapping of branch names to NumPy or awkward
+            arrays of one length, or its keys are not those of the first chunk.
         """
         if self._file is None:
             raise RuntimeError("EventWriter is used outside its 'with' block")
+        check_chunk(chunk, self._branches)
+        self._branches = tuple(chunk)
         with writing(self.path):
             if self._tree is None:
                 branch_types = {
@@ -172,9 +211,10 @@ def parse_compression(text: str) -> uproot.compression.Compression:
     Raises
     ------
     TurbosimError
-        For an unknown algorithm, or a level that is not an integer in its range.
+        For a value that is not such a text (an unknown algorithm, a number), or a level
+        that is not an integer in its range.
     """
-    name, colon, level = text.partition(":")
+    name, colon, level = text.partition(":") if isinstance(text, str) else (None, "", "")
     if name not in COMPRESSION_ALGORITHMS or (colon and not level.isdigit()):
         raise TurbosimError(
             f"--compression: expected one of {', '.join(COMPRESSION_ALGORITHMS)} with an "

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from turbosim_hep import __version__, layout
+from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.model.acceptance import N_FEATURES, AcceptanceModel, acceptance_from_state
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
@@ -112,8 +113,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     InputError
         If the file is missing, unreadable, not a turbosim-hep model, or made for
         another event layout.
+    ArgumentError
+        If ``device`` is not a device, or not one of this machine
+        (`turbosim_hep.device.resolve_device`).
     """
     path = os.fspath(path)
+    device = resolve_device(device)  # an unknown or absent device is not a corrupt file
     if read_head(path, "model file") != b"PK\x03\x04":  # torch.save writes a zip archive
         raise InputError(path, "not a turbosim-hep model file (not a torch checkpoint)")
     try:

@@ -99,15 +99,25 @@ def _local(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+SCHEDULER_TIMEOUT_SECONDS = 30
 def _dask(
     function: Callable[[Task], Result], tasks: Sequence[Task], scheduler: str
 ) -> Iterator[Result]:
     from distributed import Client
 
+    print(
+        f"connecting to the Dask scheduler at {scheduler} (giving up after "
+        f"{SCHEDULER_TIMEOUT_SECONDS} s)",
+        file=sys.stderr,
+    )
     try:
-        client = Client(scheduler, timeout="30s")
+        client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_SECONDS}s")
     except (OSError, TimeoutError) as err:
-        raise TurbosimError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from err
+        raise TurbosimError(
+            f"cannot reach the Dask scheduler at {scheduler} within "
+            f"{SCHEDULER_TIMEOUT_SECONDS} s ({_first_line(err)})"
+        ) from err
     with client:
         futures = [client.submit(function, task, pure=False) for task in tasks]
         try:
@@ -116,6 +126,11 @@ def _dask(
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 #: Seconds between two checks of a worker that its parent is alive (without prctl).

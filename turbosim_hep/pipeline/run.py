@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from turbosim_hep import __version__, layout
+from turbosim_hep import __version__, arguments, layout
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.inference import (
@@ -41,7 +41,7 @@ from turbosim_hep.pipeline.summary import FileSummary, RunSummary
 
 def simulate_files(
     model: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
     seed: int = 0,
@@ -69,9 +69,9 @@ def simulate_files(
     ----------
     model : str or os.PathLike
         Checkpoint of ``turbosim-hep train``.
-    inputs : sequence of paths
-        ROOT files (Delphes or the project's own), LHE files (plain or gzipped) and
-        HDF5 exports.
+    inputs : path or sequence of paths
+        One input file or several: ROOT files (Delphes or the project's own), LHE files
+        (plain or gzipped) and HDF5 exports.
     output : str or os.PathLike
         The ROOT file to write (atomically: nothing is left behind on failure).
     seed : int
@@ -101,8 +101,10 @@ def simulate_files(
         already selected). Default: ``sample`` when the model has an acceptance, ``off``
         (with a warning) when it has none.
     oversample : int
-        Simulate every input event this many times, each with its own noise and
-        acceptance decision; the weights are divided by it.
+        Simulate every input event this many times (at most
+        `turbosim_hep.arguments.MAX_OVERSAMPLE`), each with its own noise and acceptance
+        decision; the weights are divided by it. The memory does not grow with it: the
+        replicas of a chunk go through the model in groups of bounded size.
     channel : {"electron", "positron", "both"}
         Which final states to simulate: e- nu_e-bar b b-bar u d-bar, its charge
         conjugate (CP-mirrored through the model), or both.
@@ -119,8 +121,9 @@ def simulate_files(
     Raises
     ------
     TurbosimError
-        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
-        written then.
+        On bad input (`turbosim_hep.errors.InputError` names the file) or a bad
+        argument (`turbosim_hep.arguments.ArgumentError`, also a `ValueError`, names
+        the argument); nothing is written then.
 
     Examples
     --------
@@ -137,7 +140,7 @@ def simulate_files(
 
 def unfold_files(
     model: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
     seed: int = 0,
@@ -161,8 +164,9 @@ def unfold_files(
     ----------
     model : str or os.PathLike
         Checkpoint of ``turbosim-hep train``.
-    inputs : sequence of paths
-        ROOT files (Delphes or the project's own) and HDF5 exports.
+    inputs : path or sequence of paths
+        One input file or several: ROOT files (Delphes or the project's own) and HDF5
+        exports.
     output : str or os.PathLike
         The ROOT file to write (atomically: nothing is left behind on failure).
     seed : int
@@ -199,8 +203,9 @@ def unfold_files(
     Raises
     ------
     TurbosimError
-        On bad input (`turbosim_hep.errors.InputError` names the file); nothing is
-        written then.
+        On bad input (`turbosim_hep.errors.InputError` names the file) or a bad
+        argument (`turbosim_hep.arguments.ArgumentError`, also a `ValueError`, names
+        the argument); nothing is written then.
     """
     return run_files(
         "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
@@ -212,7 +217,7 @@ def unfold_files(
 def run_files(
     direction: Direction,
     model: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
     seed: int = 0,
@@ -235,22 +240,23 @@ def run_files(
     other parameters are theirs (``acceptance`` and ``oversample`` are simulate's).
     """
     start_time = time.perf_counter()
-    if seed < 0:
-        raise TurbosimError(f"the seed must be non-negative, not {seed}")
-    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
-        raise TurbosimError(f"--oversample must be a positive integer, not {oversample!r}")
+    seed = arguments.SEED.check(seed, "seed")
+    oversample = arguments.OVERSAMPLE.check(oversample, "oversample")
+    chunk_events = arguments.POSITIVE_INT.check(chunk_events, "chunk_events")
+    if batch_size is not None:
+        batch_size = arguments.POSITIVE_INT.check(batch_size, "batch_size")
+    if jobs is not None:
+        jobs = arguments.POSITIVE_INT.check(jobs, "jobs")
     if direction == "unfold" and (acceptance not in (None, "off") or oversample != 1):
         raise TurbosimError("unfold takes no acceptance and no oversampling")
-    if channel not in layout.CHANNEL_CHOICES:
-        raise TurbosimError(
-            f"--channel must be one of {', '.join(layout.CHANNEL_CHOICES)}, not {channel!r}"
-        )
+    channel = arguments.choice(channel, layout.CHANNEL_CHOICES, "channel")
+    if scheduler is not None:
+        scheduler = arguments.scheduler_address(scheduler, "scheduler")
     compressed = parse_compression(compression)
+    inputs = arguments.input_paths(inputs, "inputs")
     output = check_output_path(output, force=force, inputs=[model, *inputs])
     model = os.path.abspath(os.fspath(model))
-    inputs = [os.path.abspath(os.fspath(p)) for p in inputs]
-    if not inputs:
-        raise TurbosimError("no input files")
+    inputs = [os.path.abspath(p) for p in inputs]
     resolved = resolve_device(device)
     fused = cached_model(model, resolved)  # fail on a bad model before any work
     mode = "off"
@@ -263,10 +269,10 @@ def run_files(
     job = Job(
         direction=direction,
         model=model,
-        seed=int(seed),
+        seed=seed,
         device=str(resolved),
-        batch_size=int(batch_size or BATCH_EVENTS[resolved.type]),
-        chunk_events=int(chunk_events),
+        batch_size=batch_size or BATCH_EVENTS[resolved.type],
+        chunk_events=chunk_events,
         threads=inference_threads(jobs) if resolved.type == "cpu" else 0,
         channel=channel,
         acceptance=mode,
@@ -323,8 +329,7 @@ def _warn_of_shared_names(inputs: list[str]) -> None:
 
 
 def _jobs(jobs: int | None, n_inputs: int) -> int:
-    if jobs is not None and jobs < 1:
-        raise TurbosimError(f"--jobs must be at least 1, not {jobs}")
+    """Worker processes: ``jobs`` (default one per core), at most one per input."""
     return max(1, min(jobs or os.cpu_count() or 1, n_inputs))
 
 

@@ -70,7 +70,11 @@ class Chunk:
     epsilon : numpy.ndarray or None
         float64 (n,) acceptance of each event, where the model's acceptance applies.
     replicas : list of Replica
-        The copies of the chunk that go through the model, once planned.
+        The copies of the chunk that go through the model, once planned: all of them,
+        or one group of them (`Planner`).
+    last_group : bool
+        Whether ``replicas`` holds the chunk's last replica (its events then count as
+        written).
     """
 
     entry: np.ndarray
@@ -79,6 +83,7 @@ class Chunk:
     weight: np.ndarray
     epsilon: np.ndarray | None = None
     replicas: list[Replica] = dataclasses.field(default_factory=list)
+    last_group: bool = True
 
     def __len__(self) -> int:
         return len(self.entry)
@@ -109,20 +114,38 @@ def open_input(path: str | os.PathLike, direction: Direction) -> EventSource:
 def finite_chunks(
     batches: Iterable[EventBatch], direction: Direction, steps: Cutflow
 ) -> Iterator[Chunk]:
-    """The model inputs of each batch, without the events holding NaN or infinite values.
+    """The model inputs of each batch, without the events holding NaN or infinite values
+    in their four-vectors or their weight (which every output weight is a multiple of).
 
     The events kept are counted in ``steps`` as `FINITE_INPUT_CUT`; chunks left empty
     are skipped.
     """
     for batch in batches:
         inputs = batch.z if direction == "simulate" else batch.x
-        finite = np.isfinite(inputs).all(axis=1)
+        finite = np.isfinite(inputs).all(axis=1) & np.isfinite(batch.weights)
         steps.add(FINITE_INPUT_CUT, np.count_nonzero(finite))
         if not finite.all():
             batch, inputs = batch.take(finite), inputs[finite]
         if len(inputs):
             inputs = np.ascontiguousarray(inputs, dtype=np.float32)
             yield Chunk(batch.entry, inputs, batch.conjugate, batch.weights)
+
+
+#: Replica events planned at once, in chunks of the run: the replicas of a chunk go
+#: through the stages in groups of at most ``REPLICA_CHUNKS * chunk_events`` events, so
+#: that the memory of ``--oversample K`` does not grow with K (up to 8 replicas of a full
+#: chunk share the input branches of one group, `kept_input_columns`).
+REPLICA_CHUNKS = 8
+
+
+def replica_groups(events: int, oversample: int, chunk_events: int) -> list[range]:
+    """The groups of replicas of a chunk of ``events`` events planned at once (in order).
+
+    Each group holds at most ``REPLICA_CHUNKS * chunk_events`` replica events (and at
+    least one replica).
+    """
+    size = max(1, REPLICA_CHUNKS * chunk_events // max(events, 1))
+    return [range(lo, min(lo + size, oversample)) for lo in range(0, oversample, size)]
 
 
 @dataclass(frozen=True)
@@ -152,19 +175,30 @@ class Planner:
     device: torch.device
     steps: Cutflow
 
-    def __call__(self, chunk: Chunk) -> Chunk:
-        """The chunk with its acceptance (where it applies) and its planned replicas."""
+    def __call__(self, chunk: Chunk) -> Iterator[Chunk]:
+        """The chunk with its acceptance (where it applies), once per group of replicas
+        (`replica_groups`), each with that group's planned replicas."""
         if self.acceptance is not None:
             chunk.epsilon = acceptance_probabilities(
                 self.acceptance, chunk.inputs, self.device, self.job.batch_size
             )
-        chunk.replicas = plan_replicas(
-            chunk.entry, chunk.weight, chunk.epsilon, seed=self.job.seed, stream=self.stream,
-            noise_dim=self.noise_dim, mode=self.job.acceptance, oversample=self.job.oversample,
-        )
-        if self.acceptance is not None:
-            self.steps.add(ACCEPTED_CUT, sum(len(r.rows) for r in chunk.replicas))
-        return chunk
+        groups = replica_groups(len(chunk), self.job.oversample, self.job.chunk_events)
+        for group in groups:
+            replicas = plan_replicas(
+                chunk.entry, chunk.weight, chunk.epsilon, seed=self.job.seed,
+                stream=self.stream, noise_dim=self.noise_dim, mode=self.job.acceptance,
+                oversample=self.job.oversample, replicas=group,
+            )
+            if self.acceptance is not None:
+                self.steps.add(ACCEPTED_CUT, sum(len(r.rows) for r in replicas))
+            yield dataclasses.replace(
+                chunk, replicas=replicas, last_group=group is groups[-1]
+            )
+
+    def chunks(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        """Every group of replicas of every chunk, in order."""
+        for chunk in chunks:
+            yield from self(chunk)
 
 
 # --- infer -----------------------------------------------------------------------------
@@ -321,7 +355,8 @@ class ChunkWriter:
             inputs = kept_input_columns(chunk, kept, self.job, self.source)
             for replica, columns in zip(kept, inputs, strict=True):
                 self.writer.write(replica_columns(chunk, replica, columns, self.job))
-        self.written(len(chunk))
+        if chunk.last_group:
+            self.written(len(chunk))
 
 
 # --- the stages together ---------------------------------------------------------------
@@ -339,7 +374,7 @@ class FileStages:
     summary : FileSummary
         Filled in as the stages run.
     chunks : iterator of Chunk
-        The read stage: read, checked and planned chunks.
+        The read stage: read, checked and planned chunks (one per group of replicas).
     infer : Inference
         The infer stage.
     write : ChunkWriter
@@ -392,7 +427,7 @@ def file_stages(
         job, stream_id(os.path.basename(path)), inference.noise_dim, acceptance,
         inference.device, summary.pipeline,
     )
-    chunks = map(plan, finite_chunks(batches, job.direction, summary.pipeline))
+    chunks = plan.chunks(finite_chunks(batches, job.direction, summary.pipeline))
     write = ChunkWriter(writer, job, source, summary.pipeline, written)
     return FileStages(summary, chunks, inference, write)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from turbosim_hep import layout
+from turbosim_hep import arguments, layout
 from turbosim_hep.errors import InputError, TurbosimError
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import DEFAULT_PRESET
@@ -108,18 +108,31 @@ class TrainConfig(Settings):
     acceptance: bool = True
 
     def __post_init__(self) -> None:
+        """Check every setting as the command line's flags are checked
+        (`turbosim_hep.arguments`; `ArgumentError` is a `ValueError`)."""
         self.betas = tuple(float(b) for b in self.betas)
         self.critic_betas = tuple(float(b) for b in self.critic_betas)
-        if min(self.epochs, self.batch_size, self.critic_steps, self.gp_interval) < 1:
-            raise ValueError("epochs, batch_size, critic_steps and gp_interval must be at least 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
-        if not 0.0 < self.lr_final_fraction <= 1.0:
-            raise ValueError(
-                f"lr_final_fraction must be in (0, 1], not {self.lr_final_fraction}"
+        for name in ("epochs", "batch_size", "critic_steps", "gp_interval", "val_max_events"):
+            setattr(self, name, arguments.POSITIVE_INT.check(getattr(self, name), name))
+        for name in ("lr", "critic_lr"):
+            setattr(self, name, arguments.POSITIVE_NUMBER.check(getattr(self, name), name))
+        for name in ("weight_decay", "critic_weight_decay"):
+            setattr(self, name, arguments.NON_NEGATIVE_NUMBER.check(getattr(self, name), name))
+        self.seed = arguments.SEED.check(self.seed, "seed")
+        self.val_fraction = arguments.fraction(zero=False, one=False).check(
+            self.val_fraction, "val_fraction"
+        )
+        self.lr_final_fraction = arguments.fraction(zero=False, one=True).check(
+            self.lr_final_fraction, "lr_final_fraction"
+        )
+        if self.ema_decay is not None:
+            self.ema_decay = arguments.fraction(zero=False, one=False).check(
+                self.ema_decay, "ema_decay"
             )
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be between 0 and 1, not {self.ema_decay}")
+        if self.patience is not None:
+            self.patience = arguments.POSITIVE_INT.check(self.patience, "patience")
+        if self.threads is not None:
+            self.threads = arguments.NON_NEGATIVE_INT.check(self.threads, "threads")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if not isinstance(self.graphs, bool):

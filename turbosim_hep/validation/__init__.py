@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from turbosim_hep import arguments
+from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import EventFile
 from turbosim_hep.validation import processor, report, runner
@@ -49,9 +51,12 @@ def validate(
         The metrics (`turbosim_hep.validation.report.compute_metrics`), as written to
         ``metrics.json``; ``result["table1"]`` holds the ten KS distances of Table 1.
     """
-    fileset = {report.TRUTH: _paths(truth), report.SIMULATION: _paths(simulation)}
+    fileset = {
+        report.TRUTH: arguments.input_paths(truth, "truth"),
+        report.SIMULATION: arguments.input_paths(simulation, "simulation"),
+    }
     if unfolded is not None:
-        fileset[report.UNFOLDED] = _paths(unfolded)
+        fileset[report.UNFOLDED] = arguments.input_paths(unfolded, "unfolded")
     return validate_fileset(
         fileset, output_dir, unfolded=report.UNFOLDED if unfolded is not None else None, **kwargs
     )
@@ -123,12 +128,20 @@ def validate_fileset(
     """
     for name in (truth, simulation) + ((unfolded,) if unfolded else ()):
         if name not in fileset:
-            raise ValueError(f"the fileset has no dataset {name!r}")
+            raise ArgumentError("fileset", f"has no dataset {name!r}")
+    fileset = {
+        dataset: arguments.input_paths(files, f"fileset[{dataset!r}]")
+        for dataset, files in fileset.items()
+    }
+    arguments.choice(executor, runner.EXECUTORS, "executor")
+    workers = arguments.POSITIVE_INT.check(workers, "workers")
+    chunksize = arguments.POSITIVE_INT.check(chunksize, "chunksize")
+    bins = arguments.POSITIVE_INT.check(bins, "bins")
     # fail on bad inputs and outputs before the long run
     needs = {truth: _DETECTOR, simulation: _DETECTOR} | ({unfolded: _PARTONS} if unfolded else {})
     inputs = []
     for dataset, files in fileset.items():
-        for path in _paths(files):
+        for path in files:
             check_input(path, **needs.get(dataset, _NOTHING))
             inputs.append(path)
     report.check_report_directory(output_dir, force=force, inputs=inputs)
@@ -157,19 +170,14 @@ def check_input(path: str | os.PathLike, *, detector: bool, partons: bool) -> No
     ------
     InputError
         Naming the file: missing, not a readable (complete) ROOT file of a known
-        format, lacking the detector objects or the partons asked for, or holding no
-        events.
+        format, lacking the detector objects or the partons asked for, holding no
+        events, or with NaN or infinite event weights.
     """
     event_file = EventFile(path)
     event_file.require(detector=detector, partons=partons)
     if event_file.num_entries == 0:
         raise InputError(path, f"tree '{event_file.tree.name}' holds no events")
-
-
-def _paths(value) -> list[str]:
-    if isinstance(value, (str, os.PathLike)):
-        return [os.fspath(value)]
-    return [os.fspath(v) for v in value]
+    event_file.check_weights()
 
 
 __all__ = ["check_input", "validate", "validate_fileset"]

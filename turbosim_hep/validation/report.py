@@ -21,6 +21,7 @@ import numpy as np
 import uproot
 
 from turbosim_hep import metrics
+from turbosim_hep.errors import TurbosimError
 from turbosim_hep.outputs import AtomicOutput, check_output_path, writing
 from turbosim_hep.validation.processor import DATASET_AXIS, WEIGHT_VALUES, dataset_values
 from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
@@ -353,6 +354,12 @@ def _weights(values: Mapping[str, np.ndarray], n: int, dataset: str) -> np.ndarr
         raise ValueError(
             f"dataset {dataset!r} mixes weighted files with files that lack some quantity; "
             "validate them as separate datasets"
+        )
+    total = float(np.sum(weights, dtype=np.float64))
+    if not total > 0:
+        raise TurbosimError(
+            f"the event weights of the {dataset} events sum to {total:g} (negative weights "
+            "outweigh the positive ones): they describe no distribution to compare"
         )
     return weights
 
