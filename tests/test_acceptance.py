@@ -346,3 +346,45 @@ def test_files_of_selected_events_teach_no_acceptance(tmp_path):
     data = write_sample(tmp_path / "selected.root", z, smear(z))
     result = small_run(tmp_path, "m.pt", data)
     assert result.acceptance is None and load_acceptance(tmp_path / "m.pt") is None
+
+
+def test_a_resumed_run_without_an_acceptance_learns_it(tmp_path, capsys):
+    """A checkpoint without acceptance (a run on given events, or one whose acceptance is
+    another version's) learns it on resume, as a new run on the files does, and says so."""
+    from turbosim_hep.cli import main
+    from turbosim_hep.model import load_acceptance
+    from turbosim_hep.model.checkpoint import FORMAT, load_checkpoint
+    from turbosim_hep.training import read_pairs
+
+    data, _ = write_file_with_rejected_events(tmp_path / "mixed.root")
+    # events given (not read from the files): no acceptance is learnt
+    result = small_run_on_events(tmp_path, "given.pt", data, read_pairs([data]))
+    assert result.acceptance is None and load_acceptance(tmp_path / "given.pt") is None
+    assert main(["train", str(data), "-o", str(tmp_path / "given.pt"), "--resume",
+                 "--epochs", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "acceptance: out-of-fold AUC" in printed and "acceptance: none" not in printed
+    assert load_acceptance(tmp_path / "given.pt") is not None
+    assert len(load_checkpoint(tmp_path / "given.pt")["history"]) == 2
+    # an acceptance of another version is learnt again too
+    payload = load_checkpoint(tmp_path / "given.pt")
+    assert payload["format"] == FORMAT
+    del payload["acceptance"]["state"]["eta_offsets"]
+    torch.save(payload, tmp_path / "given.pt")
+    assert main(["train", str(data), "-o", str(tmp_path / "given.pt"), "--resume",
+                 "--epochs", "3", "--quiet"]) == 0
+    assert "acceptance: out-of-fold AUC" in capsys.readouterr().out
+    assert load_acceptance(tmp_path / "given.pt") is not None
+    # a run asked not to learn one says that, not that the data hold no rejected events
+    assert main(["train", str(data), "-o", str(tmp_path / "no.pt"), "--epochs", "1",
+                 "--no-acceptance", "--quiet"]) == 0
+    assert "acceptance: none (the run was asked not to learn one" in capsys.readouterr().out
+
+
+def small_run_on_events(tmp_path, name, data, events):
+    from turbosim_hep.model import ModelConfig
+    from turbosim_hep.training import TrainConfig, train
+
+    config = TrainConfig(epochs=1, batch_size=100, threads=1, device="cpu")
+    return train([data], tmp_path / name, model_config=ModelConfig(encoder_hidden=[32],
+                 decoder_hidden=[32]), train_config=config, progress=False, events=events)

@@ -257,7 +257,8 @@ def test_cosine_learning_rate_schedule(tmp_path):
 
 def test_early_stopping(tmp_path):
     data = ttbar_pairs(300, seed=5)
-    config = TrainConfig(epochs=10, batch_size=50, lr=0.0, patience=2)  # never improves
+    # a step of 1e-30 leaves every float32 weight as it is: the run never improves
+    config = TrainConfig(epochs=10, batch_size=50, lr=1e-30, patience=2)
     result = train_fn(tmp_path / "m.pt", data, config, False)
     assert len(result.history) == 3 and result.best_epoch == 1
 
@@ -331,11 +332,21 @@ def test_cli_train_resume_and_errors(tmp_path, paired_file, capsys):
     assert "model.pt: exists" in capsys.readouterr().err
     assert main(args[:4] + ["--epochs", "2", "--resume", "--quiet"]) == 0
     assert len(load_checkpoint(out)["history"]) == 2
-    # without --epochs the stored total stands: the finished run has nothing left to do
-    assert main(args[:4] + ["--resume", "--quiet"]) == 0
+    # without --epochs the stored total stands: the finished run has nothing left to do,
+    # and says so; so does a run asked for fewer epochs than it has
+    capsys.readouterr()
+    before = out.read_bytes()
+    for fewer in ([], ["--epochs", "1"]):
+        assert main(args[:4] + ["--resume", "--quiet", *fewer]) == 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"turbosim-hep train: warning: {out}: the run has 2 epochs already, as many as "
+            f"or more than the {fewer[-1] if fewer else 2} asked for; nothing to train (give "
+            "a larger --epochs to continue it)"
+        ]
+    assert out.read_bytes() == before
     assert load_checkpoint(out)["train_config"]["epochs"] == 2
     assert len(load_checkpoint(out)["history"]) == 2
-    capsys.readouterr()
     assert main(args[:4] + ["--resume", "--preset", "gan", "--lr", "1e-3"]) == 2
     assert "--preset, --lr cannot change (only --epochs" in capsys.readouterr().err
     assert main(args + ["--force", "--weight", "Dxx=1"]) == 2

@@ -252,12 +252,18 @@ def run(args: argparse.Namespace) -> int:
         f"valid events {last.get('valid_fraction', float('nan')):.4f}; "
         f"log {log_path_for(args.output)}"
     )
-    print(_describe_acceptance(result.acceptance))
+    print(_describe_acceptance(result))
     return 0
 
 
-def _describe_acceptance(record: dict | None) -> str:
-    """One line on the acceptance stored with the model."""
+def _describe_acceptance(result) -> str:
+    """One line on the acceptance stored with the model (``result``: a `TrainResult`)."""
+    record = result.acceptance
+    if record is None and result.config is not None and not result.config.acceptance:
+        return (
+            "acceptance: none (the run was asked not to learn one, --no-acceptance); "
+            "simulate will treat every parton event as selected"
+        )
     if record is None:
         return (
             "acceptance: none (the data hold no events the selection rejects, or too few "

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from turbosim_hep.device import flush_denormals
 from turbosim_hep.errors import InputError, OutputError, TurbosimError, check_parent_directory
 from turbosim_hep.model.acceptance import AcceptanceConfig
-from turbosim_hep.model.checkpoint import load_checkpoint
+from turbosim_hep.model.checkpoint import acceptance_from_checkpoint, load_checkpoint
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import loss_config as preset_loss_config
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
@@ -55,6 +56,8 @@ class TrainResult:
         The record of the calibrated acceptance stored with the model, on the
         out-of-fold predictions of its training examples (BCE, AUC, calibration error,
         predicted and observed selected events), None if the model has none.
+    config : TrainConfig or None
+        The training settings of the run (None: not recorded).
     """
 
     model: TurboSim
@@ -62,6 +65,7 @@ class TrainResult:
     best_epoch: int = 0
     best_ks: float = math.inf
     acceptance: dict[str, Any] | None = None
+    config: TrainConfig | None = None
 
 
 def train(
@@ -155,21 +159,30 @@ def train(
         trainer = Trainer.resume(
             output, train_events, val_events, payload=payload, **(resume_changes or {})
         )
+        _warn_if_finished(trainer, output)
+        try:
+            acceptance_from_checkpoint(payload, output)
+        except InputError:  # another version's acceptance, which simulate refuses
+            trainer.acceptance = None  # learnt again below
     else:
         trainer = Trainer(
             model_config or ModelConfig(), loss_config or preset_loss_config(), train_config
         )
-        if train_config.acceptance:
-            if labelled is None and events is None:
-                labelled = read_labelled(paths, train_config.channel)
-            trainer.acceptance = learn_acceptance(
-                labelled, acceptance_settings, trainer.device, progress
-            )
     metadata = {
         "inputs": [os.path.basename(os.fspath(p)) for p in paths],
         "n_train": len(train_events),
         "n_val": len(val_events),
     }
+    # a resumed run whose checkpoint has none (an older one, or a run on given events)
+    # learns it as a new run does, and stores it at once
+    if train_config.acceptance and trainer.acceptance is None:
+        if labelled is None and events is None:
+            labelled = read_labelled(paths, train_config.channel)
+        trainer.acceptance = learn_acceptance(
+            labelled, acceptance_settings, trainer.device, progress
+        )
+        if resume and trainer.acceptance is not None:
+            _store(trainer, output, log_path_for(output), metadata, force=True)
     return fit(
         trainer,
         train_events,
@@ -239,16 +252,47 @@ def fit(
             bar.set_postfix(
                 ks=f"{record['ks_sum']:.3f}", best=f"{trainer.best_ks:.3f}@{trainer.best_epoch}"
             )
-            if checkpoint is not None:
-                trainer.save(checkpoint, metadata=metadata, force=force)
-                force = True  # the file is this run's own from now on
-            if log_path is not None:
-                _write_log(log_path, _acceptance_log(trainer.acceptance) + trainer.history)
+            _store(trainer, checkpoint, log_path, metadata, force)
+            force = True  # the file is this run's own from now on
     acceptance = trainer.acceptance["history"][-1] if trainer.acceptance else None
     return TrainResult(
         trainer.best_model(), list(trainer.history), trainer.best_epoch, trainer.best_ks,
-        acceptance,
+        acceptance, config,
     )
+
+
+def _store(
+    trainer: Trainer,
+    checkpoint: str | os.PathLike | None,
+    log_path: str | os.PathLike | None,
+    metadata: Mapping[str, Any] | None,
+    force: bool,
+) -> None:
+    """Write the run's checkpoint and its log (each where a path is given)."""
+    if checkpoint is not None:
+        trainer.save(checkpoint, metadata=metadata, force=force)
+    if log_path is not None:
+        _write_log(log_path, _acceptance_log(trainer.acceptance) + trainer.history)
+
+
+def _warn_if_finished(trainer: Trainer, output: str) -> None:
+    """Warn that a resumed run has nothing to do: it has the epochs asked for already, or
+    stopped early for want of improvement."""
+    config = trainer.config
+    if trainer.epoch >= config.epochs:
+        warnings.warn(
+            f"{output}: the run has {trainer.epoch} epochs already, as many as or more than "
+            f"the {config.epochs} asked for; nothing to train (give a larger --epochs to "
+            "continue it)",
+            stacklevel=3,
+        )
+    elif config.patience is not None and trainer.stale_epochs >= config.patience:
+        warnings.warn(
+            f"{output}: the run stopped early at epoch {trainer.epoch}, {trainer.stale_epochs} "
+            f"epochs without improvement (--patience {config.patience}); nothing to train "
+            "(give a larger --patience to continue it)",
+            stacklevel=3,
+        )
 
 
 def learn_acceptance(
