@@ -11,6 +11,7 @@ import torch
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
 from turbosim_hep.inference import FusedMLP, fuse_for_inference
+from turbosim_hep.kinematics import ptetaphim_from_p4
 from turbosim_hep.model import (
     TERMS,
     ModelConfig,
@@ -51,7 +52,7 @@ def model(events) -> TurboSim:
     return TurboSim.from_config(None, x=x, z=z)
 
 
-@pytest.mark.parametrize("x_head", ["physical", "ptetaphi"])
+@pytest.mark.parametrize("x_head", ["physical", "ptetaphi", "response"])
 def test_physical_heads_give_valid_events(events, x_head):
     z, x = events
     model = TurboSim.from_config({"x_head": x_head}, x=x, z=z)
@@ -69,6 +70,39 @@ def test_physical_heads_give_valid_events(events, x_head):
     # b quarks keep their on-shell mass, the other partons are massless
     mass = np.sqrt(np.maximum(p4[..., 3] ** 2 - (p4[..., :3] ** 2).sum(-1), 0))
     assert np.allclose(np.median(mass, axis=0), [0, 0, 4.7, 4.7, 0, 0], atol=0.05)
+
+
+def test_the_response_head_builds_each_object_from_its_parton(events):
+    """Zero responses give the partons themselves (massless), the MET the neutrino's pT,
+    jets in pT order and the W and top masses of the partons; responses move each object
+    from its parton, and the MET takes up what the others lost."""
+    z, x = events
+    model = TurboSim.from_config({"x_head": "response"}, x=x, z=z)
+    head = model.x_head
+    assert head.uses_input and head.n_raw == 17
+    with torch.no_grad():
+        same = head.physical(torch.zeros(len(z), head.n_raw), z).double()
+        scaled = torch.zeros(len(z), head.n_raw)
+        scaled[:, 5] = 10.0  # the first quark's jet: log pT ratio +1 (RESPONSE_SCALE 0.1)
+        harder = head.physical(scaled, z).double()
+    zz = z.double().reshape(-1, 6, 4)
+    p4 = same.reshape(-1, 6, 4)
+    torch.testing.assert_close(p4[:, 0, :3], zz[:, 0, :3], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(p4[:, 1, :2], zz[:, 1, :2], rtol=1e-4, atol=1e-3)
+    pt = torch.hypot(p4[:, 2:, 0], p4[:, 2:, 1])
+    assert torch.all(pt[:, :-1] >= pt[:, 1:])
+    assert metrics.valid_fraction(same.float().numpy()) == 1.0
+    w_jets = ptetaphim_from_p4((zz[:, 4] + zz[:, 5]).numpy())[3]  # u d-bar
+    quark_pts = torch.hypot(zz[:, 2:, 0], zz[:, 2:, 1])
+    jet_of = torch.argsort(torch.argsort(quark_pts, dim=1, descending=True), dim=1)
+    w_pair = torch.gather(p4[:, 2:], 1, jet_of[:, 2:].unsqueeze(-1).expand(-1, -1, 4)).sum(1)
+    np.testing.assert_allclose(ptetaphim_from_p4(w_pair.numpy())[3], w_jets, rtol=1e-3)
+    b = harder.reshape(-1, 6, 4)
+    b_pt = torch.hypot(zz[:, 2, 0], zz[:, 2, 1])
+    assert torch.allclose(torch.hypot(b[:, 2:, 0], b[:, 2:, 1]).max(1).values,
+                          torch.maximum(b_pt * np.e, pt.max(1).values), rtol=1e-4)
+    lost = (zz[:, 2, :2] - (b_pt * np.e).unsqueeze(1) * zz[:, 2, :2] / b_pt.unsqueeze(1))
+    torch.testing.assert_close(b[:, 1, :2], zz[:, 1, :2] + lost, rtol=1e-4, atol=1e-2)
 
 
 def test_linear_head_is_not_constrained(events):

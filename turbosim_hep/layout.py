@@ -55,6 +55,11 @@ X_OBJECTS: tuple[str, ...] = ("e-", "met") + tuple(f"jet{i + 1}" for i in range(
 N_OBJECTS = 6
 N_FEATURES = N_OBJECTS * N_COMPONENTS  # 24 floats per space
 
+#: The parton each detector object comes from, in X order (the jets come from the four
+#: quarks in some order, the MET from the neutrino): what a response of the detector to
+#: the partons is relative to (`turbosim_hep.model.networks.ResponseXHead`).
+X_SOURCES: tuple[str, ...] = ("e-", "nubar", "b", "bbar", "u", "dbar")
+
 
 def _columns(objects: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{c}_{o}" for o in objects for c in COMPONENTS)

@@ -15,7 +15,16 @@ by construction:
   parton's on-shell mass measured on the training data (`TurboSim.fit_standardisation`).
 - `PtEtaPhiXHead` ("ptetaphi", X only): the same guarantees as `XHead`, from
   (log pT, eta, direction in the transverse plane) of each object.
+- `ResponseXHead` ("response", X only): each object as the detector's response to the
+  parton it comes from (`turbosim_hep.layout.X_SOURCES`): the electron and each jet as
+  (log pT ratio, delta eta, delta phi) of its parton, the MET as the neutrino's transverse
+  momentum plus what the detector mismeasured of the other objects, plus a residual. The
+  same guarantees as `XHead`; the detector's resolution and the correlations between the
+  objects of one event come from the partons, not from the network.
 - `LinearHead` ("linear"): the 24 standardised values as they come, as in the reference.
+
+A head with ``uses_input`` True also takes the physical input of the network (the partons
+for the decoder) in `physical` and `standardised`.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from turbosim_hep import layout
 #: Noise-injection modes: how the standard-normal noise enters the network input.
 NOISE_MODES = ("add", "cat", "mul", "none")
 #: Output heads by name.
-HEADS = ("physical", "ptetaphi", "linear")  # ptetaphi: X only
+HEADS = ("physical", "ptetaphi", "response", "linear")  # ptetaphi, response: X only
 
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
@@ -163,6 +172,8 @@ class Standardiser(nn.Module):
 class LinearHead(nn.Module):
     """The raw outputs are the 24 standardised features (the reference model)."""
 
+    uses_input = False
+
     def __init__(self, scaler: Standardiser):
         super().__init__()
         self.scaler = scaler
@@ -177,6 +188,8 @@ class LinearHead(nn.Module):
 
 class _MomentumHead(nn.Module):
     """Shared logic: raw outputs are standardised momentum components of some objects."""
+
+    uses_input = False
 
     def __init__(self, scaler: Standardiser, columns: Sequence[int]):
         super().__init__()
@@ -258,6 +271,8 @@ class PtEtaPhiXHead(nn.Module):
     four-vectors are massless by construction, MET has pz = 0 and the jets are pT-ordered.
     """
 
+    uses_input = False
+
     def __init__(self, scaler: Standardiser):
         super().__init__()
         self.scaler = scaler
@@ -267,8 +282,9 @@ class PtEtaPhiXHead(nn.Module):
         self.register_buffer("eta_std", torch.ones(layout.N_OBJECTS))
 
     @torch.no_grad()
-    def fit_kinematics(self, x: torch.Tensor) -> None:
-        """Set the log pT offsets and the scales of log pT and eta from an (n, 24) X tensor."""
+    def fit_kinematics(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Set the log pT offsets and the scales of log pT and eta from an (n, 24) X tensor
+        (``z``, the paired partons, is not used)."""
         p4 = x.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
         pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
         eta = torch.asinh(p4[..., 2] / pt)
@@ -302,12 +318,106 @@ class PtEtaPhiXHead(nn.Module):
         return self.scaler(self.physical(raw))
 
 
+#: Scale of the raw outputs of `ResponseXHead` in log pT ratio and in radians of eta and
+#: phi: a raw output of 1 is a response of 0.1, the order of the detector's resolution, so
+#: that the untrained network starts near the partons.
+RESPONSE_SCALE = 0.1
+
+
+def _pt_eta_phi(p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """pT, eta and phi of (..., 4) four-vectors (px, py, pz, E)."""
+    pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
+    return pt, torch.asinh(p4[..., 2] / pt), torch.atan2(p4[..., 1], p4[..., 0])
+
+
+def _massless(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """(..., 4) massless four-vectors of pT, eta and phi."""
+    eta = eta.clamp(-10.0, 10.0)
+    return torch.stack(
+        [pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta), pt * torch.cosh(eta)],
+        dim=-1,
+    )
+
+
+class ResponseXHead(nn.Module):
+    """Detector objects as the detector's responses to the partons they come from.
+
+    The raw outputs are, for the electron and each of the four jets, (log pT ratio,
+    delta eta, delta phi) relative to its parton (`turbosim_hep.layout.X_SOURCES`), in
+    units of `RESPONSE_SCALE`; and a residual of the missing transverse momentum in units
+    of its spread (buffer ``met_scale``). The MET is the neutrino's transverse momentum
+    plus the transverse momentum the detector lost or gained on the other objects (the
+    partons' minus the objects'), plus that residual, as an energy-flow MET is. The
+    objects are massless, the MET has pz = 0 and the jets are pT-ordered, as in `XHead`.
+
+    A jet is made from one quark, so the masses of jet pairs and triplets are those of
+    the W and top decays up to the responses: the peaks keep their widths whatever the
+    network has learnt of the correlations.
+    """
+
+    uses_input = True
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__()
+        self.scaler = scaler
+        self.n_raw = 3 + 2 + 3 * layout.N_JETS
+        sources = [layout.Z_OBJECTS.index(name) for name in layout.X_SOURCES]
+        self.register_buffer("sources", torch.tensor(sources, dtype=torch.long))
+        self.register_buffer("met_scale", torch.ones(2))
+
+    @torch.no_grad()
+    def fit_kinematics(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Set the MET residual's scale from paired (n, 24) X and Z tensors: the spread of
+        the MET about the neutrino plus the other objects' transverse mismeasurement."""
+        self.met_scale.copy_(self._met_balance(x.double(), z.double()).std(0).clamp_min(1e-3))
+
+    def _met_balance(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(n, 2) MET minus its expectation from the partons and the other objects."""
+        parton = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)[:, self.sources, :2]
+        objects = x.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)[..., :2]
+        others = [i for i in range(layout.N_OBJECTS) if layout.X_OBJECTS[i] != "met"]
+        met = layout.X_OBJECTS.index("met")
+        lost = (parton[:, others] - objects[:, others]).sum(1)
+        return objects[:, met] - parton[:, met] - lost
+
+    def physical(self, raw: torch.Tensor, partons: torch.Tensor) -> torch.Tensor:
+        """(n, 24) detector objects from raw outputs and (n, 24) physical partons."""
+        n = raw.shape[0]
+        source = partons.reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)[:, self.sources]
+        pt, eta, phi = _pt_eta_phi(source)
+        visible = [0, *range(2, layout.N_OBJECTS)]  # the electron and the jets
+        response = torch.cat([raw[:, 0:3], raw[:, 5:]], dim=1).reshape(n, len(visible), 3)
+        response = response * RESPONSE_SCALE
+        objects = _massless(
+            pt[:, visible] * torch.exp(response[..., 0].clamp(max=5.0)),
+            eta[:, visible] + response[..., 1],
+            phi[:, visible] + response[..., 2],
+        )
+        lost = (source[:, visible, :2] - objects[..., :2]).sum(1)
+        met_t = source[:, 1, :2] + lost + raw[:, 3:5] * self.met_scale
+        met = torch.cat(
+            [met_t, torch.zeros_like(met_t[:, :1]),
+             torch.linalg.vector_norm(met_t, dim=1, keepdim=True)],
+            dim=1,
+        )
+        jets = objects[:, 1:]
+        order = torch.argsort(jets[..., 0].square() + jets[..., 1].square(), dim=1,
+                              descending=True)
+        jets = torch.gather(jets, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+        return torch.cat([objects[:, 0], met, jets.reshape(n, 4 * layout.N_JETS)], dim=1)
+
+    def standardised(self, raw: torch.Tensor, partons: torch.Tensor) -> torch.Tensor:
+        return self.scaler(self.physical(raw, partons))
+
+
 def make_head(kind: str, space: str, scaler: Standardiser) -> nn.Module:
-    """The output head ``kind`` ("physical", "ptetaphi" or "linear") of the Z or X space."""
+    """The output head ``kind`` (`HEADS`) of the Z or X space."""
     if kind == "linear":
         return LinearHead(scaler)
     if kind == "physical":
         return XHead(scaler) if space == "x" else ZHead(scaler)
     if kind == "ptetaphi" and space == "x":
         return PtEtaPhiXHead(scaler)
+    if kind == "response" and space == "x":
+        return ResponseXHead(scaler)
     raise ValueError(f"unknown output head {kind!r} for {space.upper()}; choose from {HEADS}")

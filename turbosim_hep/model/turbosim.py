@@ -39,9 +39,10 @@ class ModelConfig(Settings):
         Its scale (reference: 0.05).
     noise_dim : int, optional
         Width of the noise in ``cat`` mode (default 24).
-    x_head, z_head : {"physical", "ptetaphi", "linear"}
+    x_head, z_head : {"physical", "ptetaphi", "response", "linear"}
         Output heads: "physical" builds valid four-vectors by construction from
-        (px, py, pz), "ptetaphi" (X only) from (log pT, eta, phi), "linear" outputs the
+        (px, py, pz), "ptetaphi" (X only) from (log pT, eta, phi), "response" (X only)
+        from the responses of the detector to each object's parton, "linear" outputs the
         24 standardised values (the reference).
     """
 
@@ -128,7 +129,7 @@ class TurboSim(nn.Module):
         if hasattr(self.z_head, "fit_masses"):
             self.z_head.fit_masses(z)
         if hasattr(self.x_head, "fit_kinematics"):
-            self.x_head.fit_kinematics(x)
+            self.x_head.fit_kinematics(x, z)
 
     # --- standardised paths (training) ---------------------------------------------
     def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,7 +138,10 @@ class TurboSim(nn.Module):
 
     def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised Z -> standardised X through the decoder."""
-        return self.x_head.standardised(self.decoder(z, noise))
+        raw = self.decoder(z, noise)
+        if self.x_head.uses_input:
+            return self.x_head.standardised(raw, self.z_scaler.inverse(z))
+        return self.x_head.standardised(raw)
 
     # --- physical paths (inference) -------------------------------------------------
     def simulate(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -155,7 +159,8 @@ class TurboSim(nn.Module):
         torch.Tensor
             (n, 24) reconstructed four-momenta in GeV.
         """
-        return self.x_head.physical(self.decoder(self.z_scaler(z), noise))
+        raw = self.decoder(self.z_scaler(z), noise)
+        return self.x_head.physical(raw, z) if self.x_head.uses_input else self.x_head.physical(raw)
 
     def unfold(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Parton-level events from detector-level ones; as `simulate`, with the encoder."""
