@@ -156,3 +156,18 @@ def test_event_writer_refuses_what_is_not_a_chunk(tmp_path):
             writer.write({"b": np.zeros(3)})
     with uproot.open(out) as file:
         assert file["Events"].num_entries == 3
+
+
+@pytest.mark.parametrize("chunk_events", [-1, 0, 2.5])
+def test_readers_refuse_a_chunk_size_that_is_not_positive(paired_sample, tmp_path,
+                                                          chunk_events):
+    from _lhe import write_lhe
+
+    lhe = write_lhe(tmp_path / "p.lhe", paired_sample["z"][:20])
+    for path in (paired_sample["full"], lhe):
+        with pytest.raises(ArgumentError, match="chunk_events: must be a positive integer"):
+            ts.read_events(path, chunk_events=chunk_events) if path != lhe else list(
+                ts.open_events(path).iterate(chunk_events=chunk_events)
+            )
+    with pytest.raises(ArgumentError, match="channel: unknown channel 'muon'"):
+        ts.read_events(paired_sample["full"], channel="muon")

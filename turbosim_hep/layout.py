@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from turbosim_hep.arguments import ArgumentError
+
 #: Bumped whenever the meaning of the Z or X columns changes; stored in checkpoints.
 LAYOUT_VERSION = 1
 
@@ -159,9 +161,12 @@ CHANNEL_SIGN: Mapping[str, int] = {"electron": 1, "positron": -1}
 
 
 def check_channel(channel: str) -> str:
-    """``channel`` if it is one of `CHANNELS`; ValueError naming the choices otherwise."""
+    """``channel`` if it is one of `CHANNELS`; `ArgumentError` (a ValueError) naming the
+    choices otherwise."""
     if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}; choose from {', '.join(CHANNELS)}")
+        raise ArgumentError(
+            "channel", f"unknown channel {channel!r}; choose from {', '.join(CHANNELS)}"
+        )
     return channel
 
 
@@ -170,14 +175,14 @@ def channels_of(choice: str) -> tuple[str, ...]:
 
     Raises
     ------
-    ValueError
-        Naming the choices, for an unknown one.
+    ArgumentError
+        A ValueError naming the choices, for an unknown one.
     """
     if choice == "both":
         return CHANNELS
     if choice not in CHANNELS:
-        raise ValueError(
-            f"unknown channel {choice!r}; choose from {', '.join(CHANNEL_CHOICES)}"
+        raise ArgumentError(
+            "channel", f"unknown channel {choice!r}; choose from {', '.join(CHANNEL_CHOICES)}"
         )
     return (choice,)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from turbosim_hep import layout
+from turbosim_hep import arguments, layout
 
 #: The first step of every cut-flow: the events read.
 ALL_CUT = "all"
@@ -216,6 +216,19 @@ class EventSource(abc.ABC):
         InputError
             If the file lacks what is asked, or cannot be read.
         """
+
+    @staticmethod
+    def chunk_size(chunk_events: int | None, default: int | None) -> int | None:
+        """``chunk_events`` checked to be a positive integer, or ``default`` for None.
+
+        Raises
+        ------
+        ArgumentError
+            For anything but a positive integer or None.
+        """
+        if chunk_events is None:
+            return default
+        return arguments.POSITIVE_INT.check(chunk_events, "chunk_events")
 
     def read(self, **kwargs) -> tuple[EventBatch, Cutflow]:
         """Read all selected events at once; keyword arguments as for `iterate`."""

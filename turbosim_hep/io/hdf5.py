@@ -134,7 +134,7 @@ class HDF5File(EventSource):
         of the reference channel in the reference layout: with ``labels`` every event is
         labelled as passing, and the charge-conjugate channel alone holds no event.
         """
-        chunk_events = HDF5_CHUNK_EVENTS if chunk_events is None else chunk_events
+        chunk_events = self.chunk_size(chunk_events, HDF5_CHUNK_EVENTS)
         detector, partons = detector or labels, partons or labels
         channels = layout.channels_of(channel)
         cutflow = cutflow if cutflow is not None else Cutflow()

@@ -125,7 +125,7 @@ class LHEFile(EventSource):
         """
         self.require(detector=detector or labels, partons=partons)
         channels = layout.channels_of(channel)
-        chunk_events = LHE_CHUNK_EVENTS if chunk_events is None else chunk_events
+        chunk_events = self.chunk_size(chunk_events, LHE_CHUNK_EVENTS)
         cutflow = cutflow if cutflow is not None else Cutflow()
         cutflow.declare(cut_names(detector=False, partons=True))
         events = self._open()

@@ -182,6 +182,7 @@ class EventFile(EventSource):
         if not (detector or partons):
             raise ValueError("ask for the detector objects, the partons, or both")
         layout.channels_of(channel)  # an unknown channel fails before any read
+        chunk_events = self.chunk_size(chunk_events, None)
         self.require(detector=detector, partons=partons)
         branches = (self.detector_branches if detector else ()) + (
             self.parton_branches if partons else ()
