@@ -1,0 +1,261 @@
+"""The classifier two-sample test: can a classifier tell the simulation from the truth?
+
+A gradient-boosted classifier (scikit-learn's `HistGradientBoostingClassifier`) learns to
+separate truth events from simulated ones on equal-size samples; its ROC AUC on the
+events it did not learn (k-fold cross-validation) says how different the two samples
+are: 0.5 when they are indistinguishable, 1 when every event can be told apart. Unlike
+the KS distance of one quantity, it sees the correlations between the objects of an
+event. The same test of one half of the truth against the other gives the floor that
+statistical fluctuations alone reach. This is the multivariate test of the CaloChallenge
+(Krause et al., arXiv:2410.21611).
+
+- `event_features`: the features of each event (per-object log pT, eta, phi and the
+  reconstructed masses) from the unbinned values the validation processor keeps;
+- `detector_values`: those values from an (n, 24) X array, for code that holds arrays
+  rather than a processor output;
+- `classifier_test`: the cross-validated AUC and its floor, on plain NumPy arrays.
+
+scikit-learn is imported when `classifier_test` first runs, not with this module: the
+commands that never run the test do not pay for its import.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+
+from turbosim_hep import kinematics, layout, metrics, physics
+
+#: The reconstructed masses of the paper's Table 1 among the features.
+TABLE1_MASSES: tuple[str, ...] = ("m_tt", "m_W_had", "m_t_had", "m_t_lep")
+#: Every pair and every triplet of the four jets (indices into the jets).
+JET_PAIRS = np.array(list(itertools.combinations(range(layout.N_JETS), 2)))
+JET_TRIPLETS = np.array(list(itertools.combinations(range(layout.N_JETS), 3)))
+#: Events per side the test uses at most (a reproducible random subsample beyond).
+MAX_EVENTS = 50_000
+#: Fewer events per side than this give an AUC of NaN (too few to train and test on).
+MIN_EVENTS = 100
+#: The classifier: boosting stops once 10 rounds in a row no longer improve the loss on
+#: a tenth of the training events held out, so its cost follows the difficulty.
+CLASSIFIER_SETTINGS: Mapping[str, object] = {
+    "max_iter": 200,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 31,
+    "early_stopping": True,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 10,
+}
+#: Quantile bins of each feature (the classifier's own default number).
+BINS = 255
+
+_FIRST_JET = layout.X_OBJECTS.index("jet1")
+#: (object, variable) of every per-object feature, of all objects and variables but the
+#: MET's eta (it has none); `_HAS_FEATURE` marks them among all objects x variables.
+_ALL_PER_OBJECT = list(itertools.product(layout.X_OBJECTS, ("log_pt", "eta", "phi")))
+_HAS_FEATURE = np.array([pair != ("met", "eta") for pair in _ALL_PER_OBJECT])
+_PER_OBJECT = [pair for pair in _ALL_PER_OBJECT if pair != ("met", "eta")]
+
+
+def feature_names() -> list[str]:
+    """Names of the columns of `event_features`, in order.
+
+    ``log_pt_<object>``, ``eta_<object>`` (not for the MET, which has none) and
+    ``phi_<object>`` of the six objects of `turbosim_hep.layout.X_OBJECTS`, then the
+    `TABLE1_MASSES`, then the invariant mass of every jet pair (``m_jet1_jet2``, ...) and
+    of every jet triplet (``m_jet1_jet2_jet3``, ...).
+    """
+    jets = layout.X_OBJECTS[_FIRST_JET:]
+    combinations = [*JET_PAIRS, *JET_TRIPLETS]
+    return (
+        [f"{variable}_{obj}" for obj, variable in _PER_OBJECT]
+        + list(TABLE1_MASSES)
+        + ["m_" + "_".join(jets[j] for j in combination) for combination in combinations]
+    )
+
+
+def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """The classifier's features of every event.
+
+    Parameters
+    ----------
+    values : mapping of str to numpy.ndarray
+        Per-event values as `turbosim_hep.validation.processor.dataset_values` gives them
+        for a detector-level dataset: ``x_<column>`` for every column of
+        `turbosim_hep.layout.X_COLUMNS` and the reconstructed `TABLE1_MASSES`.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, list of str)
+        float64 (n, k) features and their names (`feature_names`). Values that are not
+        finite (a reconstruction without a solution, the log of a zero pT) are NaN, which
+        the classifier treats as missing.
+    """
+    x = np.stack([np.asarray(values[f"x_{c}"], dtype=np.float64) for c in layout.X_COLUMNS], 1)
+    p4 = x.reshape(len(x), layout.N_OBJECTS, layout.N_COMPONENTS)
+    pt, eta, phi, _ = kinematics.ptetaphim_from_p4(p4)
+    with np.errstate(divide="ignore"):
+        log_pt = np.log(pt)
+    per_object = np.stack([log_pt, eta, phi], axis=2).reshape(len(x), -1)[:, _HAS_FEATURE]
+    jets = p4[:, _FIRST_JET:]
+    combined = [
+        kinematics.ptetaphim_from_p4(jets[:, groups].sum(axis=2))[3]
+        for groups in (JET_PAIRS, JET_TRIPLETS)
+    ]
+    reconstructed = np.stack([np.asarray(values[m], dtype=np.float64) for m in TABLE1_MASSES], 1)
+    features = np.concatenate([per_object, reconstructed, *combined], axis=1)
+    return np.where(np.isfinite(features), features, np.nan), feature_names()
+
+
+def detector_values(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-event values `event_features` reads, from an (n, 24) X array.
+
+    The X columns as ``x_<column>`` and the reconstructed observables of
+    `turbosim_hep.physics.reconstruct`, as the validation processor keeps them.
+    """
+    x = np.asarray(x)
+    values = {f"x_{c}": x[:, i] for i, c in enumerate(layout.X_COLUMNS)}
+    observables = physics.reconstruct(x)
+    return values | {name: observables[name] for name in physics.OBSERVABLE_NAMES}
+
+
+def classifier_test(
+    truth: np.ndarray,
+    simulation: np.ndarray,
+    *,
+    truth_weights: np.ndarray | None = None,
+    simulation_weights: np.ndarray | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    max_events: int = MAX_EVENTS,
+    threads: int | None = 1,
+) -> dict:
+    """Cross-validated ROC AUC of a classifier separating simulated from truth events.
+
+    Both samples are brought to the same size, that of the smaller one and at most
+    ``max_events``, by drawing events without replacement. A
+    `sklearn.ensemble.HistGradientBoostingClassifier` (`CLASSIFIER_SETTINGS`) is trained
+    on all folds but one of a stratified k-fold split and scores the remaining one; the
+    AUC is that of all the out-of-fold scores together (`turbosim_hep.metrics.roc_auc`).
+    The floor is the same test of one half of the truth sample against the other.
+
+    Parameters
+    ----------
+    truth, simulation : numpy.ndarray
+        (n, k) and (m, k) features (`event_features`); NaN marks a missing value.
+    truth_weights, simulation_weights : numpy.ndarray, optional
+        Event weights (1 where not given). The AUC is the weighted one, with the signed
+        weights. The classifier trains with their absolute values, each class's scaled
+        to a mean of 1: gradient boosting with negative weights (an NLO generator's) has
+        no minimum to converge to, while the AUC counts them as they are.
+    folds : int
+        Folds of the cross-validation.
+    seed : int
+        Seed of the subsampling, of the folds and of the classifier: a fixed seed gives
+        the same result.
+    max_events : int
+        Events per side at most; more make the test slower and a little more sensitive.
+    threads : int, optional
+        OpenMP threads of the classifier (None: scikit-learn's default, every core).
+        One by default: the test is small, and on a machine busy with other work, OpenMP
+        threads waiting for each other at every step of the boosting make it many times
+        slower.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``auc`` (0.5: indistinguishable; above: the simulation can be
+        told apart), ``auc_floor`` (truth against truth), ``folds``, ``events`` (events
+        per side), ``floor_events`` (events per side of the floor) and ``features``
+        (their number). An AUC is NaN when it had fewer than `MIN_EVENTS` per side.
+    """
+    truth, simulation = np.asarray(truth), np.asarray(simulation)
+    if truth.ndim != 2 or simulation.ndim != 2 or truth.shape[1] != simulation.shape[1]:
+        raise ValueError(
+            f"expected (n, k) features with the same k, got {truth.shape} and {simulation.shape}"
+        )
+    rng = np.random.default_rng(seed)
+    n = min(len(truth), len(simulation), max_events)
+    rows = [rng.choice(len(sample), n, replace=False) for sample in (truth, simulation)]
+    weights = [
+        np.ones(n) if w is None else np.asarray(w, dtype=np.float64)[r]
+        for w, r in zip((truth_weights, simulation_weights), rows, strict=True)
+    ]
+    settings = {"folds": folds, "seed": seed, "threads": threads}
+    auc = _cross_validated_auc(truth[rows[0]], simulation[rows[1]], *weights, **settings)
+    halves = np.array_split(rng.permutation(n), 2)
+    floor = _cross_validated_auc(
+        *(truth[rows[0]][h] for h in halves), *(weights[0][h] for h in halves), **settings
+    )
+    return {
+        "auc": auc,
+        "auc_floor": floor,
+        "folds": folds,
+        "events": n,
+        "floor_events": len(halves[1]),
+        "features": truth.shape[1],
+    }
+
+
+def _cross_validated_auc(
+    truth: np.ndarray,
+    simulation: np.ndarray,
+    truth_weights: np.ndarray,
+    simulation_weights: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
+    threads: int | None,
+) -> float:
+    """Weighted AUC of the out-of-fold scores of truth (0) against simulation (1)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
+
+    if min(len(truth), len(simulation)) < MIN_EVENTS:
+        return float("nan")
+    if not (np.any(truth_weights) and np.any(simulation_weights)):
+        return float("nan")  # a class of zero weight: nothing to learn or to rank
+    features = _quantile_bins(np.concatenate([truth, simulation]))
+    label = np.repeat([False, True], [len(truth), len(simulation)])
+    weights = np.concatenate([truth_weights, simulation_weights])
+    training_weights = np.concatenate(
+        [np.abs(w) / np.mean(np.abs(w)) for w in (truth_weights, simulation_weights)]
+    )
+    # limited once scikit-learn, above, has loaded its OpenMP runtime
+    with threadpool_limits(threads, user_api="openmp"):
+        score = cross_val_predict(
+            HistGradientBoostingClassifier(**CLASSIFIER_SETTINGS, random_state=seed),
+            features,
+            label,
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            method="predict_proba",
+            params={"sample_weight": training_weights},
+        )[:, 1]
+    return metrics.roc_auc(score, label, weights)
+
+
+def _quantile_bins(features: np.ndarray) -> np.ndarray:
+    """Each feature replaced by the index of its quantile bin among all events (NaN kept).
+
+    `HistGradientBoostingClassifier` bins the features itself, on every fit; with sample
+    weights it finds each bin edge by a weighted percentile of its own, which costs far
+    more than the boosting. Binned here once, unweighted, the features have at most
+    `BINS` distinct values, which it takes as its bins directly.
+    """
+    levels = np.linspace(0.0, 1.0, BINS + 1)[1:-1]
+    edges = np.nanquantile(features, levels, axis=0)  # (BINS - 1, features)
+    index = [np.searchsorted(e, f) for e, f in zip(edges.T, features.T, strict=True)]
+    return np.where(np.isnan(features), np.nan, np.stack(index, axis=1))
+
+
+__all__ = [
+    "CLASSIFIER_SETTINGS",
+    "MAX_EVENTS",
+    "TABLE1_MASSES",
+    "classifier_test",
+    "detector_values",
+    "event_features",
+    "feature_names",
+]
