@@ -55,6 +55,15 @@ def test_identical_inputs_give_zero_distances_everywhere(samples, tmp_path):
     assert "| this run | 0.00* | 0.00* | 0.00* | 0.00† |" in markdown
     on_disk = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert on_disk["table1"] == result["table1"]
+    # The multivariate test and the peaks: a copy of the truth is the truth.
+    assert on_disk["classifier"] == result["classifier"]
+    assert result["classifier"]["events"] == N_EVENTS and result["classifier"]["features"] == 31
+    assert result["classifier"]["auc"] < 0.56 and result["classifier"]["auc_floor"] < 0.56
+    assert on_disk["peaks"] == result["peaks"]
+    assert list(result["peaks"]) == ["m_tt", "m_W_had", "m_t_had", "m_W_lep", "m_t_lep"]
+    for name, peak in result["peaks"].items():
+        assert peak["height_ratio"] == peak["fwhm_ratio"] == 1.0, name
+    assert "## Classifier two-sample test" in markdown and "## Mass peaks" in markdown
 
 
 def test_shifted_simulation_gives_the_expected_distances(samples, tmp_path):
@@ -72,6 +81,9 @@ def test_shifted_simulation_gives_the_expected_distances(samples, tmp_path):
     assert q["x_E_e-"]["ks"] == 0.0 and q["x_px_met"]["ks"] == 0.0  # untouched objects
     assert result["table1"]["jet1_E"] == q["x_E_jet1"]["ks"]
     assert result["table1"]["b_E"] == 0.0 and set(result["table1_notes"]) == {"b"}
+    classifier = result["classifier"]
+    assert classifier["auc"] > 0.6 and classifier["auc_floor"] < 0.56
+    assert result["peaks"]["m_W_had"]["peak_simulation"] > result["peaks"]["m_W_had"]["peak_truth"]
 
 
 def test_unfolded_partons_fill_the_b_columns(samples, tmp_path):

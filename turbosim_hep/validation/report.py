@@ -5,7 +5,9 @@ From the output of `turbosim_hep.validation.processor.TtbarValidationProcessor`:
 - `compute_metrics`: for every histogrammed quantity the KS distance (on the unbinned
   values, as the paper does) and the Wasserstein-1 distance between the truth and the
   simulation, the fraction of physically valid simulated events, and the ten columns
-  of Table 1 of the Turbo-Sim paper;
+  of Table 1 of the Turbo-Sim paper, a classifier two-sample test of the detector-level
+  events (`turbosim_hep.validation.classifier`) and the mass peaks
+  (`turbosim_hep.validation.peaks`);
 - `write_report`: ``metrics.json``, ``metrics.md`` (Table 1 next to the published rows),
   one mplhep plot per quantity (PNG and PDF) and the filled histograms as ROOT
   (``histograms.root``, one directory per dataset, readable with uproot's ``to_hist``).
@@ -20,9 +22,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import uproot
 
-from turbosim_hep import metrics
+from turbosim_hep import layout, metrics
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.outputs import AtomicOutput, check_output_path, writing
+from turbosim_hep.validation import classifier, peaks
 from turbosim_hep.validation.processor import DATASET_AXIS, WEIGHT_VALUES, dataset_values
 from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
@@ -78,7 +81,9 @@ def compute_metrics(
         JSON-serialisable: ``datasets``, ``events``, ``yield`` (weighted events),
         ``cutflow``, ``valid_fraction``, ``ks_floor``, ``quantities`` (name -> ``ks``,
         ``w1``, ``n_truth``, ``n_sim``, ``w_truth``, ``w_sim``, ``compared_with``,
-        ``label``), ``table1`` (column -> KS or None), ``table1_notes``.
+        ``label``), ``table1`` (column -> KS or None), ``table1_notes``,
+        ``classifier`` (`classifier_metrics`; None without detector-level values in both
+        datasets) and ``peaks`` (`peaks.mass_peaks`: mass -> peak figures).
 
     Notes
     -----
@@ -151,6 +156,8 @@ def compute_metrics(
         "quantities": quantities,
         "table1": table1,
         "table1_notes": notes,
+        "classifier": classifier_metrics(truth_values, candidates[simulation], truth, simulation),
+        "peaks": peak_metrics(truth_values, candidates[simulation], truth, simulation),
     }
 
 
@@ -209,6 +216,10 @@ def metrics_markdown(result: Mapping) -> str:
             f"| `{name}` | {100 * q['ks']:.2f} | {q['w1']:.3g} | {q['n_truth']} | {q['n_sim']} "
             f"| {q['compared_with']} |"
         )
+    if result.get("classifier"):
+        lines += ["", "## Classifier two-sample test", "", classifier_markdown(result)]
+    if result.get("peaks"):
+        lines += ["", "## Mass peaks", "", peaks_markdown(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -395,12 +406,102 @@ def _json_safe(value):
     return value
 
 
+def classifier_metrics(
+    truth_values: Mapping[str, np.ndarray],
+    simulation_values: Mapping[str, np.ndarray],
+    truth: str,
+    simulation: str,
+) -> dict | None:
+    """`classifier.classifier_test` of the simulation's detector-level events against the
+    truth's, with the datasets' event weights; None unless both have them.
+
+    Returns
+    -------
+    dict or None
+        The test's result plus ``feature_names``.
+    """
+    needed = [f"x_{c}" for c in layout.X_COLUMNS] + list(classifier.TABLE1_MASSES)
+    if not all(name in values for name in needed for values in (truth_values, simulation_values)):
+        return None
+    (a, names), (b, _) = (classifier.event_features(v) for v in (truth_values, simulation_values))
+    result = classifier.classifier_test(
+        a,
+        b,
+        truth_weights=_weights(truth_values, len(a), truth),
+        simulation_weights=_weights(simulation_values, len(b), simulation),
+    )
+    return result | {"feature_names": names}
+
+
+def peak_metrics(
+    truth_values: Mapping[str, np.ndarray],
+    simulation_values: Mapping[str, np.ndarray],
+    truth: str,
+    simulation: str,
+) -> dict[str, dict[str, float]]:
+    """`peaks.mass_peaks` of the reconstructed masses, with the datasets' event weights."""
+    masses = [m for m in peaks.PEAK_MASSES if m in truth_values and m in simulation_values]
+    if not masses:
+        return {}
+    return peaks.mass_peaks(
+        truth_values,
+        simulation_values,
+        _weights(truth_values, len(truth_values[masses[0]]), truth),
+        _weights(simulation_values, len(simulation_values[masses[0]]), simulation),
+    )
+
+
+def classifier_markdown(result: Mapping) -> str:
+    """The classifier test's AUC and its floor, in a sentence."""
+    c = result["classifier"]
+    return (
+        f"A gradient-boosted classifier, {c['folds']}-fold cross-validated on "
+        f"{c['events']} events per side and {c['features']} features (per-object log pT, "
+        f"eta, phi and masses), separates the simulation from the truth with an ROC AUC of "
+        f"{_number(c['auc'], '.3f')}; one half of the truth against the other "
+        f"({c['floor_events']} events per side) gives {_number(c['auc_floor'], '.3f')}. "
+        f"0.5: indistinguishable."
+    )
+
+
+def peaks_markdown(result: Mapping) -> str:
+    """The mass-peak figures as a table, one row per mass."""
+    rows = [
+        "Both histograms normalised to unit area; height: simulation / truth in the "
+        "truth's highest bin.",
+        "",
+        "| mass | peak truth [GeV] | peak simulation [GeV] | height ratio "
+        "| FWHM truth [GeV] | FWHM simulation [GeV] | FWHM ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, p in result["peaks"].items():
+        cells = [
+            _number(p[key], spec)
+            for key, spec in (
+                ("peak_truth", ".1f"), ("peak_simulation", ".1f"), ("height_ratio", ".2f"),
+                ("fwhm_truth", ".1f"), ("fwhm_simulation", ".1f"), ("fwhm_ratio", ".2f"),
+            )
+        ]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A figure formatted with ``spec``; n/a for a missing or non-finite one (metrics.json
+    stores those as null)."""
+    return format(value, spec) if value is not None and np.isfinite(value) else "n/a"
+
+
 __all__ = [
     "PUBLISHED_TABLE1",
     "TABLE1",
     "check_report_directory",
+    "classifier_markdown",
+    "classifier_metrics",
     "compute_metrics",
     "metrics_markdown",
+    "peak_metrics",
+    "peaks_markdown",
     "plot_comparison",
     "save_histograms",
     "table1_markdown",
