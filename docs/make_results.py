@@ -14,9 +14,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-import uproot
-
 from turbosim_hep.validation import report
 
 DOCS = Path(__file__).resolve().parent
@@ -60,53 +57,15 @@ def main() -> None:
     lines += ["## Table 1 (KS distance x 10^-2)", "", report.table1_markdown(metrics), ""]
     if metrics.get("valid_fraction") is not None:
         lines += [f"Physically valid simulated events: {100 * metrics['valid_fraction']:.2f}%.", ""]
-    lines += peak_section(report_dir / "histograms.root")
+    if metrics.get("classifier"):
+        lines += ["## Classifier two-sample test", "", report.classifier_markdown(metrics), ""]
+    if metrics.get("peaks"):
+        lines += ["## Mass peaks", "", report.peaks_markdown(metrics), ""]
     lines += acceptance_section(demo.get("acceptance"), args.demo_dir, images)
     lines += ["## Distributions", ""]
     lines += [f"![{name}](results/{name}.png)" for name in shown]
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'} with {len(shown)} plots")
-
-
-#: The reconstructed masses whose peaks the page compares.
-PEAKS = ("m_W_had", "m_t_had", "m_t_lep", "m_tt")
-
-
-def peak_section(histograms: Path) -> list[str]:
-    """Height and full width at half maximum of the reconstructed mass peaks.
-
-    A KS distance summarises a whole distribution; these say how the simulation gets the
-    peaks themselves, which a resonance analysis cares about most.
-    """
-    if not histograms.exists():
-        return []
-    lines = [
-        "## Mass peaks",
-        "",
-        "Both histograms normalised to unit area; the peak is the truth's highest bin.",
-        "",
-        "| mass | truth peak [GeV] | simulation / truth at the peak "
-        "| FWHM truth [GeV] | FWHM simulation [GeV] |",
-        "|---|---|---|---|---|",
-    ]
-    with uproot.open(histograms) as file:
-        for name in PEAKS:
-            truth, edges = file[f"truth/{name}"].to_numpy()
-            simulated, _ = file[f"simulation/{name}"].to_numpy()
-            truth, simulated = truth / truth.sum(), simulated / simulated.sum()
-            peak = int(np.argmax(truth))
-            lines.append(
-                f"| {name} | {edges[peak]:.0f}-{edges[peak + 1]:.0f} "
-                f"| {simulated[peak] / truth[peak]:.2f} "
-                f"| {_fwhm(truth, edges):.0f} | {_fwhm(simulated, edges):.0f} |"
-            )
-    return lines + [""]
-
-
-def _fwhm(counts: np.ndarray, edges: np.ndarray) -> float:
-    """Width from the first to the last bin at or above half the highest bin."""
-    above = np.flatnonzero(counts >= counts.max() / 2)
-    return float(edges[above[-1] + 1] - edges[above[0]])
 
 
 def acceptance_section(checked: dict | None, demo_dir: Path, images: Path) -> list[str]:

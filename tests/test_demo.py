@@ -44,6 +44,9 @@ def test_quick_demo_writes_model_files_and_reports(demo_sample, tmp_path):
     assert set(report["table1"]) == set(TABLE1)
     assert report["valid_fraction"] == 1.0
     assert list((out / "report").glob("**/*.png"))
+    assert report["classifier"]["events"] > 0 and 0.0 <= report["classifier"]["auc"] <= 1.0
+    assert "classifier two-sample test: AUC" in result.stdout
+    assert set(report["peaks"]) >= {"m_tt", "m_W_had", "m_t_had", "m_t_lep"}
 
     # the report's numbers are the distances of the files it names, recomputed here
     truth, _ = read_events(out / "test_truth.root")

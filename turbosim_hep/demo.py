@@ -316,6 +316,12 @@ def _summary(metrics: dict, out: Path) -> None:
     valid = metrics.get("valid_fraction")
     if valid is not None:
         print(f"physically valid simulated events: {100 * valid:.2f}%")
+    classifier = metrics.get("classifier")
+    if classifier:
+        print(
+            f"classifier two-sample test: AUC {classifier['auc']:.3f} (one half of the truth "
+            f"against the other: {classifier['auc_floor']:.3f}; 0.5 = indistinguishable)"
+        )
     checked = demo.get("acceptance")
     if checked:
         observed = checked["observed_selected"]
