@@ -160,6 +160,33 @@ def test_critic_input_gradient_matches_autograd():
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in critics.weights)
 
 
+def test_conditional_critics_see_each_generated_event_beside_its_source(events):
+    """With ``conditional`` the critic of Dxt compares (x~, z) with (x, z), that of Dzt
+    (z~, x) with (z, x); the cycles' critics see zeros beside x^ and z^. A critic that
+    sees the partons can tell a decoder that ignores them from the detector: swapping the
+    partons of a batch changes its score, which a marginal critic's cannot."""
+    z, x = events
+    config = LossConfig(weights={t: 1.0 for t in ("Dzt", "Dxh", "Dxt")}, conditional=True)
+    trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1, device="cpu"))
+    objective = trainer.objective
+    assert objective.critics.weights[0].shape[-2:] in {(48, 256), (256, 48)}
+    real = {"x": x[:8], "z": z[:8]}
+    fake = {"zt": z[8:16], "xh": x[8:16], "xt": x[16:24]}
+    reals, fakes = objective._stacks(real, fake, detach=True)
+    by_term = dict(zip(objective.critic_terms, range(3), strict=True))
+    torch.testing.assert_close(reals[by_term["Dxt"]], torch.cat([x[:8], z[:8]], 1))
+    torch.testing.assert_close(fakes[by_term["Dxt"]], torch.cat([x[16:24], z[:8]], 1))
+    torch.testing.assert_close(fakes[by_term["Dzt"]], torch.cat([z[8:16], x[:8]], 1))
+    torch.testing.assert_close(fakes[by_term["Dxh"]], torch.cat([x[8:16], 0 * x[:8]], 1))
+    values = trainer.step(trainer.model.x_scaler(x[:64]), trainer.model.z_scaler(z[:64]))
+    assert torch.isfinite(values).all()
+    shuffled = {"x": x[:8], "z": z[:8].flip(0)}
+    assert not torch.equal(objective.terms(real, fake)["Dxt"],
+                           objective.terms(shuffled, fake)["Dxt"])
+    with pytest.raises(ValueError, match="conditional must be true or false"):
+        LossConfig(conditional="yes")
+
+
 # Which networks each term reaches: z~ = E(x), x^ = D(E(x)), x~ = D(z), z^ = E(D(z)).
 REACHES = {
     "dzt": {"encoder"}, "Dzt": {"encoder"},

@@ -26,6 +26,15 @@ resonance masses for this; in one dimension the Wasserstein distance is
 exact from sorted samples and costs little next to the networks, where a kernel MMD
 would double the cost of a step).
 
+With ``LossConfig.conditional`` the critics of the ``D`` terms on z~ = E(x) and on
+x~ = D(z) see each generated event beside the true event it was generated from: the
+critic of Dxt compares the pairs (x~, z) with the true pairs (x, z), that of Dzt (z~, x)
+with (z, x). The divergences are then those of the joint distributions, which a decoder
+matches only if it reproduces p(x | z) itself, the correlations between the objects of
+one event and their partons included, where the marginal critics of the paper are blind
+to which parton made which jet (a conditional GAN; the cycle terms' critics stay
+marginal: x^ and z^ have no true partner).
+
 Everything here works on standardised tensors. A term whose weight is zero is never
 evaluated, and a critic exists only for a non-zero ``D`` term that needs one.
 """
@@ -53,6 +62,9 @@ GENERATED: Mapping[str, str] = {t: t[1:] for t in TERMS}
 TARGET: Mapping[str, str] = {t: t[1] for t in TERMS}
 #: Divergence estimators of the ``D`` terms.
 DIVERGENCES: tuple[str, ...] = ("wgan-gp", "dre", "mmd")
+#: The true quantity a conditional critic (``LossConfig.conditional``) sees beside each
+#: generated one: the event it was generated from (none for the cycles' x^ and z^).
+CONDITION: Mapping[str, str] = {"zt": "x", "xt": "z"}
 
 #: Gradient-penalty weights of the reference run script.
 REFERENCE_GP_WEIGHTS: Mapping[str, float] = {
@@ -83,6 +95,9 @@ class LossConfig:
         Gaussian-kernel widths of the MMD estimate, in units of the standardised data.
     mass_weight : float
         Weight of the ``mass`` term on x~ (0: off, the paper's objective).
+    conditional : bool
+        Critics of the joint distributions of z~ and x~ with the events they come from
+        (see the module docstring; False: the paper's marginal critics).
     """
 
     weights: dict[str, float] = field(default_factory=dict)
@@ -92,6 +107,7 @@ class LossConfig:
     critic_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
     mmd_bandwidths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
     mass_weight: float = 0.0
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(TERMS)
@@ -117,6 +133,8 @@ class LossConfig:
         self.mass_weight = float(self.mass_weight)
         if self.mass_weight < 0:
             raise ValueError(f"mass_weight must not be negative, not {self.mass_weight}")
+        if not isinstance(self.conditional, bool):
+            raise ValueError(f"conditional must be true or false, not {self.conditional!r}")
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -204,8 +222,9 @@ class TurboSimObjective(nn.Module):
         self.config = config
         self.active = config.active
         self.critic_terms = config.critic_terms
+        width = 2 * n_features if config.conditional else n_features
         self.critics = (
-            CriticEnsemble(len(self.critic_terms), n_features, config.critic_hidden)
+            CriticEnsemble(len(self.critic_terms), width, config.critic_hidden)
             if self.critic_terms
             else None
         )
@@ -272,11 +291,28 @@ class TurboSimObjective(nn.Module):
         )
 
     # --- critics ---------------------------------------------------------------------
+    def _critic_inputs(
+        self, samples: Mapping[str, torch.Tensor], real: Mapping[str, torch.Tensor], side: str
+    ) -> torch.Tensor:
+        """(critics, n, width) inputs of the critics: the true (``side`` "target") or the
+        generated ("generated") quantity of each critic's term, beside the event it came
+        from when the critics are conditional (zeros for the cycles' quantities)."""
+        names = TARGET if side == "target" else GENERATED
+        inputs = []
+        for term in self.critic_terms:
+            sample = samples[names[term]]
+            if self.config.conditional:
+                given = CONDITION.get(GENERATED[term])
+                partner = real[given] if given else torch.zeros_like(sample)
+                sample = torch.cat([sample, partner], dim=1)
+            inputs.append(sample)
+        return torch.stack(inputs)
+
     def _stacks(
         self, real: Mapping[str, torch.Tensor], fake: Mapping[str, torch.Tensor], detach: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        reals = torch.stack([real[TARGET[t]] for t in self.critic_terms])
-        fakes = torch.stack([fake[GENERATED[t]] for t in self.critic_terms])
+        reals = self._critic_inputs(real, real, "target")
+        fakes = self._critic_inputs(fake, real, "generated")
         return reals, (fakes.detach() if detach else fakes)
 
     def critic_loss(
@@ -349,7 +385,7 @@ class TurboSimObjective(nn.Module):
                     real[TARGET[term]], fake[GENERATED[term]], self.config.mmd_bandwidths
                 )
         if self.critic_terms:
-            scores = self.critics(torch.stack([fake[GENERATED[t]] for t in self.critic_terms]))
+            scores = self.critics(self._critic_inputs(fake, real, "generated"))
             losses = []
             if any(self._wgan):
                 losses.append(-scores.mean(1))

@@ -322,6 +322,10 @@ class PtEtaPhiXHead(nn.Module):
 #: phi: a raw output of 1 is a response of 0.1, the order of the detector's resolution, so
 #: that the untrained network starts near the partons.
 RESPONSE_SCALE = 0.1
+#: Largest change of eta and of phi between a parton and its object in `ResponseXHead`:
+#: an object stays in its parton's cone (the jets' R is 0.5), so that the network cannot
+#: turn a quark's jet into another quark's.
+MAX_ANGLE_RESPONSE = 0.5
 
 
 def _pt_eta_phi(p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -388,10 +392,11 @@ class ResponseXHead(nn.Module):
         visible = [0, *range(2, layout.N_OBJECTS)]  # the electron and the jets
         response = torch.cat([raw[:, 0:3], raw[:, 5:]], dim=1).reshape(n, len(visible), 3)
         response = response * RESPONSE_SCALE
+        angles = MAX_ANGLE_RESPONSE * torch.tanh(response[..., 1:] / MAX_ANGLE_RESPONSE)
         objects = _massless(
             pt[:, visible] * torch.exp(response[..., 0].clamp(max=5.0)),
-            eta[:, visible] + response[..., 1],
-            phi[:, visible] + response[..., 2],
+            eta[:, visible] + angles[..., 0],
+            phi[:, visible] + angles[..., 1],
         )
         lost = (source[:, visible, :2] - objects[..., :2]).sum(1)
         met_t = source[:, 1, :2] + lost + raw[:, 3:5] * self.met_scale
