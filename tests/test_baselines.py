@@ -1,8 +1,10 @@
-"""The lookup baselines of benchmarks/baselines.py: ΔR matching, responses, valid X."""
+"""The lookup baselines of benchmarks/baselines.py (ΔR matching, responses, valid X) and
+benchmarks/bench_fidelity.py on a small sample."""
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +14,21 @@ from turbosim_hep import layout, metrics
 
 from _ttbar import smear, ttbar_partons
 
-BASELINES = Path(__file__).resolve().parents[1] / "benchmarks" / "baselines.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def baselines():
-    """The module benchmarks/baselines.py (the benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("baselines", BASELINES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def benchmark_modules():
+    """Import modules of benchmarks/ (scripts, not a package) by name."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        yield importlib.import_module
+
+
+@pytest.fixture(scope="module")
+def baselines(benchmark_modules):
+    """benchmarks/baselines.py."""
+    return benchmark_modules("baselines")
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +117,22 @@ def test_binned_table_refuses_too_few_objects(baselines):
     with pytest.raises(ValueError, match="cannot fill"):
         baselines._BinnedTable.fit(np.arange(10.0), np.arange(10.0), np.zeros((10, 1)), (4, 4))
 
+
+
+def test_fidelity_benchmark_on_a_small_sample(benchmark_modules, paired_sample, capsys):
+    bench = benchmark_modules("bench_fidelity")
+    args = argparse.Namespace(model=paired_sample["model"], events=800, seed=1,
+                              learn_from="half", neighbours=1, folds=2, threads=1)
+    rows = bench.bench_sample(paired_sample["full"], args)
+    assert list(rows) == [bench.MODEL, bench.SMEARING, bench.NEIGHBOUR, bench.FLOOR]
+    for row in rows.values():
+        assert set(row["ks"]) == set(bench.KS_COLUMNS)
+        assert all(0.0 <= ks <= 1.0 for ks in row["ks"].values())
+        assert 0.0 <= row["classifier"]["auc"] <= 1.0
+        assert set(bench.PEAKS) <= set(row["peaks"])
+    assert rows[bench.SMEARING]["valid"] == rows[bench.NEIGHBOUR]["valid"] == 1.0
+    # the untrained model is told apart from the truth; the truth's other half is not
+    assert rows[bench.MODEL]["classifier"]["auc"] > 0.9
+    assert rows[bench.FLOOR]["classifier"]["auc"] < 0.65
+    printed = capsys.readouterr().out
+    assert "| simulation | jet1_py |" in printed and f"| {bench.FLOOR} |" in printed
