@@ -263,6 +263,21 @@ class ZHead(_MomentumHead):
         return torch.cat([p, energy], dim=2).reshape(-1, layout.N_FEATURES)
 
 
+def _pt_eta_phi(p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """pT, eta and phi of (..., 4) four-vectors (px, py, pz, E)."""
+    pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
+    return pt, torch.asinh(p4[..., 2] / pt), torch.atan2(p4[..., 1], p4[..., 0])
+
+
+def _massless(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """(..., 4) massless four-vectors of pT, eta and phi."""
+    eta = eta.clamp(-10.0, 10.0)
+    return torch.stack(
+        [pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta), pt * torch.cosh(eta)],
+        dim=-1,
+    )
+
+
 class PtEtaPhiXHead(nn.Module):
     """Like `XHead`, from (log pT, eta, cos phi, sin phi) of each object (MET: no eta).
 
@@ -285,9 +300,7 @@ class PtEtaPhiXHead(nn.Module):
     def fit_kinematics(self, x: torch.Tensor, z: torch.Tensor) -> None:
         """Set the log pT offsets and the scales of log pT and eta from an (n, 24) X tensor
         (``z``, the paired partons, is not used)."""
-        p4 = x.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
-        pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
-        eta = torch.asinh(p4[..., 2] / pt)
+        pt, eta, _ = _pt_eta_phi(x.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS))
         self.log_pt_mean.copy_(pt.log().mean(0))
         self.log_pt_std.copy_(pt.log().std(0).clamp_min(1e-3))
         self.eta_std.copy_(eta.std(0).clamp_min(1e-3))
@@ -326,21 +339,6 @@ RESPONSE_SCALE = 0.1
 #: an object stays in its parton's cone (the jets' R is 0.5), so that the network cannot
 #: turn a quark's jet into another quark's.
 MAX_ANGLE_RESPONSE = 0.5
-
-
-def _pt_eta_phi(p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """pT, eta and phi of (..., 4) four-vectors (px, py, pz, E)."""
-    pt = torch.hypot(p4[..., 0], p4[..., 1]).clamp_min(1e-3)
-    return pt, torch.asinh(p4[..., 2] / pt), torch.atan2(p4[..., 1], p4[..., 0])
-
-
-def _massless(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """(..., 4) massless four-vectors of pT, eta and phi."""
-    eta = eta.clamp(-10.0, 10.0)
-    return torch.stack(
-        [pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta), pt * torch.cosh(eta)],
-        dim=-1,
-    )
 
 
 class ResponseXHead(nn.Module):
