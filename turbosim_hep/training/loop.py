@@ -173,8 +173,9 @@ def train(
         "n_train": len(train_events),
         "n_val": len(val_events),
     }
-    # a resumed run whose checkpoint has none (an older one, or a run on given events)
-    # learns it as a new run does, and stores it at once
+    # the acceptance is learnt before the first epoch of a new run, and by a resumed run
+    # whose checkpoint has none (a run on given events, or another version's), which
+    # stores it at once
     if train_config.acceptance and trainer.acceptance is None:
         if labelled is None and events is None:
             labelled = read_labelled(paths, train_config.channel)
