@@ -279,7 +279,7 @@ def test_the_plugin_applies_the_acceptance_as_simulate_does(
     weighted = FastSim(model_with_acceptance, seed=9, acceptance="weight")(nano)
     assert weighted.mask.all()
     np.testing.assert_allclose(weighted.weight, EPSILON, rtol=1e-6)
-    with pytest.raises(ValueError, match="acceptance must be one of"):
+    with pytest.raises(ValueError, match="acceptance: must be one of sample, weight, off"):
         FastSim(model_with_acceptance, acceptance="maybe")
 
 
