@@ -138,6 +138,10 @@ class EventFile(EventSource):
             shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
             raise InputError(self.path, f"tree '{self.tree.name}' lacks branches {shown}")
 
+    def _unreadable(self, err: Exception) -> InputError:
+        """The error of a tree whose baskets cannot be read (corrupt or truncated)."""
+        return InputError(self.path, f"cannot read tree '{self.tree.name}' ({_reason(err)})")
+
     def check_weights(self) -> None:
         """Raise `InputError` if the file's per-event weight (`formats.weight_branch`)
         is NaN or infinite in some entry, naming the branch and the count.
@@ -153,9 +157,7 @@ class EventFile(EventSource):
                                             library="np"):
                 bad += int(np.count_nonzero(~np.isfinite(values[weight])))
         except Exception as err:  # corrupt baskets, truncated files
-            raise InputError(
-                self.path, f"cannot read tree '{self.tree.name}' ({_reason(err)})"
-            ) from err
+            raise self._unreadable(err) from err
         if bad:
             raise InputError(
                 self.path,
@@ -205,9 +207,7 @@ class EventFile(EventSource):
             except StopIteration:
                 return
             except Exception as err:  # corrupt baskets, truncated files
-                raise InputError(
-                    self.path, f"cannot read tree '{self.tree.name}' ({_reason(err)})"
-                ) from err
+                raise self._unreadable(err) from err
             yield select_events(
                 arrays, self.format, start=report.tree_entry_start, detector=detector,
                 partons=partons, cutflow=cutflow, channel=channel, labels=labels,
