@@ -11,6 +11,8 @@ model)::
     model = ts.load_model("model.pt")                          # a torch module
     ts.simulate_files("model.pt", ["partons.lhe.gz"], "sim.root")
     ts.unfold_files("model.pt", ["detector.root"], "unfolded.root")
+    ts.unfold_files("model.pt", ["detector.root"], "posterior.root", samples=100)
+    samples = ts.posterior_samples("posterior.root")           # z: (events, 100, 24)
     metrics = ts.validate("truth.root", "sim.root", "report")  # Table 1, plots
     fastsim = ts.FastSim("model.pt")                           # inside a coffea processor
 
@@ -35,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "turbosim_hep.training",
     "load_model": "turbosim_hep.model",
     "open_events": "turbosim_hep.io",
+    "posterior_samples": "turbosim_hep.io.samples",
     "read_events": "turbosim_hep.io",
     "simulate_files": "turbosim_hep.pipeline",
     "train": "turbosim_hep.training",
@@ -49,6 +52,7 @@ __all__ = [
     "__version__",
     "load_model",
     "open_events",
+    "posterior_samples",
     "read_events",
     "simulate_files",
     "train",
@@ -59,6 +63,7 @@ __all__ = [
 if TYPE_CHECKING:
     from turbosim_hep.coffea import FastSim
     from turbosim_hep.io import EventWriter, open_events, read_events
+    from turbosim_hep.io.samples import posterior_samples
     from turbosim_hep.model import load_model
     from turbosim_hep.pipeline import simulate_files, unfold_files
     from turbosim_hep.training import TrainConfig, train

@@ -319,21 +319,21 @@ def acceptance_probabilities(
 
 @dataclass
 class Replica:
-    """The events of one copy of a chunk that go through the decoder.
+    """The events of one copy of a chunk that go through the model.
 
     Attributes
     ----------
     replica : int
-        Which copy (0 to K - 1 of ``--oversample K``).
+        Which copy (0 to K - 1 of ``simulate --oversample K`` or ``unfold --samples K``).
     rows : numpy.ndarray
         Positions of its events in the chunk (those the acceptance kept).
     noise : numpy.ndarray or None
-        float32 (len(rows), noise_dim) noise of the decoder.
+        float32 (len(rows), noise_dim) noise of the decoder (or of the encoder).
     weight : numpy.ndarray
         float32 (len(rows),) event weights: the input's, times epsilon with the
         ``weight`` mode, over the number of replicas.
     outputs : numpy.ndarray or None
-        float32 (len(rows), 24) decoder outputs, once inferred.
+        float32 (len(rows), 24) model outputs, once inferred.
     """
 
     replica: int

@@ -95,6 +95,8 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
     options = {"channel": args.channel, "compression": args.compression}
     if direction == "simulate":
         options |= {"acceptance": args.acceptance, "oversample": args.oversample}
+    else:
+        options |= {"samples": args.samples}
     run_files = simulate_files if direction == "simulate" else unfold_files
     summary = run_files(
         args.model,
@@ -113,6 +115,8 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
     return 0
 
 
+#: What the copies of every input event are called, by direction.
+_COPIES = {"simulate": "replicas", "unfold": "samples"}
 #: What the events skipped by the reader lack, by direction.
 _SKIPPED = {
     "simulate": "without the e- nu_e-bar b b-bar u d-bar final state",
@@ -123,7 +127,7 @@ _SKIPPED = {
 def print_summary(summary: RunSummary, direction: str) -> None:
     """One line per input (events read, skipped and why, written), then the total."""
     for f in summary.files:
-        replicas = f" ({f.oversample} replicas each)" if f.oversample > 1 else ""
+        replicas = f" ({f.oversample} {_COPIES[direction]} each)" if f.oversample > 1 else ""
         rejected = f"{f.rejected} rejected by the acceptance, " if f.applies_acceptance else ""
         print(
             f"{os.path.basename(f.path)}: {f.written} of {f.total} events written"

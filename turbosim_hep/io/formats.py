@@ -28,6 +28,11 @@ WEIGHT = "genWeight"
 #: Per-event weight of simulated files: the input's weight times the acceptance (with
 #: ``simulate --acceptance weight``) over the number of replicas (``--oversample``).
 EVENT_WEIGHT = "weight"
+#: Per-event branches of simulated and unfolded files: the position of the event's input
+#: in the metadata list ``inputs``, and the copy of the event (0 to K - 1 of ``simulate
+#: --oversample K`` or ``unfold --samples K``, present with K above 1).
+SOURCE = "source"
+REPLICA = "replica"
 #: The weight branches a reader looks for, the first present being the event's weight.
 WEIGHT_BRANCHES: tuple[str, ...] = (EVENT_WEIGHT, WEIGHT)
 

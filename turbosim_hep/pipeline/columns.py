@@ -12,11 +12,12 @@ from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.pipeline.job import Direction
 
 #: Branch with the position of each event's input in the metadata list ``inputs``.
-SOURCE_BRANCH = "source"
+SOURCE_BRANCH = formats.SOURCE
 #: Branch with the acceptance epsilon(z) of each simulated event (where it was applied).
 ACCEPTANCE_BRANCH = "acceptance"
-#: Branch with the replica number of each simulated event (``--oversample`` above 1).
-REPLICA_BRANCH = "replica"
+#: Branch with the replica number of each simulated event (``simulate --oversample`` above
+#: 1) or the sample number of each unfolded one (``unfold --samples`` above 1), 0 to K - 1.
+REPLICA_BRANCH = formats.REPLICA
 
 
 @dataclass(frozen=True)

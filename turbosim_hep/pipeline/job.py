@@ -38,7 +38,8 @@ class Job:
     acceptance : {"sample", "weight", "off"}
         How the model's acceptance applies (simulate; `turbosim_hep.inference.ACCEPTANCE_MODES`).
     oversample : int
-        Replicas of every input event (simulate).
+        Copies of every input event, each with its own noise: the replicas of
+        ``simulate --oversample`` or the posterior samples of ``unfold --samples``.
     """
 
     direction: Direction

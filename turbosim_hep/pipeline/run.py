@@ -38,6 +38,10 @@ from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
 from turbosim_hep.pipeline.stages import open_input, process_file
 from turbosim_hep.pipeline.summary import FileSummary, RunSummary
 
+#: The argument that sets the copies of every input event (`Job.oversample`), by direction:
+#: simulate's replicas and unfold's posterior samples are the same machinery.
+COPIES_ARGUMENT: dict[Direction, str] = {"simulate": "oversample", "unfold": "samples"}
+
 
 def simulate_files(
     model: str | os.PathLike,
@@ -151,14 +155,16 @@ def unfold_files(
     chunk_events: int = CHUNK_EVENTS,
     force: bool = False,
     progress: bool = True,
+    samples: int = 1,
     channel: str = "both",
     compression: str = "zstd:1",
 ) -> RunSummary:
     """Unfold detector-level files to the six partons (X -> Z, the encoder).
 
     Every input event that passes the reference selection (or its charge-conjugate
-    version) is unfolded; the output holds the generated Parton collection beside the
-    input Electron, Jet and MET.
+    version) is unfolded, as many times as ``samples`` asks; the output holds the
+    generated Parton collection beside the input Electron, Jet and MET, the event weight
+    (``weight``) and, with ``samples`` above 1, the sample number (``replica``).
 
     Parameters
     ----------
@@ -187,6 +193,13 @@ def unfold_files(
         Overwrite an existing output.
     progress : bool
         Show progress bars.
+    samples : int
+        Parton events drawn per detector event from the encoder's q(z | x) (at most
+        `turbosim_hep.arguments.MAX_OVERSAMPLE`), each with its own noise, keyed by (seed,
+        input file name, entry number, sample) like ``simulate``'s ``oversample``
+        replicas; branch ``replica`` (0 to K - 1) and weights divided by K. 1 (the
+        default) writes what an unfold without samples writes, event for event.
+        `turbosim_hep.io.samples.posterior_samples` reads them back grouped by event.
     channel : {"electron", "positron", "both"}
         Which selection's events to unfold: the reference one (an electron of charge
         -1), its charge conjugate (a positron), or both.
@@ -206,11 +219,15 @@ def unfold_files(
         On bad input (`turbosim_hep.errors.InputError` names the file) or a bad
         argument (`turbosim_hep.arguments.ArgumentError`, also a `ValueError`, names
         the argument); nothing is written then.
+
+    Examples
+    --------
+    >>> unfold_files("model.pt", ["detector.root"], "posterior.root", samples=100)  # doctest: +SKIP
     """
     return run_files(
         "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
         jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress, channel=channel, compression=compression,
+        progress=progress, oversample=samples, channel=channel, compression=compression,
     )
 
 
@@ -237,18 +254,19 @@ def run_files(
 
     `simulate_files` and `unfold_files` with the direction as first argument:
     ``"simulate"`` (Z -> X, the decoder) or ``"unfold"`` (X -> Z, the encoder); the
-    other parameters are theirs (``acceptance`` and ``oversample`` are simulate's).
+    other parameters are theirs (``acceptance`` is simulate's; ``oversample`` is
+    simulate's ``oversample`` and unfold's ``samples``, the copies of every input event).
     """
     start_time = time.perf_counter()
     seed = arguments.SEED.check(seed, "seed")
-    oversample = arguments.OVERSAMPLE.check(oversample, "oversample")
+    oversample = arguments.OVERSAMPLE.check(oversample, COPIES_ARGUMENT[direction])
     chunk_events = arguments.POSITIVE_INT.check(chunk_events, "chunk_events")
     if batch_size is not None:
         batch_size = arguments.POSITIVE_INT.check(batch_size, "batch_size")
     if jobs is not None:
         jobs = arguments.POSITIVE_INT.check(jobs, "jobs")
-    if direction == "unfold" and (acceptance not in (None, "off") or oversample != 1):
-        raise TurbosimError("unfold takes no acceptance and no oversampling")
+    if direction == "unfold" and acceptance not in (None, "off"):
+        raise TurbosimError("unfold takes no acceptance")
     channel = arguments.choice(channel, layout.CHANNEL_CHOICES, "channel")
     if scheduler is not None:
         scheduler = arguments.scheduler_address(scheduler, "scheduler")
@@ -262,6 +280,12 @@ def run_files(
     mode = "off"
     if direction == "simulate":
         mode, _ = applied_acceptance(acceptance, model, resolved)
+    elif oversample > 1 and not fused.encoder_noise_dim:
+        warnings.warn(
+            f"{os.path.basename(model)}: its encoder takes no noise (noise_mode 'none'), so "
+            f"the {oversample} samples of every event are the same parton event",
+            stacklevel=3,
+        )
     for path in inputs:
         open_input(path, direction)  # fail on a bad input before any work
     _warn_of_shared_names(inputs)
