@@ -98,6 +98,10 @@ def test_one_sample_is_the_unfold_without_samples(paired_sample, tmp_path):
     for name in plain.fields:
         if name != "weight":
             assert ak.array_equal(first[name], plain[name]), name
+    # and the first samples of a larger K are those of a smaller one
+    unfold_files(model, full, tmp_path / "five.root", samples=5, seed=3, progress=False)
+    five = posterior_samples(tmp_path / "five.root")
+    np.testing.assert_array_equal(five.z[:, :3], posterior_samples(tmp_path / "three.root").z)
 
 
 def test_samples_do_not_depend_on_chunking_batches_or_jobs(paired_sample, tmp_path):
