@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,39 @@ def test_the_response_head_builds_each_object_from_its_parton(events):
                           torch.maximum(b_pt * np.e, pt.max(1).values), rtol=1e-4)
     lost = (zz[:, 2, :2] - (b_pt * np.e).unsqueeze(1) * zz[:, 2, :2] / b_pt.unsqueeze(1))
     torch.testing.assert_close(b[:, 1, :2], zz[:, 1, :2] + lost, rtol=1e-4, atol=1e-2)
+
+
+def test_the_chain_head_unfolds_to_tt_bar_decay_chains(events):
+    """Whatever the network outputs, the partons are on shell, each top is its W plus
+    its b, each W its two daughters, and the four resonance masses are those the event's
+    noise draws from the training distributions (same noise, same event)."""
+    z, x = events
+    torch.manual_seed(1)
+    model = TurboSim.from_config({"z_head": "chain"}, x=x, z=z)
+    head = model.z_head
+    assert model.encoder_noise_dim == model.encoder.noise_dim + head.n_noise == 24 + 4
+    noise = torch.randn(len(x), model.encoder_noise_dim)
+    with torch.inference_mode():
+        z_gen = model.unfold(x, noise)
+        assert torch.equal(z_gen, model.unfold(x, noise))
+        drawn = head.resonance_masses(noise[:, -head.n_noise:]).double()
+        # any raw output gives a tt-bar event (in float64: boosts of TeV tops lose the
+        # mass to float32 rounding)
+        raw = torch.randn(len(x), head.n_raw, dtype=torch.float64) * 3.0
+        wild = copy.deepcopy(head).double().physical(raw, noise[:, -head.n_noise:].double())
+    for partons in (z_gen, wild):
+        p4 = partons.double().reshape(-1, 6, 4)
+        assert torch.isfinite(p4).all() and torch.all(p4[..., 3] > 0)
+        mass = (p4[..., 3] ** 2 - (p4[..., :3] ** 2).sum(-1)).clamp_min(0).sqrt()
+        np.testing.assert_allclose(mass.median(0).values, [0, 0, 4.7, 4.7, 0, 0], atol=0.02)
+        resonances = head.resonances(partons.double())
+        masses_out = (resonances[..., 3] ** 2 - (resonances[..., :3] ** 2).sum(-1)).sqrt()
+        np.testing.assert_allclose(masses_out, drawn, rtol=2e-3)
+    # the drawn masses follow the training partons' W and top distributions
+    true_masses = head.resonances(z.double())
+    true_masses = (true_masses[..., 3] ** 2 - (true_masses[..., :3] ** 2).sum(-1)).sqrt()
+    for k in range(head.n_noise):
+        assert metrics.ks_distance(true_masses[:, k].numpy(), drawn[:, k].numpy()) < 0.05
 
 
 def test_linear_head_is_not_constrained(events):

@@ -107,6 +107,30 @@ PDG_W = 24
 #: Status codes of outgoing hard-process particles: Pythia 8 (23) and Pythia 6 style (3).
 HARD_PROCESS_STATUS: tuple[int, ...] = (23, 3)
 
+
+@dataclass(frozen=True)
+class TopDecay:
+    """One top quark's decay t -> W b, W -> f f', as positions of its partons in Z."""
+
+    pdg_id: int  # of the top: 6 or -6
+    b: int
+    w_daughters: tuple[int, int]  # the W's decay products, the fermion of the W's charge sign first
+
+
+def _top_decays() -> tuple[TopDecay, ...]:
+    """The two top decays of `PARTONS`, from each parton's parent id."""
+    decays = []
+    for top in (PDG_TOP, -PDG_TOP):
+        w = int(np.sign(top)) * PDG_W
+        (b,) = (i for i, p in enumerate(PARTONS) if p.parent_pdg_id == top)
+        daughters = tuple(i for i, p in enumerate(PARTONS) if p.parent_pdg_id == w)
+        decays.append(TopDecay(top, b, daughters))
+    return tuple(decays)
+
+
+#: t -> W+ b, W+ -> u d-bar and t-bar -> W- b-bar, W- -> e- nu_e-bar, as Z positions.
+TOP_DECAYS: tuple[TopDecay, ...] = _top_decays()
+
 # --- physical constants of the reconstruction (GeV), as in the paper's section 3 -------
 M_W = 80.379
 M_TOP = 172.76

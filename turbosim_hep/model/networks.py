@@ -21,10 +21,14 @@ by construction:
   momentum plus what the detector mismeasured of the other objects, plus a residual. The
   same guarantees as `XHead`; the detector's resolution and the correlations between the
   objects of one event come from the partons, not from the network.
+- `turbosim_hep.model.chain.DecayChainZHead` ("chain", Z only): the six partons as the
+  decay chains t -> W b, W -> f f' of a tt-bar pair, the resonance masses drawn from
+  their training distributions with the event's noise (`n_noise` numbers of it).
 - `LinearHead` ("linear"): the 24 standardised values as they come, as in the reference.
 
 A head with ``uses_input`` True also takes the physical input of the network (the partons
-for the decoder) in `physical` and `standardised`.
+for the decoder) in `physical` and `standardised`; one with ``n_noise`` above 0 takes that
+many standard normals of the event's noise.
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import torch
 from torch import nn
 
 from turbosim_hep import layout
+from turbosim_hep.model.chain import DecayChainZHead
 
 #: Noise-injection modes: how the standard-normal noise enters the network input.
 NOISE_MODES = ("add", "cat", "mul", "none")
-#: Output heads by name.
-HEADS = ("physical", "ptetaphi", "response", "linear")  # ptetaphi, response: X only
+#: Output heads by name ("ptetaphi" and "response": X only; "chain": Z only).
+HEADS = ("physical", "ptetaphi", "response", "chain", "linear")
 
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
@@ -251,8 +256,9 @@ class ZHead(_MomentumHead):
         self.register_buffer("mass", torch.zeros(layout.N_OBJECTS))
 
     @torch.no_grad()
-    def fit_masses(self, z: torch.Tensor) -> None:
-        """Set each parton's mass to the median invariant mass in an (n, 24) Z tensor."""
+    def fit_kinematics(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Set each parton's mass to the median invariant mass in an (n, 24) Z tensor
+        (``x``, the paired detector events, is not used)."""
         p4 = z.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
         m2 = p4[..., 3].square() - p4[..., :3].square().sum(-1)
         self.mass.copy_(m2.clamp_min(0).sqrt().median(dim=0).values)
@@ -423,4 +429,6 @@ def make_head(kind: str, space: str, scaler: Standardiser) -> nn.Module:
         return PtEtaPhiXHead(scaler)
     if kind == "response" and space == "x":
         return ResponseXHead(scaler)
+    if kind == "chain" and space == "z":
+        return DecayChainZHead(scaler)
     raise ValueError(f"unknown output head {kind!r} for {space.upper()}; choose from {HEADS}")

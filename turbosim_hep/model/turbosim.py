@@ -39,11 +39,12 @@ class ModelConfig(Settings):
         Its scale (reference: 0.05).
     noise_dim : int, optional
         Width of the noise in ``cat`` mode (default 24).
-    x_head, z_head : {"physical", "ptetaphi", "response", "linear"}
+    x_head, z_head : {"physical", "ptetaphi", "response", "chain", "linear"}
         Output heads: "physical" builds valid four-vectors by construction from
         (px, py, pz), "ptetaphi" (X only) from (log pT, eta, phi), "response" (X only)
-        from the responses of the detector to each object's parton, "linear" outputs the
-        24 standardised values (the reference).
+        from the responses of the detector to each object's parton, "chain" (Z only) from
+        the decay chains of the top and the anti-top with on-shell W and top masses,
+        "linear" outputs the 24 standardised values (the reference).
     """
 
     kind = "model"
@@ -109,7 +110,8 @@ class TurboSim(nn.Module):
 
     @property
     def encoder_noise_dim(self) -> int:
-        return int(getattr(self.encoder, "noise_dim", 0))
+        """Width of the encoder's noise: its network's and then its head's."""
+        return int(getattr(self.encoder, "noise_dim", 0)) + getattr(self.z_head, "n_noise", 0)
 
     @property
     def decoder_noise_dim(self) -> int:
@@ -126,15 +128,26 @@ class TurboSim(nn.Module):
         """
         self.x_scaler.fit(x)
         self.z_scaler.fit(z)
-        if hasattr(self.z_head, "fit_masses"):
-            self.z_head.fit_masses(z)
-        if hasattr(self.x_head, "fit_kinematics"):
-            self.x_head.fit_kinematics(x, z)
+        for head in (self.x_head, self.z_head):
+            if hasattr(head, "fit_kinematics"):
+                head.fit_kinematics(x, z)
 
     # --- standardised paths (training) ---------------------------------------------
+    def _encoder_head_inputs(
+        self, x: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
+        """The arguments of the Z head: the encoder's raw outputs for standardised ``x``,
+        then the head's share of ``noise`` where it takes one (`encoder_noise_dim`)."""
+        if not getattr(self.z_head, "n_noise", 0):
+            return (self.encoder(x, noise),)
+        width = int(getattr(self.encoder, "noise_dim", 0))
+        if noise is None:
+            return self.encoder(x, None), None
+        return self.encoder(x, noise[:, :width]), noise[:, width:]
+
     def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised X -> standardised Z through the encoder."""
-        return self.z_head.standardised(self.encoder(x, noise))
+        return self.z_head.standardised(*self._encoder_head_inputs(x, noise))
 
     def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised Z -> standardised X through the decoder."""
@@ -164,7 +177,7 @@ class TurboSim(nn.Module):
 
     def unfold(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Parton-level events from detector-level ones; as `simulate`, with the encoder."""
-        return self.z_head.physical(self.encoder(self.x_scaler(x), noise))
+        return self.z_head.physical(*self._encoder_head_inputs(self.x_scaler(x), noise))
 
     def forward(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Same as `simulate`."""
