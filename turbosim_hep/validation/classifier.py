@@ -9,8 +9,10 @@ event. The same test of one half of the truth against the other gives the floor 
 statistical fluctuations alone reach. This is the multivariate test of the CaloChallenge
 (Krause et al., arXiv:2410.21611).
 
-- `event_features`: the features of each event (per-object log pT, eta, phi and the
-  reconstructed masses) from the unbinned values the validation processor keeps;
+- `event_features`: the features of each detector-level event (per-object log pT, eta,
+  phi and the reconstructed masses) from the unbinned values the validation processor
+  keeps; `object_features`, their per-object part, serves the parton-level test of
+  unfolding too (`turbosim_hep.validation.unfolding.parton_event_features`);
 - `detector_values`: those values from an (n, 24) X array, for code that holds arrays
   rather than a processor output;
 - `classifier_test`: the cross-validated AUC and its floor, on plain NumPy arrays.
@@ -22,7 +24,7 @@ commands that never run the test do not pay for its import.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -51,11 +53,66 @@ CLASSIFIER_SETTINGS: Mapping[str, object] = {
 BINS = 255
 
 _FIRST_JET = layout.X_OBJECTS.index("jet1")
-#: (object, variable) of every per-object feature, of all objects and variables but the
-#: MET's eta (it has none); `_HAS_FEATURE` marks them among all objects x variables.
-_ALL_PER_OBJECT = list(itertools.product(layout.X_OBJECTS, ("log_pt", "eta", "phi")))
-_HAS_FEATURE = np.array([pair != ("met", "eta") for pair in _ALL_PER_OBJECT])
-_PER_OBJECT = [pair for pair in _ALL_PER_OBJECT if pair != ("met", "eta")]
+#: The per-object variables of `object_features`, in order.
+OBJECT_VARIABLES: tuple[str, ...] = ("log_pt", "eta", "phi")
+#: The detector-level objects without an eta feature: the MET has none.
+_NO_ETA: tuple[str, ...] = ("met",)
+
+
+def _object_pairs(objects: Sequence[str], no_eta: Collection[str]) -> list[tuple[str, str]]:
+    """(object, variable) of every per-object feature, in order."""
+    return [
+        (obj, variable)
+        for obj, variable in itertools.product(objects, OBJECT_VARIABLES)
+        if not (variable == "eta" and obj in no_eta)
+    ]
+
+
+def object_feature_names(objects: Sequence[str], no_eta: Collection[str] = ()) -> list[str]:
+    """Names of the columns of `object_features`: ``<variable>_<object>``."""
+    return [f"{variable}_{obj}" for obj, variable in _object_pairs(objects, no_eta)]
+
+
+def object_features(
+    p4: np.ndarray, objects: Sequence[str], no_eta: Collection[str] = ()
+) -> tuple[np.ndarray, list[str]]:
+    """Log pT, eta and phi of every object of every event.
+
+    The per-object part of the features, at detector level (`event_features`) as at
+    parton level (`turbosim_hep.validation.unfolding.parton_event_features`).
+
+    Parameters
+    ----------
+    p4 : numpy.ndarray
+        (n, k, 4) four-momenta (px, py, pz, E) of k objects per event.
+    objects : sequence of str
+        The k objects' names, in order.
+    no_eta : collection of str
+        Objects whose eta is left out (the MET, whose eta means nothing).
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, list of str)
+        float64 (n, 3k - len(no_eta)) features, object by object (log pT, eta, phi),
+        and their names (`object_feature_names`). The log of a zero pT is -inf.
+    """
+    p4 = np.asarray(p4, dtype=np.float64)
+    if p4.ndim != 3 or p4.shape[1:] != (len(objects), layout.N_COMPONENTS):
+        raise ValueError(f"expected (n, {len(objects)}, 4) four-momenta, got shape {p4.shape}")
+    pt, eta, phi, _ = kinematics.ptetaphim_from_p4(p4)
+    with np.errstate(divide="ignore"):
+        log_pt = np.log(pt)
+    keep = [
+        not (variable == "eta" and obj in no_eta)
+        for obj, variable in itertools.product(objects, OBJECT_VARIABLES)
+    ]
+    features = np.stack([log_pt, eta, phi], axis=2).reshape(len(p4), -1)[:, keep]
+    return features, object_feature_names(objects, no_eta)
+
+
+def finite_or_nan(features: np.ndarray) -> np.ndarray:
+    """The features with every non-finite value NaN, which the classifier takes as missing."""
+    return np.where(np.isfinite(features), features, np.nan)
 
 
 def feature_names() -> list[str]:
@@ -69,14 +126,14 @@ def feature_names() -> list[str]:
     jets = layout.X_OBJECTS[_FIRST_JET:]
     combinations = [*JET_PAIRS, *JET_TRIPLETS]
     return (
-        [f"{variable}_{obj}" for obj, variable in _PER_OBJECT]
+        object_feature_names(layout.X_OBJECTS, _NO_ETA)
         + list(TABLE1_MASSES)
         + ["m_" + "_".join(jets[j] for j in combination) for combination in combinations]
     )
 
 
 def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
-    """The classifier's features of every event.
+    """The classifier's features of every detector-level event.
 
     Parameters
     ----------
@@ -94,10 +151,7 @@ def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[s
     """
     x = np.stack([np.asarray(values[f"x_{c}"], dtype=np.float64) for c in layout.X_COLUMNS], 1)
     p4 = x.reshape(len(x), layout.N_OBJECTS, layout.N_COMPONENTS)
-    pt, eta, phi, _ = kinematics.ptetaphim_from_p4(p4)
-    with np.errstate(divide="ignore"):
-        log_pt = np.log(pt)
-    per_object = np.stack([log_pt, eta, phi], axis=2).reshape(len(x), -1)[:, _HAS_FEATURE]
+    per_object, _ = object_features(p4, layout.X_OBJECTS, _NO_ETA)
     jets = p4[:, _FIRST_JET:]
     combined = [
         kinematics.ptetaphim_from_p4(jets[:, groups].sum(axis=2))[3]
@@ -105,7 +159,7 @@ def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[s
     ]
     reconstructed = np.stack([np.asarray(values[m], dtype=np.float64) for m in TABLE1_MASSES], 1)
     features = np.concatenate([per_object, reconstructed, *combined], axis=1)
-    return np.where(np.isfinite(features), features, np.nan), feature_names()
+    return finite_or_nan(features), feature_names()
 
 
 def detector_values(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -253,9 +307,13 @@ def _quantile_bins(features: np.ndarray) -> np.ndarray:
 __all__ = [
     "CLASSIFIER_SETTINGS",
     "MAX_EVENTS",
+    "OBJECT_VARIABLES",
     "TABLE1_MASSES",
     "classifier_test",
     "detector_values",
     "event_features",
     "feature_names",
+    "finite_or_nan",
+    "object_feature_names",
+    "object_features",
 ]
