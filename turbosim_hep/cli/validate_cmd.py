@@ -28,8 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--sim", required=True, nargs="+", metavar="FILE",
                         help="output file(s) of 'turbosim-hep simulate' (or 'unfold')")
     parser.add_argument("--unfolded", nargs="+", metavar="FILE",
-                        help="output file(s) of 'turbosim-hep unfold': the parton-level "
-                        "columns then compare the unfolded partons with the truth")
+                        help="output file(s) of 'turbosim-hep unfold' of the truth file(s): "
+                        "the parton-level columns then compare the unfolded partons with the "
+                        "truth, and the report adds the parton-level masses' KS, a classifier "
+                        "test and, with 'unfold --samples K', the coverage of the posterior "
+                        "and its calibration plot")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory")
     parser.add_argument("--executor", choices=CLI_EXECUTORS, default="iterative",
                         help="coffea executor (default: iterative; Dask: docs/validation.md)")
@@ -48,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from turbosim_hep.validation import validate
-    from turbosim_hep.validation.report import TABLE1, table1_markdown
+    from turbosim_hep.validation.report import TABLE1, table1_markdown, unfolding_markdown
 
     table1_quantities = [name for name, _ in TABLE1.values()]
     plots = {"all": True, "none": False, "table1": table1_quantities}[args.plots]
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     print(table1_markdown(result))
+    if result.get("unfolding"):
+        print()
+        print(unfolding_markdown(result))
+        print()
     if result["valid_fraction"] is not None:
         print(f"valid simulated events: {result['valid_fraction']:.4f}")
     print(f"report written to {args.output}")

@@ -16,7 +16,7 @@ from turbosim_hep import arguments
 from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import EventFile
-from turbosim_hep.validation import processor, report, runner
+from turbosim_hep.validation import processor, report, runner, unfolding
 
 
 def validate(
@@ -41,7 +41,10 @@ def validate(
         Report directory (see `turbosim_hep.validation.report.write_report`).
     unfolded : path or list of paths, optional
         Output(s) of ``turbosim-hep unfold``: the parton-level quantities and the b
-        columns of Table 1 then compare these unfolded partons with the truth.
+        columns of Table 1 then compare these unfolded partons with the truth, and the
+        report's ``unfolding`` section judges them at parton level (masses, classifier
+        test; with ``unfold --samples K`` of the truth files, the coverage of the
+        posterior and its calibration plot).
     **kwargs
         Passed to `validate_fileset` (``executor``, ``workers``, ``client``, ...).
 
@@ -151,7 +154,15 @@ def validate_fileset(
         executor=runner.make_executor(executor, workers=workers, client=client, progress=progress),
         chunksize=chunksize,
     )
-    result = report.compute_metrics(output, truth=truth, simulation=simulation, unfolded=unfolded)
+    posterior = None
+    if unfolded:
+        # the K samples of each unfolded event beside its true partons: the coverage
+        posterior = unfolding.matched_posterior(
+            fileset[unfolded], fileset[truth], channel=channel
+        )
+    result = report.compute_metrics(
+        output, truth=truth, simulation=simulation, unfolded=unfolded, posterior=posterior
+    )
     report.write_report(output, result, output_dir, force=force, plots=plots)
     return result
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import awkward as ak
 import hist
 import numpy as np
 from coffea import processor
 
 from turbosim_hep import layout, metrics, physics
 from turbosim_hep.errors import InputError
-from turbosim_hep.io import nanoevents
+from turbosim_hep.io import formats, nanoevents
 from turbosim_hep.io.events import Cutflow
 from turbosim_hep.physics import Observable
 from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
@@ -38,6 +39,11 @@ from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
 DATASET_AXIS = "dataset"
 #: Key of the event weights among the unbinned values of a dataset.
 WEIGHT_VALUES = "weight"
+#: Key of the sample number of each event (the `turbosim_hep.io.formats.REPLICA` branch
+#: of ``unfold --samples K`` and ``simulate --oversample K``) among the unbinned values
+#: of a dataset whose files have it: the report takes one draw per event where the
+#: K draws of one event are not independent events (the parton-level classifier test).
+REPLICA_VALUES = formats.REPLICA
 
 
 class ValueList(processor.AccumulatorABC):
@@ -164,6 +170,8 @@ class TtbarValidationProcessor(processor.ProcessorABC):
         if self.keep_values:
             values = {name: np.asarray(v, dtype=np.float32) for name, v in quantities.items()}
             values[WEIGHT_VALUES] = weight
+            if REPLICA_VALUES in events.fields:
+                values[REPLICA_VALUES] = ak.to_numpy(events[REPLICA_VALUES])[rows]
             output["values"] = {
                 dataset: {name: ValueList([array]) for name, array in values.items()}
             }
@@ -234,6 +242,7 @@ def dataset_values(output: Mapping, dataset: str) -> dict[str, np.ndarray]:
 
 __all__ = [
     "DATASET_AXIS",
+    "REPLICA_VALUES",
     "WEIGHT_VALUES",
     "FastSimProcessor",
     "TtbarValidationProcessor",

@@ -25,8 +25,13 @@ import uproot
 from turbosim_hep import layout, metrics
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.outputs import AtomicOutput, check_output_path, writing
-from turbosim_hep.validation import classifier, peaks
-from turbosim_hep.validation.processor import DATASET_AXIS, WEIGHT_VALUES, dataset_values
+from turbosim_hep.validation import classifier, peaks, unfolding
+from turbosim_hep.validation.processor import (
+    DATASET_AXIS,
+    REPLICA_VALUES,
+    WEIGHT_VALUES,
+    dataset_values,
+)
 from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
@@ -54,6 +59,8 @@ PUBLISHED_TABLE1: Mapping[str, tuple[float, ...]] = {
 
 #: Dataset names the report compares.
 TRUTH, SIMULATION, UNFOLDED = "truth", "simulation", "unfolded"
+#: Stem of the calibration plot of the unfolded posterior, in ``plots/``.
+CALIBRATION_PLOT = "unfolding_calibration"
 
 
 def compute_metrics(
@@ -62,6 +69,7 @@ def compute_metrics(
     truth: str = TRUTH,
     simulation: str = SIMULATION,
     unfolded: str | None = None,
+    posterior: unfolding.MatchedPosterior | None = None,
 ) -> dict:
     """Distances between the truth and the simulation for every quantity.
 
@@ -73,7 +81,11 @@ def compute_metrics(
         Dataset names of the truth and of the fast simulation.
     unfolded : str, optional
         Dataset holding unfolded partons; when given, the parton-level quantities (and
-        the b columns of Table 1) compare it with the truth instead of ``simulation``.
+        the b columns of Table 1) compare it with the truth instead of ``simulation``,
+        and the ``unfolding`` section judges it at parton level (`unfolding_metrics`).
+    posterior : turbosim_hep.validation.unfolding.MatchedPosterior, optional
+        The posterior samples of the unfolded events beside their truth: the coverage of
+        the ``unfolding`` section.
 
     Returns
     -------
@@ -83,7 +95,8 @@ def compute_metrics(
         ``w1``, ``n_truth``, ``n_sim``, ``w_truth``, ``w_sim``, ``compared_with``,
         ``label``), ``table1`` (column -> KS or None), ``table1_notes``,
         ``classifier`` (`classifier_metrics`; None without detector-level values in both
-        datasets) and ``peaks`` (`peaks.mass_peaks`: mass -> peak figures).
+        datasets), ``peaks`` (`peaks.mass_peaks`: mass -> peak figures) and
+        ``unfolding`` (`unfolding_metrics`; None without ``unfolded``).
 
     Notes
     -----
@@ -158,6 +171,11 @@ def compute_metrics(
         "table1_notes": notes,
         "classifier": classifier_metrics(truth_values, candidates[simulation], truth, simulation),
         "peaks": peak_metrics(truth_values, candidates[simulation], truth, simulation),
+        "unfolding": (
+            unfolding_metrics(truth_values, candidates[unfolded], truth, unfolded, posterior)
+            if unfolded is not None
+            else None
+        ),
     }
 
 
@@ -220,6 +238,9 @@ def metrics_markdown(result: Mapping) -> str:
         lines += ["", "## Classifier two-sample test", "", classifier_markdown(result)]
     if result.get("peaks"):
         lines += ["", "## Mass peaks", "", peaks_markdown(result)]
+    if result.get("unfolding"):
+        lines += ["", "## Unfolding: the unfolded partons against the true ones", "",
+                  unfolding_markdown(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -309,8 +330,9 @@ def write_report(
         The report directory; it must not exist (or be empty) unless ``force``.
     plots : bool or iterable of str
         Plot every compared quantity (True), none (False) or those of the named ones
-        that were compared. Plots (a PNG and a PDF per quantity) are the slowest part
-        of the report.
+        that were compared; unless none, also the calibration plot of the unfolded
+        posterior where the metrics have one. Plots (a PNG and a PDF per quantity) are
+        the slowest part of the report.
 
     Returns
     -------
@@ -343,6 +365,16 @@ def _write_report_files(
             os.mkdir(os.path.join(directory, "plots"))
         for name in names:
             plot_comparison(output, name, result, os.path.join(directory, "plots", name))
+        calibration = (result.get("unfolding") or {}).get("calibration")
+        if plots and calibration:
+            os.makedirs(os.path.join(directory, "plots"), exist_ok=True)
+            unfolding.plot_calibration(
+                calibration["levels"],
+                calibration["observed"],
+                os.path.join(directory, "plots", CALIBRATION_PLOT),
+                events=result["unfolding"]["coverage_events"],
+                samples=result["unfolding"]["samples_per_event"],
+            )
 
 
 def check_report_directory(
@@ -453,11 +485,14 @@ def peak_metrics(
 
 def classifier_markdown(result: Mapping) -> str:
     """The classifier test's AUC and its floor, in a sentence."""
-    c = result["classifier"]
+    return _classifier_sentence(result["classifier"], "the simulation", "per-object")
+
+
+def _classifier_sentence(c: Mapping, compared: str, objects: str) -> str:
     return (
         f"A gradient-boosted classifier, {c['folds']}-fold cross-validated on "
-        f"{c['events']} events per side and {c['features']} features (per-object log pT, "
-        f"eta, phi and masses), separates the simulation from the truth with an ROC AUC of "
+        f"{c['events']} events per side and {c['features']} features ({objects} log pT, "
+        f"eta, phi and masses), separates {compared} from the truth with an ROC AUC of "
         f"{_number(c['auc'], '.3f')}; one half of the truth against the other "
         f"({c['floor_events']} events per side) gives {_number(c['auc_floor'], '.3f')}. "
         f"0.5: indistinguishable."
@@ -486,6 +521,131 @@ def peaks_markdown(result: Mapping) -> str:
     return "\n".join(rows)
 
 
+def unfolding_metrics(
+    truth_values: Mapping[str, np.ndarray],
+    unfolded_values: Mapping[str, np.ndarray],
+    truth: str,
+    unfolded: str,
+    posterior: unfolding.MatchedPosterior | None = None,
+) -> dict | None:
+    """The parton-level figures of unfolded events against the truth's partons.
+
+    Parameters
+    ----------
+    truth_values, unfolded_values : mapping
+        The datasets' unbinned values (`dataset_values`), with the 24 ``z_`` columns.
+    truth, unfolded : str
+        Their dataset names (for error messages).
+    posterior : turbosim_hep.validation.unfolding.MatchedPosterior, optional
+        Posterior samples beside their truth, for the coverage.
+
+    Returns
+    -------
+    dict or None
+        None unless both datasets have partons. ``mass_ks``: KS distance of every mass of
+        `unfolding.PARTON_MASSES` (all rows, weighted), ``ks_floor``; ``classifier``:
+        `unfolding.parton_classifier_test` on one draw per event (the rows of sample 0
+        where the file holds several: they are not independent events);
+        ``samples_per_event``: K of the unfolded rows (1 without a ``replica`` branch);
+        ``coverage`` (quantity -> ``{"0.68": fraction, "0.95": fraction}``),
+        ``calibration`` (``levels`` and per quantity the ``observed`` fractions),
+        ``coverage_events`` and ``coverage_unmatched``: None without ``posterior``.
+    """
+    columns = [f"z_{c}" for c in layout.Z_COLUMNS]
+    if not all(c in values for c in columns for values in (truth_values, unfolded_values)):
+        return None
+    truth_z, unfolded_z = (
+        np.stack([np.asarray(values[c]) for c in columns], axis=1)
+        for values in (truth_values, unfolded_values)
+    )
+    truth_weights = _weights(truth_values, len(truth_z), truth)
+    unfolded_weights = _weights(unfolded_values, len(unfolded_z), unfolded)
+    replica = unfolded_values.get(REPLICA_VALUES)
+    first = np.ones(len(unfolded_z), dtype=bool) if replica is None else replica == 0
+    samples = 1 if replica is None else len(np.unique(replica))
+    one_draw = unfolded_z[first]
+    result = {
+        "mass_ks": unfolding.mass_ks(truth_z, unfolded_z, truth_weights, unfolded_weights),
+        "ks_floor": (
+            metrics.ks_floor(len(truth_z), len(one_draw)) if len(truth_z) and len(one_draw)
+            else None
+        ),
+        "events": {"truth": int(len(truth_z)), "unfolded": int(len(one_draw))},
+        "samples_per_event": samples,
+        "classifier": unfolding.parton_classifier_test(
+            truth_z,
+            one_draw,
+            truth_weights=truth_weights,
+            unfolded_weights=None if unfolded_weights is None else unfolded_weights[first],
+        ),
+        "coverage": None,
+        "calibration": None,
+        "coverage_events": None,
+        "coverage_unmatched": None,
+    }
+    if posterior is not None:
+        levels = unfolding.CALIBRATION_LEVELS
+        curves = unfolding.calibration_curves(posterior.samples, posterior.truth, levels)
+        result |= {
+            "coverage": unfolding.coverage_table(posterior.samples, posterior.truth),
+            "calibration": {
+                "levels": levels.tolist(),
+                "observed": {name: curve.tolist() for name, curve in curves.items()},
+            },
+            "coverage_events": len(posterior),
+            "coverage_unmatched": posterior.unmatched,
+            "samples_per_event": posterior.samples.shape[1],
+        }
+    return result
+
+
+def unfolding_markdown(result: Mapping) -> str:
+    """The parton-level section: mass KS table, classifier sentence and coverage table."""
+    u = result["unfolding"]
+    labels = [f"`{name}`" for name in u["mass_ks"]]
+    floor = u["ks_floor"]
+    lines = [
+        f"Unfolded partons ({u['events']['unfolded']} events, {u['samples_per_event']} "
+        f"sample(s) each) against the true partons ({u['events']['truth']} events): the "
+        "masses of the W- (e- nu-bar), the W+ (u d-bar), the anti-top (e- nu-bar b-bar), the "
+        "top (u d-bar b) and the tt-bar system, KS distance x 10^-2"
+        + (f" (statistical floor {100 * floor:.2f})." if floor else "."),
+        "",
+        "| " + " | ".join(labels) + " |",
+        "|---" * len(labels) + "|",
+        "| " + " | ".join(_number(100 * v if v is not None else None, ".2f")
+                          for v in u["mass_ks"].values()) + " |",
+        "",
+        _classifier_sentence(u["classifier"], "one draw of the unfolded partons", "per-parton"),
+    ]
+    if u.get("coverage"):
+        levels = list(next(iter(u["coverage"].values())))
+        lines += [
+            "",
+            f"Coverage of the posterior ({u['coverage_events']} events, "
+            f"{u['samples_per_event']} samples each"
+            + (f"; {u['coverage_unmatched']} without a truth left out" if u["coverage_unmatched"]
+               else "")
+            + "): the fraction of events whose true value lies in the central interval of its "
+            "samples (calibrated: the nominal level; below: too narrow or biased; above: too "
+            f"wide). Calibration plot: `plots/{CALIBRATION_PLOT}.png`.",
+            "",
+            "| quantity | " + " | ".join(f"{100 * float(level):g} % interval" for level in levels)
+            + " |",
+            "|---" * (len(levels) + 1) + "|",
+        ]
+        for name, row in u["coverage"].items():
+            lines.append(f"| `{name}` | " + " | ".join(_number(v, ".3f") for v in row.values())
+                         + " |")
+    elif u["samples_per_event"] == 1:
+        lines += ["", "One sample per event: no coverage (unfold with `--samples K`, K >= 50)."]
+    else:
+        lines += ["", "No coverage: the unfolded events could not be matched to the truth "
+                  "(each is matched by its input's file name and entry, see the `inputs` "
+                  "metadata of the unfolded file)."]
+    return "\n".join(lines)
+
+
 def _number(value: float | None, spec: str) -> str:
     """A figure formatted with ``spec``; n/a for a missing or non-finite one (metrics.json
     stores those as null)."""
@@ -493,6 +653,7 @@ def _number(value: float | None, spec: str) -> str:
 
 
 __all__ = [
+    "CALIBRATION_PLOT",
     "PUBLISHED_TABLE1",
     "TABLE1",
     "check_report_directory",
@@ -505,5 +666,7 @@ __all__ = [
     "plot_comparison",
     "save_histograms",
     "table1_markdown",
+    "unfolding_markdown",
+    "unfolding_metrics",
     "write_report",
 ]
