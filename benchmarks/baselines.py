@@ -1,4 +1,5 @@
-"""Two lookup baselines of a fast detector simulation, learned from paired (Z, X) events.
+"""Lookup baselines of a fast detector simulation and of unfolding, learned from paired
+(Z, X) events.
 
 What a physicist would try before a learned simulator, to judge one against
 (``benchmarks/bench_fidelity.py``):
@@ -13,10 +14,13 @@ What a physicist would try before a learned simulator, to judge one against
 - `NearestNeighbourResponse`: each event takes the whole set of responses of the training
   event whose partons are closest (standardised log pT and η of the six partons), and
   so keeps the detector's resolution and the correlations between one event's objects.
+- `NearestNeighbourPosterior` (unfolding, ``benchmarks/bench_unfolding.py``): the
+  partons of the K training events whose detector objects are closest, as K posterior
+  samples of each detector event's partons.
 
-Both build X in the layout of `turbosim_hep.layout` (massless objects, the MET with
-pz = 0 and E = |pT|, jets in decreasing pT), draw from a seeded NumPy generator and run
-vectorised: no per-event Python.
+The detector baselines build X in the layout of `turbosim_hep.layout` (massless objects,
+the MET with pz = 0 and E = |pT|, jets in decreasing pT) and draw from a seeded NumPy
+generator; all run vectorised: no per-event Python.
 """
 
 from __future__ import annotations
@@ -335,12 +339,91 @@ class NearestNeighbourResponse:
         return apply_responses(z, self.responses.take(chosen))
 
 
+def rotate_phi(p4: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(..., 4) four-momenta rotated about the beam axis by ``angle`` (broadcast to
+    ``p4.shape[:-1]``)."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotated = np.array(p4, dtype=np.float64, copy=True)
+    rotated[..., 0] = p4[..., 0] * cos - p4[..., 1] * sin
+    rotated[..., 1] = p4[..., 0] * sin + p4[..., 1] * cos
+    return rotated
+
+
+def detector_features(x: np.ndarray) -> np.ndarray:
+    """(n, 17) features of detector events, blind to a rotation about the beam axis.
+
+    log pT and η of the electron and of the four jets (in pT order), log pT of the MET,
+    and cos and sin of the MET's and each jet's azimuth relative to the electron's: the
+    distance of `NearestNeighbourPosterior`.
+    """
+    objects = _pt_eta_phi(_objects(x))
+    relative = wrap_phi(objects[..., 2] - objects[:, _ELECTRON_X, np.newaxis, 2])
+    others = np.concatenate([[_MET_X], _JETS_X])
+    with_eta = np.concatenate([[_ELECTRON_X], _JETS_X])
+    return np.concatenate(
+        [
+            np.log(objects[:, with_eta, 0]),
+            np.log(objects[:, [_MET_X], 0]),
+            objects[:, with_eta, 1],
+            np.cos(relative[:, others]),
+            np.sin(relative[:, others]),
+        ],
+        axis=1,
+    )
+
+
+class NearestNeighbourPosterior:
+    """Posterior samples of the partons of detector events: the partons of the nearest
+    training events.
+
+    For each detector event, the ``neighbours`` training events whose detector objects
+    are closest (`detector_features`, standardised; Euclidean distance) give one parton
+    event each, rotated about the beam axis by the difference of the two electrons'
+    azimuths (the physics is symmetric under that rotation, so the neighbours need not
+    share the event's orientation). Sample 0 is the nearest. Every sample is a real tt-bar
+    event, on its W and top mass shells.
+
+    Parameters
+    ----------
+    neighbours : int
+        K, the samples per event.
+    """
+
+    def __init__(self, neighbours: int = 50):
+        self.neighbours = neighbours
+        self.index = NearestNeighbors(n_neighbors=neighbours)
+
+    def fit(self, z: np.ndarray, x: np.ndarray) -> NearestNeighbourPosterior:
+        """Learn from paired (n, 24) partons and detector objects; returns itself."""
+        features = detector_features(x)
+        self.mean, self.scale = features.mean(axis=0), features.std(axis=0)
+        self.index.fit((features - self.mean) / self.scale)
+        self.z = _objects(z)
+        self.electron_phi = _electron_phi(x)
+        return self
+
+    def sample(self, x: np.ndarray) -> np.ndarray:
+        """float32 (n, K, 24) parton samples of (n, 24) detector events."""
+        _, nearest = self.index.kneighbors((detector_features(x) - self.mean) / self.scale)
+        angle = _electron_phi(x)[:, np.newaxis] - self.electron_phi[nearest]  # (n, K)
+        partons = rotate_phi(self.z[nearest], angle[..., np.newaxis])  # (n, K, 6, 4)
+        return partons.reshape(len(x), self.neighbours, layout.N_FEATURES).astype(np.float32)
+
+
+def _electron_phi(x: np.ndarray) -> np.ndarray:
+    """(n,) azimuth of the reconstructed electron."""
+    return _pt_eta_phi(_objects(x)[:, _ELECTRON_X])[:, 2]
+
+
 __all__ = [
     "BinnedSmearing",
+    "NearestNeighbourPosterior",
     "NearestNeighbourResponse",
     "Responses",
     "apply_responses",
+    "detector_features",
     "match_jets",
     "measure_responses",
     "parton_features",
+    "rotate_phi",
 ]

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from turbosim_hep import metrics
 from turbosim_hep.demo import DEFAULT, shipped_sample, split_indices
 from turbosim_hep.inference import BATCH_EVENTS, cached_model, run_model
-from turbosim_hep.io import read_events
+from turbosim_hep.io import EventBatch, read_events
 from turbosim_hep.random import event_normal, stream_id
 from turbosim_hep.validation.classifier import classifier_test, detector_values, event_features
 from turbosim_hep.validation.peaks import mass_peaks
@@ -70,6 +70,18 @@ def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the learning half and of the test half of n events, drawn with ``seed``."""
     learn, test = np.array_split(np.random.default_rng(seed).permutation(n), 2)
     return np.sort(learn), np.sort(test)
+
+
+def read_sample(
+    path: str, events: int | None, seed: int
+) -> tuple[EventBatch, np.ndarray, np.ndarray]:
+    """The selected events of a sample (the first ``events`` of them, or all) and the
+    rows of its learning and test halves (`split_halves`)."""
+    batch, _ = read_events(path)
+    if events is not None:
+        batch = batch.take(np.arange(min(events, len(batch))))
+    learn, test = split_halves(len(batch), seed)
+    return batch, learn, test
 
 
 def demo_training_events() -> tuple[np.ndarray, np.ndarray]:
@@ -134,10 +146,7 @@ def markdown_table(rows: Mapping[str, dict]) -> str:
 
 def bench_sample(path: str, args: argparse.Namespace) -> dict[str, dict]:
     """All rows of one sample, printed as they come and then as a table."""
-    events, _ = read_events(path)
-    if args.events is not None:
-        events = events.take(np.arange(min(args.events, len(events))))
-    learn, test = split_halves(len(events), args.seed)
+    events, learn, test = read_sample(path, args.events, args.seed)
     z, x = events.z[test], events.x[test]
     if args.learn_from == "demo":
         learn_z, learn_x = demo_training_events()

@@ -1,5 +1,6 @@
-"""The lookup baselines of benchmarks/baselines.py (ΔR matching, responses, valid X) and
-benchmarks/bench_fidelity.py on a small sample."""
+"""The lookup baselines of benchmarks/baselines.py (ΔR matching, responses, valid X, the
+nearest-neighbour posterior) and benchmarks/bench_fidelity.py and bench_unfolding.py on a
+small sample."""
 
 from __future__ import annotations
 
@@ -136,3 +137,44 @@ def test_fidelity_benchmark_on_a_small_sample(benchmark_modules, paired_sample, 
     assert rows[bench.FLOOR]["classifier"]["auc"] < 0.65
     printed = capsys.readouterr().out
     assert "| simulation | jet1_py |" in printed and f"| {bench.FLOOR} |" in printed
+
+
+def test_nearest_neighbour_posterior_of_its_own_events_starts_with_their_partons(
+    baselines, pairs
+):
+    z, x = pairs
+    samples = baselines.NearestNeighbourPosterior(5).fit(z, x).sample(x[:300])
+    assert samples.shape == (300, 5, layout.N_FEATURES) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples[:, 0], z[:300], rtol=1e-4, atol=1e-3)
+
+
+def test_nearest_neighbour_posterior_turns_with_the_event(baselines, pairs):
+    # an event rotated about the beam axis has the same neighbours, rotated alike
+    z, x = pairs
+    posterior = baselines.NearestNeighbourPosterior(4).fit(z[300:], x[300:])
+    angle = np.full((300, 1), 0.7)
+    turned_x = baselines.rotate_phi(x[:300].reshape(300, 6, 4), angle).reshape(300, 24)
+    turned = baselines.rotate_phi(
+        posterior.sample(x[:300]).reshape(300, 4, 6, 4), angle[..., np.newaxis]
+    )
+    np.testing.assert_allclose(
+        posterior.sample(turned_x).reshape(300, 4, 6, 4), turned, rtol=1e-3, atol=1e-2
+    )
+
+
+def test_unfolding_benchmark_on_a_small_sample(benchmark_modules, paired_sample, capsys):
+    bench = benchmark_modules("bench_unfolding")
+    args = argparse.Namespace(model=paired_sample["model"], events=800, samples=10, seed=1,
+                              folds=2, threads=1)
+    rows = bench.bench_sample(paired_sample["full"], args)
+    assert list(rows) == [bench.MODEL, bench.NEIGHBOUR, bench.FLOOR]
+    for row in rows.values():
+        assert set(row["b_ks"]) == set(bench.B_COLUMNS)
+        assert all(0.0 <= ks <= 1.0 for ks in [*row["b_ks"].values(), *row["mass_ks"].values()])
+    # the nearest neighbours' events are tt-bar events: their masses are the truth's
+    assert max(rows[bench.NEIGHBOUR]["mass_ks"].values()) < 0.2
+    assert rows[bench.MODEL]["classifier"]["auc"] > 0.9  # an untrained model
+    assert rows[bench.FLOOR]["coverage"] is None
+    assert 0.0 <= rows[bench.NEIGHBOUR]["coverage"]["m_tt"]["0.95"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "| unfolded partons | b_py |" in printed and f"| {bench.NEIGHBOUR} |" in printed
