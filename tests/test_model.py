@@ -106,6 +106,46 @@ def test_the_response_head_builds_each_object_from_its_parton(events):
     torch.testing.assert_close(b[:, 1, :2], zz[:, 1, :2] + lost, rtol=1e-4, atol=1e-2)
 
 
+def test_the_radiation_head_chooses_each_jet_from_its_quark_or_radiation(events):
+    """The choice follows the predicted probability and the event's noise: a jet is its
+    quark's bounded response or a radiation jet far from the quark, the same noise gives
+    the same events, and the radiation jets carry the gradient of their probability."""
+    z, x = events
+    model = TurboSim.from_config({"x_head": "radiation"}, x=x, z=z)
+    head = model.x_head
+    assert head.n_noise == 4 and head.n_raw == 33
+    assert model.decoder_noise_dim == model.decoder.noise_dim + 4
+    n = len(z)
+    raw = torch.zeros(n, head.n_raw)
+    raw[:, 21:] = torch.tensor([0.0, 3.0, 0.0]).repeat(4)  # radiation jets: eta + 3
+    noise = torch.randn(n, head.n_noise)
+    with torch.no_grad():
+        x_gen = head.physical(raw, z, noise).double()
+        assert torch.equal(x_gen, head.physical(raw, z, noise).double())
+        probability = head.radiation_probability(raw)
+    assert metrics.valid_fraction(x_gen.float().numpy()) == 1.0
+    # each quark has a jet at its own eta or 3 units above it, one of the two
+    jets = x_gen.reshape(n, 6, 4)[:, 2:]
+    quarks = z.double().reshape(n, 6, 4)[:, 2:]
+    jet_eta = torch.asinh(jets[..., 2] / torch.hypot(jets[..., 0], jets[..., 1]))
+    quark_eta = torch.asinh(quarks[..., 2] / torch.hypot(quarks[..., 0], quarks[..., 1]))
+    shift = jet_eta.unsqueeze(1) - quark_eta.unsqueeze(2)  # (n, quark, jet)
+    dphi = torch.atan2(jets[..., 1], jets[..., 0]).unsqueeze(1) - torch.atan2(
+        quarks[..., 1], quarks[..., 0]).unsqueeze(2)
+    same_phi = torch.cos(dphi) > 1 - 1e-6
+    near = ((shift.abs() < 1e-3) & same_phi).any(2)
+    far = (((shift - 3.0).abs() < 1e-3) & same_phi).any(2)
+    assert torch.all(near ^ far)
+    expected = float(probability.mean())
+    assert expected == pytest.approx(torch.sigmoid(torch.tensor(-1.5)).item(), rel=1e-5)
+    assert float(far.double().mean()) == pytest.approx(expected, abs=0.02)
+    # the probability is learnt: its logit gets a gradient through the relaxed choice
+    raw.requires_grad_(True)
+    eta_sum = head.physical(raw, z, noise).reshape(n, 6, 4)[:, 2:, 2].sum()
+    eta_sum.backward()
+    assert raw.grad[:, 17:21].abs().sum() > 0
+
+
 def test_the_chain_head_unfolds_to_tt_bar_decay_chains(events):
     """Whatever the network outputs, the partons are on shell, each top is its W plus
     its b, each W its two daughters, and the four resonance masses are those the event's

@@ -112,7 +112,7 @@ class DecayChainZHead(nn.Module):
     def resonance_masses(self, noise: torch.Tensor) -> torch.Tensor:
         """(n, 4) masses of t, W+, t-bar, W- from (n, 4) standard normals: the quantile
         function of each training distribution at Phi(noise)."""
-        level = 0.5 * (1.0 + torch.erf(noise / 2.0**0.5)) * (N_MASS_QUANTILES - 1)
+        level = torch.special.ndtr(noise) * (N_MASS_QUANTILES - 1)
         low = level.floor().clamp(0, N_MASS_QUANTILES - 2)
         weight = level - low
         table = self.mass_quantiles.T.unsqueeze(0).expand(len(noise), -1, -1)

@@ -21,6 +21,9 @@ by construction:
   momentum plus what the detector mismeasured of the other objects, plus a residual. The
   same guarantees as `XHead`; the detector's resolution and the correlations between the
   objects of one event come from the partons, not from the network.
+- `RadiationXHead` ("radiation", X only): `ResponseXHead` in which each jet is its
+  quark's or, by a relaxed random choice the network's probability drives, a radiation
+  jet unbounded in angle (`n_noise` numbers of the event's noise).
 - `turbosim_hep.model.chain.DecayChainZHead` ("chain", Z only): the six partons as the
   decay chains t -> W b, W -> f f' of a tt-bar pair, the resonance masses drawn from
   their training distributions with the event's noise (`n_noise` numbers of it).
@@ -43,8 +46,8 @@ from turbosim_hep.model.chain import DecayChainZHead
 
 #: Noise-injection modes: how the standard-normal noise enters the network input.
 NOISE_MODES = ("add", "cat", "mul", "none")
-#: Output heads by name ("ptetaphi" and "response": X only; "chain": Z only).
-HEADS = ("physical", "ptetaphi", "response", "chain", "linear")
+#: Output heads by name ("ptetaphi", "response" and "radiation": X only; "chain": Z only).
+HEADS = ("physical", "ptetaphi", "response", "radiation", "chain", "linear")
 
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
@@ -390,20 +393,37 @@ class ResponseXHead(nn.Module):
 
     def physical(self, raw: torch.Tensor, partons: torch.Tensor) -> torch.Tensor:
         """(n, 24) detector objects from raw outputs and (n, 24) physical partons."""
+        return self._objects(self._responses(raw), partons, raw[:, 3:5])
+
+    def standardised(self, raw: torch.Tensor, partons: torch.Tensor) -> torch.Tensor:
+        return self.scaler(self.physical(raw, partons))
+
+    @staticmethod
+    def _responses(raw: torch.Tensor) -> torch.Tensor:
+        """(n, 5, 3) responses (log pT ratio, delta eta, delta phi) of the electron and the
+        four jets from the first 17 raw outputs (the MET's residual, raw 3:5, skipped)."""
         n = raw.shape[0]
+        response = torch.cat([raw[:, 0:3], raw[:, 5:17]], dim=1).reshape(n, 1 + layout.N_JETS, 3)
+        response = response * RESPONSE_SCALE
+        angles = MAX_ANGLE_RESPONSE * torch.tanh(response[..., 1:] / MAX_ANGLE_RESPONSE)
+        return torch.cat([response[..., :1], angles], dim=-1)
+
+    def _objects(
+        self, response: torch.Tensor, partons: torch.Tensor, met_residual: torch.Tensor
+    ) -> torch.Tensor:
+        """(n, 24) detector objects from the (n, 5, 3) responses of the electron and the
+        jets to their partons and the (n, 2) raw residual of the MET."""
+        n = response.shape[0]
         source = partons.reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)[:, self.sources]
         pt, eta, phi = _pt_eta_phi(source)
         visible = [0, *range(2, layout.N_OBJECTS)]  # the electron and the jets
-        response = torch.cat([raw[:, 0:3], raw[:, 5:]], dim=1).reshape(n, len(visible), 3)
-        response = response * RESPONSE_SCALE
-        angles = MAX_ANGLE_RESPONSE * torch.tanh(response[..., 1:] / MAX_ANGLE_RESPONSE)
         objects = _massless(
             pt[:, visible] * torch.exp(response[..., 0].clamp(max=5.0)),
-            eta[:, visible] + angles[..., 0],
-            phi[:, visible] + angles[..., 1],
+            eta[:, visible] + response[..., 1],
+            phi[:, visible] + response[..., 2],
         )
         lost = (source[:, visible, :2] - objects[..., :2]).sum(1)
-        met_t = source[:, 1, :2] + lost + raw[:, 3:5] * self.met_scale
+        met_t = source[:, 1, :2] + lost + met_residual * self.met_scale
         met = torch.cat(
             [met_t, torch.zeros_like(met_t[:, :1]),
              torch.linalg.vector_norm(met_t, dim=1, keepdim=True)],
@@ -415,8 +435,71 @@ class ResponseXHead(nn.Module):
         jets = torch.gather(jets, 1, order.unsqueeze(-1).expand(-1, -1, 4))
         return torch.cat([objects[:, 0], met, jets.reshape(n, 4 * layout.N_JETS)], dim=1)
 
-    def standardised(self, raw: torch.Tensor, partons: torch.Tensor) -> torch.Tensor:
-        return self.scaler(self.physical(raw, partons))
+
+#: Temperature of the relaxed choice between a quark's own jet and a radiation jet in
+#: `RadiationXHead`, whose gradient stands for that of the exact choice.
+RADIATION_TEMPERATURE = 0.5
+#: Offset of the logit of that choice, so that the untrained head makes about 18 % of the
+#: jets radiation jets, near the 22-32 % of the quarks without a jet within delta R 0.4 in
+#: the detector truth.
+RADIATION_LOGIT_OFFSET = -1.5
+#: Units of the raw outputs of a radiation jet: log pT ratio, eta and phi offsets from
+#: its quark, with no bound (the spread of the truth's unmatched jets).
+RADIATION_SCALE = (0.5, 1.0, 1.0)
+
+
+class RadiationXHead(ResponseXHead):
+    """`ResponseXHead` in which each jet is its quark's or a radiation jet.
+
+    Among the four selected jets of an event, a quark's own jet is often missing (out of
+    acceptance, merged or split) and a jet from initial- or final-state radiation is
+    selected instead: in the detector truth 22-32 % of the quarks have no jet within
+    delta R 0.4. A response bounded to its quark's cone cannot make such a jet and a
+    free one widens every quark's jet to imitate the mixture. Here each jet has both: the
+    bounded response of its quark, and a radiation jet with unbounded log pT ratio and
+    angles from the quark (`RADIATION_SCALE`), one of which is chosen by a Bernoulli
+    draw with a probability the network predicts per jet, from one standard normal of
+    the event's noise per jet (``n_noise``). The choice is exact in training and in
+    inference; its gradient is that of the relaxed draw (binary Concrete at
+    `RADIATION_TEMPERATURE`, straight-through). Raw outputs: those of `ResponseXHead`, then per jet the choice's logit,
+    then per jet the radiation jet's three numbers.
+    """
+
+    n_noise = layout.N_JETS
+
+    def __init__(self, scaler: Standardiser):
+        super().__init__(scaler)
+        self.n_raw = 3 + 2 + 3 * layout.N_JETS + 4 * layout.N_JETS
+        self.register_buffer("radiation_scale", torch.tensor(RADIATION_SCALE))
+
+    def radiation_probability(self, raw: torch.Tensor) -> torch.Tensor:
+        """(n, 4) probability that each quark's jet is replaced by a radiation jet."""
+        return torch.sigmoid(raw[:, 17:17 + layout.N_JETS] + RADIATION_LOGIT_OFFSET)
+
+    def physical(
+        self, raw: torch.Tensor, partons: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(n, 24) detector objects from raw outputs, (n, 24) physical partons and (n, 4)
+        standard normals (drawn with torch when None)."""
+        n = raw.shape[0]
+        if noise is None:
+            noise = torch.randn(n, self.n_noise, device=raw.device, dtype=raw.dtype)
+        uniform = torch.special.ndtr(noise.to(raw.dtype)).clamp(1e-6, 1 - 1e-6)
+        # a Bernoulli draw of the predicted probability as logit + logistic noise > 0;
+        # its gradient is that of the relaxed (sigmoid) draw (straight-through)
+        noisy_logit = (raw[:, 17:17 + layout.N_JETS] + RADIATION_LOGIT_OFFSET
+                       + uniform.log() - torch.log1p(-uniform))
+        relaxed = torch.sigmoid(noisy_logit / RADIATION_TEMPERATURE)
+        choice = ((noisy_logit > 0).to(raw.dtype) + relaxed - relaxed.detach()).unsqueeze(-1)
+        radiation = raw[:, 17 + layout.N_JETS:].reshape(n, layout.N_JETS, 3) * self.radiation_scale
+        response = self._responses(raw)
+        jets = choice * radiation + (1.0 - choice) * response[:, 1:]
+        return self._objects(torch.cat([response[:, :1], jets], dim=1), partons, raw[:, 3:5])
+
+    def standardised(
+        self, raw: torch.Tensor, partons: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.scaler(self.physical(raw, partons, noise))
 
 
 def make_head(kind: str, space: str, scaler: Standardiser) -> nn.Module:
@@ -429,6 +512,8 @@ def make_head(kind: str, space: str, scaler: Standardiser) -> nn.Module:
         return PtEtaPhiXHead(scaler)
     if kind == "response" and space == "x":
         return ResponseXHead(scaler)
+    if kind == "radiation" and space == "x":
+        return RadiationXHead(scaler)
     if kind == "chain" and space == "z":
         return DecayChainZHead(scaler)
     raise ValueError(f"unknown output head {kind!r} for {space.upper()}; choose from {HEADS}")

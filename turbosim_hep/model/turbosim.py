@@ -111,11 +111,12 @@ class TurboSim(nn.Module):
     @property
     def encoder_noise_dim(self) -> int:
         """Width of the encoder's noise: its network's and then its head's."""
-        return int(getattr(self.encoder, "noise_dim", 0)) + getattr(self.z_head, "n_noise", 0)
+        return _noise_width(self.encoder, self.z_head)
 
     @property
     def decoder_noise_dim(self) -> int:
-        return int(getattr(self.decoder, "noise_dim", 0))
+        """Width of the decoder's noise: its network's and then its head's."""
+        return _noise_width(self.decoder, self.x_head)
 
     @torch.no_grad()
     def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor) -> None:
@@ -133,28 +134,15 @@ class TurboSim(nn.Module):
                 head.fit_kinematics(x, z)
 
     # --- standardised paths (training) ---------------------------------------------
-    def _encoder_head_inputs(
-        self, x: torch.Tensor, noise: torch.Tensor | None
-    ) -> tuple[torch.Tensor, ...]:
-        """The arguments of the Z head: the encoder's raw outputs for standardised ``x``,
-        then the head's share of ``noise`` where it takes one (`encoder_noise_dim`)."""
-        if not getattr(self.z_head, "n_noise", 0):
-            return (self.encoder(x, noise),)
-        width = int(getattr(self.encoder, "noise_dim", 0))
-        if noise is None:
-            return self.encoder(x, None), None
-        return self.encoder(x, noise[:, :width]), noise[:, width:]
-
     def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised X -> standardised Z through the encoder."""
-        return self.z_head.standardised(*self._encoder_head_inputs(x, noise))
+        return self.z_head.standardised(*_head_inputs(self.encoder, self.z_head, x, noise))
 
     def decode(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Standardised Z -> standardised X through the decoder."""
-        raw = self.decoder(z, noise)
-        if self.x_head.uses_input:
-            return self.x_head.standardised(raw, self.z_scaler.inverse(z))
-        return self.x_head.standardised(raw)
+        partons = self.z_scaler.inverse(z) if self.x_head.uses_input else None
+        return self.x_head.standardised(*_head_inputs(self.decoder, self.x_head, z, noise,
+                                                      partons))
 
     # --- physical paths (inference) -------------------------------------------------
     def simulate(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,13 +160,39 @@ class TurboSim(nn.Module):
         torch.Tensor
             (n, 24) reconstructed four-momenta in GeV.
         """
-        raw = self.decoder(self.z_scaler(z), noise)
-        return self.x_head.physical(raw, z) if self.x_head.uses_input else self.x_head.physical(raw)
+        return self.x_head.physical(*_head_inputs(self.decoder, self.x_head, self.z_scaler(z),
+                                                  noise, z))
 
     def unfold(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Parton-level events from detector-level ones; as `simulate`, with the encoder."""
-        return self.z_head.physical(*self._encoder_head_inputs(self.x_scaler(x), noise))
+        return self.z_head.physical(*_head_inputs(self.encoder, self.z_head, self.x_scaler(x),
+                                                  noise))
 
     def forward(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Same as `simulate`."""
         return self.simulate(z, noise)
+
+
+def _noise_width(network: nn.Module, head: nn.Module) -> int:
+    return int(getattr(network, "noise_dim", 0)) + getattr(head, "n_noise", 0)
+
+
+def _head_inputs(
+    network: nn.Module,
+    head: nn.Module,
+    inputs: torch.Tensor,
+    noise: torch.Tensor | None,
+    physical_inputs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, ...]:
+    """The arguments of ``head``: the raw outputs of ``network`` for the standardised
+    ``inputs``; the physical inputs where the head uses them (``uses_input``); its share
+    of ``noise`` where it takes one (``n_noise``: the last columns; None draws it)."""
+    width = int(getattr(network, "noise_dim", 0))
+    takes_noise = getattr(head, "n_noise", 0) > 0
+    own = noise[:, :width] if takes_noise and noise is not None else noise
+    args: tuple[torch.Tensor | None, ...] = (network(inputs, own),)
+    if head.uses_input:
+        args += (physical_inputs,)
+    if takes_noise:
+        args += (None if noise is None else noise[:, width:],)
+    return args
