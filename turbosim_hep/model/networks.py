@@ -461,8 +461,8 @@ class RadiationXHead(ResponseXHead):
     draw with a probability the network predicts per jet, from one standard normal of
     the event's noise per jet (``n_noise``). The choice is exact in training and in
     inference; its gradient is that of the relaxed draw (binary Concrete at
-    `RADIATION_TEMPERATURE`, straight-through). Raw outputs: those of `ResponseXHead`, then per jet the choice's logit,
-    then per jet the radiation jet's three numbers.
+    `RADIATION_TEMPERATURE`, straight-through). Raw outputs: those of `ResponseXHead`,
+    then per jet the choice's logit, then per jet the radiation jet's three numbers.
     """
 
     n_noise = layout.N_JETS
