@@ -30,7 +30,8 @@ The figures of benchmarks/unfolding.md::
     turbosim-hep generate -n 200000 --seed 4242 --jobs 2 -o ttbar_4242.root
     python benchmarks/bench_unfolding.py --model demo-output/model.pt --sample ttbar_4242.root
 
-``--events N`` keeps N selected events of each sample, for a quick look.
+``--events N`` keeps N selected events of each sample, for a quick look; ``--plots DIR``
+writes the calibration plot of the model and of the baseline.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def compare(truth: np.ndarray, samples: np.ndarray, *, folds: int, seed: int) ->
         ``b_ks`` (column key -> KS), ``mass_ks`` (`unfolding.mass_ks`), ``classifier``
         (`unfolding.parton_classifier_test` of sample 0), ``coverage``
         (`unfolding.coverage_table`; None with one sample per event or other events than
-        the truth's) and ``resolution`` (median |Δm_tt| / m_tt of sample 0; None likewise).
+        the truth's), ``calibration`` (`unfolding.calibration_curves`; None likewise) and
+        ``resolution`` (median |Δm_tt| / m_tt of sample 0; None likewise).
     """
     pooled = samples.reshape(-1, layout.N_FEATURES)
     one_draw = samples[:, 0]
@@ -104,6 +106,7 @@ def compare(truth: np.ndarray, samples: np.ndarray, *, folds: int, seed: int) ->
         "mass_ks": unfolding.mass_ks(truth, pooled),
         "classifier": unfolding.parton_classifier_test(truth, one_draw, folds=folds, seed=seed),
         "coverage": unfolding.coverage_table(samples, truth) if paired else None,
+        "calibration": unfolding.calibration_curves(samples, truth) if paired else None,
         "resolution": resolution,
     }
 
@@ -151,6 +154,14 @@ def bench_sample(path: str, args: argparse.Namespace) -> dict[str, dict]:
             rows[label] = compare(z, unfold(), folds=args.folds, seed=args.seed)
         print(f"  {label}: AUC {rows[label]['classifier']['auc']:.3f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
+        if args.plots is not None and rows[label]["calibration"] is not None:
+            args.plots.mkdir(parents=True, exist_ok=True)
+            stem = f"{Path(path).stem}_{label.split()[0]}_calibration"
+            written = unfolding.plot_calibration(
+                unfolding.CALIBRATION_LEVELS, rows[label]["calibration"], args.plots / stem,
+                events=len(test), samples=args.samples,
+            )
+            print(f"  calibration plot: {written[0]}", flush=True)
     print()
     print(markdown_table(rows))
     print(f"\nKS x 10^-2 against the {len(test)} true partons, the K samples of every event "
@@ -183,6 +194,9 @@ def main() -> None:
                         help="folds of the classifier's cross-validation (default 5)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of the classifier and the model (default 1)")
+    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="write the calibration plot of each row with samples to DIR "
+                             "(<sample>_<row>_calibration.png, .pdf)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for path in args.sample:

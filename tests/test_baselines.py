@@ -165,7 +165,7 @@ def test_nearest_neighbour_posterior_turns_with_the_event(baselines, pairs):
 def test_unfolding_benchmark_on_a_small_sample(benchmark_modules, paired_sample, capsys):
     bench = benchmark_modules("bench_unfolding")
     args = argparse.Namespace(model=paired_sample["model"], events=800, samples=10, seed=1,
-                              folds=2, threads=1)
+                              folds=2, threads=1, plots=None)
     rows = bench.bench_sample(paired_sample["full"], args)
     assert list(rows) == [bench.MODEL, bench.NEIGHBOUR, bench.FLOOR]
     for row in rows.values():

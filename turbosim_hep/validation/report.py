@@ -628,7 +628,8 @@ def unfolding_markdown(result: Mapping) -> str:
                else "")
             + "): the fraction of events whose true value lies in the central interval of its "
             "samples (calibrated: the nominal level; below: too narrow or biased; above: too "
-            f"wide). Calibration plot: `plots/{CALIBRATION_PLOT}.png`.",
+            f"wide). The calibration curve, every level from 0.05 to 0.95, is `calibration` in "
+            f"metrics.json and `plots/{CALIBRATION_PLOT}.png` (unless plots were turned off).",
             "",
             "| quantity | " + " | ".join(f"{100 * float(level):g} % interval" for level in levels)
             + " |",

@@ -360,10 +360,13 @@ def plot_calibration(
         ax.set_ylabel("Fraction of events with the truth inside")
         title = None
         if events is not None:
-            title = f"{events} events" + (f", {samples} samples each" if samples else "")
-        ax.legend(loc="upper left", fontsize="small", title=title, title_fontsize="small")
-        ax.text(0.97, 0.03, "below the diagonal: too narrow\nabove: too wide",
-                transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
+            title = f"{events} events" + (f",\n{samples} samples each" if samples else "")
+        # beside the axes: a calibrated curve runs along the diagonal, a narrow one below
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
+                           title=title, title_fontsize="small", frameon=False)
+        legend._legend_box.align = "left"
+        ax.text(1.04, 0.0, "below the diagonal:\ntoo narrow or biased\nabove: too wide",
+                transform=ax.transAxes, ha="left", va="bottom", fontsize="small")
         paths = []
         for suffix in (".png", ".pdf"):
             path = os.fspath(stem) + suffix
