@@ -28,6 +28,7 @@ from turbosim_hep.model.losses import (
     DISTRIBUTION_TERMS,
     LossConfig,
     TurboSimObjective,
+    energy_score,
     lp_loss,
     marginal_wasserstein1,
     mmd2,
@@ -268,14 +269,19 @@ REACHES = {
     "dxt": {"decoder"}, "Dxt": {"decoder"},
     "dzh": {"encoder", "decoder"}, "Dzh": {"encoder", "decoder"},
 }
-CASES = [(t, "wgan-gp") for t in TERMS] + [(t, k) for t in ("Dzt", "Dxt") for k in ("dre", "mmd")]
+CASES = (
+    [(t, "wgan-gp") for t in TERMS]
+    + [(t, k) for t in ("Dzt", "Dxt") for k in ("dre", "mmd")]
+    + [(t, "energy") for t in ("dzt", "dxh", "dxt", "dzh")]
+)
 
 
 @pytest.mark.parametrize(("term", "divergence"), CASES)
 def test_each_term_alone_moves_only_its_networks(events, term, divergence):
     z, x = events
     divergences = {term: divergence} if term[0] == "D" else {}
-    config = LossConfig(weights={term: 1.0}, divergence=divergences)
+    scores = {term: divergence} if term[0] == "d" and divergence == "energy" else {}
+    config = LossConfig(weights={term: 1.0}, divergence=divergences, score=scores)
     trainer = Trainer(ModelConfig(), config, TrainConfig(batch_size=64, seed=1, device="cpu"))
     model = trainer.model
     model.fit_standardisation(x, z)
@@ -298,8 +304,32 @@ def test_each_term_alone_moves_only_its_networks(events, term, divergence):
     # only what the term needs is computed
     noise = gaussian_noise(torch.Generator().manual_seed(0))
     fake = generated_quantities(trainer.model, trainer.objective.needs, xs, zs, noise)
-    assert set(fake) <= {"zt", "xh", "xt", "zh"} and term[1:] in fake
-    assert len(fake) == {"zt": 1, "xt": 1, "xh": 2, "zh": 2}[term[1:]]
+    second = {f"{term[1:]}2"} if scores else set()
+    assert set(fake) <= {"zt", "xh", "xt", "zh"} | second and term[1:] in fake
+    assert len(fake) == {"zt": 1, "xt": 1, "xh": 2, "zh": 2}[term[1:]] + len(second)
+    if scores:  # two independent draws of the same network from the same input
+        assert not torch.equal(fake[term[1:]], fake[f"{term[1:]}2"])
+
+
+def test_the_energy_score_is_minimal_at_the_true_distribution():
+    """A proper scoring rule: with targets from N(mu, 1) in three dimensions, draws of
+    N(mu, s) score lowest at s = 1 (the l_p loss of one draw at s = 0)."""
+    generator = torch.Generator().manual_seed(0)
+    n = 200_000
+    mu = torch.tensor([1.0, -2.0, 0.5])
+    target = mu + torch.randn(n, 3, generator=generator)
+
+    def score(spread: float) -> float:
+        draws = [mu + spread * torch.randn(n, 3, generator=generator) for _ in range(2)]
+        return float(energy_score(target, *draws))
+
+    scores = {s: score(s) for s in (0.0, 0.5, 0.8, 1.0, 1.25, 2.0)}
+    assert min(scores, key=scores.get) == 1.0
+    assert scores[0.0] > scores[0.5] > scores[1.0] < scores[2.0]
+    with pytest.raises(ValueError, match="unknown score 'crps' for dzt"):
+        LossConfig(score={"dzt": "crps"})
+    with pytest.raises(ValueError, match=r"score given for \['Dzt'\]"):
+        LossConfig(score={"Dzt": "energy"})
 
 
 def test_critics_train_on_detached_fakes(model, events):

@@ -54,8 +54,8 @@ def loss_config(
     weights : mapping, optional
         Term -> weight, replacing the preset's weight of those terms only.
     **overrides
-        Other `LossConfig` fields; ``divergence`` and ``gp_weights`` update the preset's
-        mapping term by term.
+        Other `LossConfig` fields; ``divergence``, ``gp_weights`` and ``score`` update
+        the preset's mapping term by term.
     """
     if preset not in _PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(_PRESETS)}")
@@ -64,7 +64,7 @@ def loss_config(
     merged_weights.update(weights or {})
     settings = {k: v for k, v in base.items() if k != "weights"}
     for key, value in overrides.items():
-        if key in ("divergence", "gp_weights") and isinstance(value, Mapping):
+        if key in ("divergence", "gp_weights", "score") and isinstance(value, Mapping):
             settings[key] = {**dict(settings.get(key, {})), **dict(value)}
         else:
             settings[key] = value

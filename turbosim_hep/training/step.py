@@ -44,7 +44,8 @@ def generated_quantities(
 
     z~ = E(x) (``zt``), x^ = D(z~) (``xh``), x~ = D(z) (``xt``) and z^ = E(x~)
     (``zh``), each computed only if it is in ``needs`` or another needed one is made
-    from it (`TurboSimObjective.needs`).
+    from it (`TurboSimObjective.needs`); and the second draws ``zt2``, ``xh2``, ``xt2``,
+    ``zh2`` of the same network from the same input with new noise, where needed.
     """
     n = x.shape[0]
     encode_x = bool(needs & {"zt", "xh"})
@@ -62,6 +63,15 @@ def generated_quantities(
         fake["xt"] = model.decode(z, noise(n, model.decoder_noise_dim))
     if "zh" in needs:
         fake["zh"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
+    # second draws from the same inputs, for the energy scores
+    if "zt2" in needs:
+        fake["zt2"] = model.encode(x, noise(n, model.encoder_noise_dim))
+    if "xh2" in needs:
+        fake["xh2"] = model.decode(fake["zt"], noise(n, model.decoder_noise_dim))
+    if "xt2" in needs:
+        fake["xt2"] = model.decode(z, noise(n, model.decoder_noise_dim))
+    if "zh2" in needs:
+        fake["zh2"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
     return fake
 
 
