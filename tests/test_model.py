@@ -223,6 +223,20 @@ def test_noise_injection(events, mode):
     assert torch.equal(a, c) == (mode == "none")
 
 
+def test_the_encoder_may_have_noise_of_its_own(events):
+    """A posterior sampler needs noise of the data's scale in the encoder only."""
+    z, x = events
+    model = TurboSim.from_config(
+        {"encoder_noise_mode": "cat", "encoder_noise_sigma": 1.0, "noise_dim": 8}, x=x, z=z
+    )
+    assert (model.encoder.noise_mode, model.encoder.noise_sigma) == ("cat", 1.0)
+    assert (model.decoder.noise_mode, model.decoder.noise_sigma) == ("add", 0.05)
+    assert (model.encoder_noise_dim, model.decoder_noise_dim) == (8, 24)
+    with torch.inference_mode():
+        draws = torch.stack([model.unfold(x[:200]) for _ in range(2)])
+    assert not torch.equal(draws[0], draws[1])
+
+
 def test_critic_input_gradient_matches_autograd():
     critics = CriticEnsemble(3, 24, (32, 16))
     inputs = torch.randn(3, 10, 24, requires_grad=True)

@@ -39,6 +39,10 @@ class ModelConfig(Settings):
         Its scale (reference: 0.05).
     noise_dim : int, optional
         Width of the noise in ``cat`` mode (default 24).
+    encoder_noise_mode, encoder_noise_sigma : optional
+        The encoder's own ``noise_mode`` and ``noise_sigma`` (default: the shared ones):
+        an encoder that samples a posterior q(z | x) needs noise of the order of the
+        data's spread, where a decoder may need only a small perturbation.
     x_head, z_head : {"physical", "ptetaphi", "response", "chain", "linear"}
         Output heads: "physical" builds valid four-vectors by construction from
         (px, py, pz), "ptetaphi" (X only) from (log pT, eta, phi), "response" (X only)
@@ -55,6 +59,8 @@ class ModelConfig(Settings):
     noise_mode: str = "add"
     noise_sigma: float = 0.05
     noise_dim: int | None = None
+    encoder_noise_mode: str | None = None
+    encoder_noise_sigma: float | None = None
     x_head: str = "physical"
     z_head: str = "physical"
 
@@ -92,7 +98,12 @@ class TurboSim(nn.Module):
             "noise_dim": config.noise_dim,
             "activation": config.activation,
         }
-        self.encoder = NoisyMLP(n, config.encoder_hidden, self.z_head.n_raw, **noise)
+        encoder_noise = noise | {
+            "noise_mode": config.encoder_noise_mode or config.noise_mode,
+            "noise_sigma": (config.noise_sigma if config.encoder_noise_sigma is None
+                            else config.encoder_noise_sigma),
+        }
+        self.encoder = NoisyMLP(n, config.encoder_hidden, self.z_head.n_raw, **encoder_noise)
         self.decoder = NoisyMLP(n, config.decoder_hidden, self.x_head.n_raw, **noise)
 
     @classmethod
