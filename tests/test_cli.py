@@ -50,6 +50,35 @@ def test_help_on_every_command():
         assert result.returncode == 0 and "usage: turbosim-hep" in result.stdout
 
 
+def modules_after(*args: str) -> set[str]:
+    """The modules imported by ``turbosim-hep ARGS`` in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "from turbosim_hep.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('modules:', *sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.splitlines()[-1].split()[1:])
+
+
+@pytest.mark.parametrize("args", [[], ["--version"], ["inspect"], ["validate"]])
+def test_help_imports_neither_torch_nor_the_analysis(args):
+    modules = modules_after(*args, "--help")
+    assert not {"torch", "coffea", "uproot", "awkward"} & modules
+
+
+def test_inspect_imports_no_torch(mixed_file):
+    path, _ = mixed_file
+    modules = modules_after("inspect", path, "--json")
+    assert "uproot" in modules and "torch" not in modules
+
+
 def test_inspect_json_on_delphes(delphes_file):
     result = cli("inspect", delphes_file, "--json")
     assert result.returncode == 0, result.stderr

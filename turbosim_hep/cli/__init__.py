@@ -1,6 +1,10 @@
 """The ``turbosim-hep`` command line: thin commands over the library.
 
-Each command lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
+Each command lives in its own module with ``HELP`` (its line in ``turbosim-hep --help``),
+``add_parser(subparsers)`` and ``run(args)``. A command module imports nothing heavy at
+import time, and only the parser of the command that runs is built, so that ``--help``
+and ``inspect`` load neither torch nor coffea: the library is imported inside ``run``
+(and, for ``train``, whose flags list the loss terms and presets, inside ``add_parser``).
 Errors that are the user's input (`turbosim_hep.errors.TurbosimError`, which includes
 an output that cannot be written, such as on a full disk) are printed as one line,
 without a traceback, and give exit code 2. Ctrl-C gives 130 and SIGTERM (a batch
@@ -18,7 +22,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NoReturn
 
 from turbosim_hep import __version__
@@ -37,8 +41,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every command registered."""
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every command registered.
+
+    Parameters
+    ----------
+    commands
+        The commands whose own parsers are built (``add_parser``); the others are
+        registered with their ``HELP`` line only, which is all that ``turbosim-hep --help``
+        shows. `None` (the default) builds every command's parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser of ``turbosim-hep``.
+    """
     parser = Parser(
         prog="turbosim-hep",
         description="Turbo-Sim fast simulation and unfolding of collider events.",
@@ -47,9 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"turbosim_hep.cli.{name}_cmd")
-        sub = module.add_parser(subparsers)
+        if commands is None or name in commands:
+            sub = module.add_parser(subparsers)
+        else:
+            sub = subparsers.add_parser(name, help=module.HELP)
         sub.set_defaults(_run=module.run)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command that ``argv`` asks for: its first argument that is not an option (the
+    top-level options, ``--help`` and ``--version``, take no value); `None` if none."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 class Terminated(KeyboardInterrupt):
@@ -64,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     failed command prints its one-line error alone).
     """
     try:
-        args = build_parser().parse_args(argv)
+        if argv is None:
+            argv = sys.argv[1:]
+        args = build_parser(commands=[_command_in(argv)]).parse_args(argv)
     except SystemExit as exit_:  # --help, --version or a parse error, already printed
         return int(exit_.code or 0)
     try:

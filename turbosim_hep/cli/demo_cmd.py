@@ -6,11 +6,14 @@ import argparse
 
 from turbosim_hep.cli._types import seed_int
 
+#: The command's line in ``turbosim-hep --help``.
+HELP = "train, simulate, unfold and validate on the shipped sample"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "demo",
-        help="train, simulate, unfold and validate on the shipped sample",
+        help=HELP,
         description="Split the shipped pp -> tt-bar sample into training, validation and "
         "test parts, train the turbosim preset, simulate the test partons and unfold the "
         "test detector events, and validate both against the test truth with the coffea "

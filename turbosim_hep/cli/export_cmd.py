@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from turbosim_hep.io import read_events
-from turbosim_hep.io.hdf5 import write_reference_h5
-from turbosim_hep.outputs import check_output_path
+#: The command's line in ``turbosim-hep --help``.
+HELP = "write the selected events as HDF5 (datasets FDL = Z, ROL = X, event)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "export",
-        help="write the selected events as HDF5 (datasets FDL = Z, ROL = X, event)",
+        help=HELP,
         description="Write the events of FILE that pass the reference selection and have "
         "a complete parton record as HDF5 in the layout of the reference data set: "
         "datasets FDL (Z, N x 24 float32), ROL (X, N x 24 float32) and event (entry numbers).",
@@ -24,6 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from turbosim_hep.io import read_events
+    from turbosim_hep.io.hdf5 import write_reference_h5
+    from turbosim_hep.outputs import check_output_path
+
     # fail before reading anything
     check_output_path(args.output, force=args.force, inputs=[args.file])
     batch, cutflow = read_events(args.file)

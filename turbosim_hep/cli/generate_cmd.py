@@ -8,11 +8,14 @@ import sys
 from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
 
+#: The command's line in ``turbosim-hep --help``.
+HELP = "generate pp -> tt-bar training events (Pythia 8 + parametric Delphes-card detector)"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "generate",
-        help="generate pp -> tt-bar training events (Pythia 8 + parametric Delphes-card detector)",
+        help=HELP,
         description="Generate pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar events at 13 TeV with "
         "Pythia 8 and pass them through a parametric detector that follows a Delphes card. "
         "The output holds the hard-process partons (Parton) and, at detector level, Electron, "

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from turbosim_hep import layout
-from turbosim_hep.io import Cutflow, EventFile
+if TYPE_CHECKING:  # uproot and awkward load only when the command runs
+    from turbosim_hep.io import Cutflow, EventFile
+
+#: The command's line in ``turbosim-hep --help``.
+HELP = "entries, tree, cut-flow and usable events of a ROOT file"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "inspect",
-        help="entries, tree, cut-flow and usable events of a ROOT file",
+        help=HELP,
         description="Report the tree found in FILE, its entries, the cut-flow of the "
         "reference selection, the events with a complete parton record and the events "
         "finally usable for training, and beside them the events of the charge-conjugate "
@@ -25,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from turbosim_hep import layout
+    from turbosim_hep.io import EventFile
+
     event_file = EventFile(args.file)
     detector, partons = event_file.has_detector, event_file.has_partons
     if not (detector or partons):
@@ -78,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _cutflow(
     event_file: EventFile, *, detector: bool = False, partons: bool = False,
-    channel: str = layout.REFERENCE_CHANNEL,
+    channel: str | None = None,
 ) -> Cutflow:
-    """The cut-flow of one read of the file."""
+    """The cut-flow of one read of the file, in ``channel`` (default: the reference one)."""
+    from turbosim_hep import layout
+    from turbosim_hep.io import Cutflow
+
+    channel = layout.REFERENCE_CHANNEL if channel is None else channel
     cutflow = Cutflow()
     for _ in event_file.iterate(
         detector=detector, partons=partons, cutflow=cutflow, channel=channel

@@ -8,16 +8,18 @@ import sys
 from typing import TYPE_CHECKING
 
 from turbosim_hep.cli._types import oversample_int, positive_int, scheduler_address, seed_int
-from turbosim_hep.layout import CHANNEL_CHOICES
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
     from turbosim_hep.pipeline import RunSummary
+
+#: The command's line in ``turbosim-hep --help``.
+HELP = "simulate detector-level events from parton-level files with a trained model"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="simulate detector-level events from parton-level files with a trained model",
+        help=HELP,
         description="Generate the electron, missing transverse momentum and four jets of "
         "every e- nu_e-bar b b-bar u d-bar event (and of its charge conjugate) of the INPUT "
         "files (the project's ROOT files, Delphes files, LHE files plain or gzipped, HDF5 "
@@ -50,6 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments simulate and unfold share."""
+    from turbosim_hep.layout import CHANNEL_CHOICES
+
     parser.add_argument("model", metavar="MODEL.pt", help="model file of 'turbosim-hep train'")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="input files")
     parser.add_argument(

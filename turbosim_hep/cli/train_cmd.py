@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from turbosim_hep import layout
 from turbosim_hep.cli._types import (
     fraction,
     non_negative_float,
@@ -15,9 +14,9 @@ from turbosim_hep.cli._types import (
     positive_int,
     seed_int,
 )
-from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
-from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
-from turbosim_hep.training.config import RESUMABLE_SETTINGS
+
+#: The command's line in ``turbosim-hep --help``.
+HELP = "train a Turbo-Sim model (encoder X -> Z, decoder Z -> X)"
 
 
 def _assignment(kind: str, value_type: Callable[[str], Any] = str):
@@ -42,14 +41,34 @@ SETTING_FLAGS: dict[str, str] = {
     "graphs": "--no-graphs", "threads": "--threads", "channel": "--channel",
     "acceptance": "--no-acceptance",
 }
-#: The flags a resumed run takes: those of the settings it may change.
-RESUME_FLAGS: dict[str, str] = {dest: SETTING_FLAGS[dest] for dest in RESUMABLE_SETTINGS}
+
+
+def __getattr__(name: str) -> Any:
+    # RESUME_FLAGS, the flags a resumed run takes (those of the settings it may change),
+    # comes from the training settings, which import torch: computed on first use, so
+    # that importing this module for ``turbosim-hep --help`` stays cheap
+    if name == "RESUME_FLAGS":
+        return _resume_flags()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _resume_flags() -> dict[str, str]:
+    """The flags a resumed run takes: those of the settings it may change."""
+    from turbosim_hep.training.config import RESUMABLE_SETTINGS
+
+    return {dest: SETTING_FLAGS[dest] for dest in RESUMABLE_SETTINGS}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    # the flags' choices and help list the loss terms and presets, which import torch:
+    # this parser is built only when the command is train (turbosim_hep.cli.build_parser)
+    from turbosim_hep import layout
+    from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
+    from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
+
     parser = subparsers.add_parser(
         "train",
-        help="train a Turbo-Sim model (encoder X -> Z, decoder Z -> X)",
+        help=HELP,
         description="Train a Turbo-Sim model on the selected, paired events of DATA. "
         "A fixed fraction of the events is set aside for validation; after every epoch the "
         "model is validated (sum of per-feature KS distances), the best one is kept, and "
@@ -167,7 +186,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--resume",
         action="store_true",
         help="continue the run saved in MODEL.pt with its stored settings "
-        f"(only {', '.join(RESUME_FLAGS.values())} may be given)",
+        f"(only {', '.join(_resume_flags().values())} may be given)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing MODEL.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -225,11 +244,12 @@ def _resumed_run(args: argparse.Namespace):
     given = {
         dest: flag for dest, flag in SETTING_FLAGS.items() if getattr(args, dest) not in (None, [])
     }
-    fixed = [flag for dest, flag in given.items() if dest not in RESUME_FLAGS]
+    resume_flags = _resume_flags()
+    fixed = [flag for dest, flag in given.items() if dest not in resume_flags]
     if fixed:
         raise TurbosimError(
             f"{args.output}: --resume continues the run with its stored settings; "
-            f"{', '.join(fixed)} cannot change (only {', '.join(RESUME_FLAGS.values())})"
+            f"{', '.join(fixed)} cannot change (only {', '.join(resume_flags.values())})"
         )
     return train(
         args.data,

@@ -7,11 +7,14 @@ import argparse
 from turbosim_hep.cli._types import oversample_int
 from turbosim_hep.cli.simulate_cmd import add_run_arguments, run_command
 
+#: The command's line in ``turbosim-hep --help``.
+HELP = "unfold detector-level events to the six partons with a trained model"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "unfold",
-        help="unfold detector-level events to the six partons with a trained model",
+        help=HELP,
         description="Estimate the six partons (e-, nu_e-bar, b, b-bar, u, d-bar) of every "
         "event of the INPUT files (Delphes or the project's ROOT files, HDF5 exports) that "
         "passes the reference selection, with the encoder of MODEL, and write them as the Parton "

@@ -6,17 +6,21 @@ import argparse
 import sys
 
 from turbosim_hep.cli._types import positive_int
-from turbosim_hep.layout import CHANNEL_CHOICES
 
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
 #: The library (coffea, scipy, matplotlib) is imported in `run`, keeping --help fast.
 CLI_EXECUTORS = ("iterative", "futures")
 
+#: The command's line in ``turbosim-hep --help``.
+HELP = "compare a fast simulation with the truth: KS/W1 metrics, Table 1, plots"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from turbosim_hep.layout import CHANNEL_CHOICES
+
     parser = subparsers.add_parser(
         "validate",
-        help="compare a fast simulation with the truth: KS/W1 metrics, Table 1, plots",
+        help=HELP,
         description="Run the same coffea analysis (reference selection, tt-bar "
         "reconstruction, histograms) on the truth and on the Turbo-Sim output, and write "
         "a report to DIR: metrics.json (KS and Wasserstein-1 distances of every quantity, "
