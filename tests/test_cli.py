@@ -79,6 +79,54 @@ def test_inspect_imports_no_torch(mixed_file):
     assert "uproot" in modules and "torch" not in modules
 
 
+#: The least arguments of each command that has progress bars.
+PROGRESS_COMMANDS = {
+    "generate": ["generate", "-n", "1", "-o", "o.root"],
+    "train": ["train", "d.root", "-o", "m.pt"],
+    "simulate": ["simulate", "m.pt", "in.lhe", "-o", "o.root"],
+    "unfold": ["unfold", "m.pt", "in.root", "-o", "o.root"],
+    "validate": ["validate", "--truth", "t", "--sim", "s", "-o", "r"],
+    "demo": ["demo"],
+}
+
+
+@pytest.mark.parametrize("command", PROGRESS_COMMANDS)
+@pytest.mark.parametrize("flag", ["--no-progress", "--quiet"])
+def test_every_command_turns_progress_off_with_the_same_flag(command, flag):
+    from turbosim_hep.cli import build_parser
+
+    arguments = PROGRESS_COMMANDS[command]
+    assert build_parser().parse_args(arguments).progress is True
+    assert build_parser().parse_args([*arguments, flag]).progress is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "executor", "workers"),
+    [
+        ([], "iterative", 1),
+        (["--jobs", "3"], "futures", 3),
+        (["--workers", "3"], "futures", 3),  # the older spelling
+        (["--executor", "futures", "--jobs", "2"], "futures", 2),
+        (["--executor", "iterative"], "iterative", 1),
+    ],
+)
+def test_validate_takes_jobs_as_simulate_does(flags, executor, workers, monkeypatch, capsys):
+    from turbosim_hep import validation
+    from turbosim_hep.errors import TurbosimError
+
+    seen = {}
+
+    def fake_validate(*args, **kwargs):
+        seen.update(kwargs)
+        raise TurbosimError("stopped by the test")
+
+    monkeypatch.setattr(validation, "validate", fake_validate)
+    arguments = [*PROGRESS_COMMANDS["validate"], *flags, "--no-progress"]
+    assert main(arguments) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert (seen["executor"], seen["workers"], seen["progress"]) == (executor, workers, False)
+
+
 def test_inspect_json_on_delphes(delphes_file):
     result = cli("inspect", delphes_file, "--json")
     assert result.returncode == 0, result.stderr

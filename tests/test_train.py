@@ -360,7 +360,7 @@ def test_cli_setting_flags_are_the_parser_s_and_follow_the_resume_policy():
     actions = train_cmd.add_parser(subparsers)._actions
     flags = {action.dest: action.option_strings[-1] for action in actions if action.option_strings}
     assert {dest: flags[dest] for dest in train_cmd.SETTING_FLAGS} == train_cmd.SETTING_FLAGS
-    others = {"help", "output", "resume", "force", "quiet"}
+    others = {"help", "output", "resume", "force", "progress"}
     assert set(flags) - set(train_cmd.SETTING_FLAGS) == others
     assert train_cmd.RESUME_FLAGS == {dest: flags[dest] for dest in RESUMABLE_SETTINGS}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from turbosim_hep.cli._common import add_progress_flag
 from turbosim_hep.cli._types import seed_int
 
 #: The command's line in ``turbosim-hep --help``.
@@ -29,8 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=seed_int, default=2021,
                         help="seed of everything (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty output directory")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bars")
+    add_progress_flag(parser)
     return parser
 
 

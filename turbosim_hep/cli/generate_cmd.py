@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from turbosim_hep.cli._common import add_progress_flag
 from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
 
@@ -60,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "default: full float32 precision",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     return parser
 
 
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         rejected_fraction=_rejected_fraction(args),
         force=args.force,
         compression=compression,
-        progress=not args.no_progress,
+        progress=args.progress,
         mantissa_bits=args.mantissa_bits,
     )
     print(

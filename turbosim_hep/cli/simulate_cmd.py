@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from turbosim_hep.cli._common import add_progress_flag
 from turbosim_hep.cli._types import oversample_int, positive_int, scheduler_address, seed_int
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
@@ -89,7 +90,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(1 when omitted; default zstd:1; docs/simulate.md compares them)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
 
 
 def run_command(args: argparse.Namespace, direction: str) -> int:
@@ -112,7 +113,7 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
         jobs=args.jobs,
         scheduler=args.scheduler,
         force=args.force,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=args.progress and sys.stderr.isatty(),
         **options,
     )
     print_summary(summary, direction)

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from turbosim_hep.cli._common import add_progress_flag
 from turbosim_hep.cli._types import (
     fraction,
     non_negative_float,
@@ -189,7 +190,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         f"(only {', '.join(_resume_flags().values())} may be given)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing MODEL.pt")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     return parser
 
 
@@ -232,7 +233,7 @@ def _new_run(args: argparse.Namespace):
         loss_config=loss_config,
         train_config=train_config,
         force=args.force,
-        progress=not args.quiet,
+        progress=args.progress,
     )
 
 
@@ -256,7 +257,7 @@ def _resumed_run(args: argparse.Namespace):
         args.output,
         resume=True,
         resume_changes={dest: getattr(args, dest) for dest in given},
-        progress=not args.quiet,
+        progress=args.progress,
     )
 
 

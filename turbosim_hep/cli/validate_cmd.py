@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from turbosim_hep.cli._common import add_progress_flag
 from turbosim_hep.cli._types import positive_int
 
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
@@ -38,10 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "test and, with 'unfold --samples K', the coverage of the posterior "
                         "and its calibration plot")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory")
-    parser.add_argument("--executor", choices=CLI_EXECUTORS, default="iterative",
-                        help="coffea executor (default: iterative; Dask: docs/validation.md)")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="processes of the futures executor")
+    parser.add_argument("--executor", choices=CLI_EXECUTORS, default=None,
+                        help="coffea executor (default: futures with --jobs above 1, else "
+                        "iterative; Dask: docs/validation.md)")
+    parser.add_argument("--jobs", "--workers", dest="jobs", type=positive_int, default=1,
+                        metavar="J", help="processes of the futures executor (default 1)")
     parser.add_argument("--chunksize", type=positive_int, default=200_000, help="events per chunk")
     parser.add_argument("--bins", type=positive_int, default=80, help="bins per histogram")
     parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
@@ -50,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="selection: electron (the paper's, default), positron (its charge "
                         "conjugate) or both")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
+    add_progress_flag(parser)
     return parser
 
 
@@ -64,14 +67,14 @@ def run(args: argparse.Namespace) -> int:
         args.sim,
         args.output,
         unfolded=args.unfolded,
-        executor=args.executor,
-        workers=args.workers,
+        executor=args.executor or ("futures" if args.jobs > 1 else "iterative"),
+        workers=args.jobs,
         chunksize=args.chunksize,
         bins=args.bins,
         plots=plots,
         force=args.force,
         channel=args.channel,
-        progress=sys.stderr.isatty(),
+        progress=args.progress and sys.stderr.isatty(),
     )
     print(table1_markdown(result))
     if result.get("unfolding"):
