@@ -108,28 +108,36 @@ def test_the_response_head_builds_each_object_from_its_parton(events):
 
 
 def test_the_radiation_head_chooses_each_jet_from_its_quark_or_radiation(events):
-    """The choice follows the predicted probability and the event's noise: a jet is its
-    quark's bounded response or a radiation jet far from the quark, the same noise gives
-    the same events, and the radiation jets carry the gradient of their probability."""
+    """The probability that a quark's jet is a radiation jet is the fraction of quarks
+    without a jet within delta R 0.4 in the training events; each jet is then its quark's
+    bounded response or a radiation jet far from the quark, by the event's noise."""
     z, x = events
-    model = TurboSim.from_config({"x_head": "radiation"}, x=x, z=z)
+    # the b quark's jet is thrown away from it in half of the events
+    moved = x.clone().reshape(-1, 6, 4)
+    quarks = z.double().reshape(-1, 6, 4)[:, 2:]
+    pt = torch.hypot(quarks[..., 0], quarks[..., 1])
+    jet_of_b = torch.argmax(-torch.cdist(quarks[:, :1, :3].float(), moved[:, 2:, :3]), dim=2)
+    half = torch.arange(len(x)) % 2 == 0
+    rows = torch.arange(len(x))[half]
+    moved[rows, 2 + jet_of_b[half, 0], :3] *= torch.tensor([-1.0, -1.0, 1.0])  # phi + pi
+    model = TurboSim.from_config({"x_head": "radiation"}, x=moved.reshape(-1, 24), z=z)
     head = model.x_head
-    assert head.n_noise == 4 and head.n_raw == 33
+    assert head.n_noise == 4 and head.n_raw == 29
     assert model.decoder_noise_dim == model.decoder.noise_dim + 4
+    probability = head.radiation_probability(z)
+    np.testing.assert_allclose(probability.mean(0), [0.5, 0.0, 0.0, 0.0], atol=0.03)
     n = len(z)
     raw = torch.zeros(n, head.n_raw)
-    raw[:, 21:] = torch.tensor([0.0, 3.0, 0.0]).repeat(4)  # radiation jets: eta + 3
+    raw[:, 17:] = torch.tensor([0.0, 3.0, 0.0]).repeat(4)  # radiation jets: eta + 3
     noise = torch.randn(n, head.n_noise)
     with torch.no_grad():
         x_gen = head.physical(raw, z, noise).double()
         assert torch.equal(x_gen, head.physical(raw, z, noise).double())
-        probability = head.radiation_probability(raw)
     assert metrics.valid_fraction(x_gen.float().numpy()) == 1.0
-    # each quark has a jet at its own eta or 3 units above it, one of the two
+    # each quark has a jet at its own (eta, phi) or at eta + 3, one of the two
     jets = x_gen.reshape(n, 6, 4)[:, 2:]
-    quarks = z.double().reshape(n, 6, 4)[:, 2:]
     jet_eta = torch.asinh(jets[..., 2] / torch.hypot(jets[..., 0], jets[..., 1]))
-    quark_eta = torch.asinh(quarks[..., 2] / torch.hypot(quarks[..., 0], quarks[..., 1]))
+    quark_eta = torch.asinh(quarks[..., 2] / pt)
     shift = jet_eta.unsqueeze(1) - quark_eta.unsqueeze(2)  # (n, quark, jet)
     dphi = torch.atan2(jets[..., 1], jets[..., 0]).unsqueeze(1) - torch.atan2(
         quarks[..., 1], quarks[..., 0]).unsqueeze(2)
@@ -137,14 +145,7 @@ def test_the_radiation_head_chooses_each_jet_from_its_quark_or_radiation(events)
     near = ((shift.abs() < 1e-3) & same_phi).any(2)
     far = (((shift - 3.0).abs() < 1e-3) & same_phi).any(2)
     assert torch.all(near ^ far)
-    expected = float(probability.mean())
-    assert expected == pytest.approx(torch.sigmoid(torch.tensor(-1.5)).item(), rel=1e-5)
-    assert float(far.double().mean()) == pytest.approx(expected, abs=0.02)
-    # the probability is learnt: its logit gets a gradient through the relaxed choice
-    raw.requires_grad_(True)
-    eta_sum = head.physical(raw, z, noise).reshape(n, 6, 4)[:, 2:, 2].sum()
-    eta_sum.backward()
-    assert raw.grad[:, 17:21].abs().sum() > 0
+    np.testing.assert_allclose(far.double().mean(0), probability.mean(0), atol=0.04)
 
 
 def test_the_chain_head_unfolds_to_tt_bar_decay_chains(events):

@@ -22,8 +22,8 @@ by construction:
   same guarantees as `XHead`; the detector's resolution and the correlations between the
   objects of one event come from the partons, not from the network.
 - `RadiationXHead` ("radiation", X only): `ResponseXHead` in which each jet is its
-  quark's or, by a relaxed random choice the network's probability drives, a radiation
-  jet unbounded in angle (`n_noise` numbers of the event's noise).
+  quark's or, by a random choice with the probability measured on the training events,
+  a radiation jet unbounded in angle (`n_noise` numbers of the event's noise).
 - `turbosim_hep.model.chain.DecayChainZHead` ("chain", Z only): the six partons as the
   decay chains t -> W b, W -> f f' of a tt-bar pair, the resonance masses drawn from
   their training distributions with the event's noise (`n_noise` numbers of it).
@@ -436,13 +436,12 @@ class ResponseXHead(nn.Module):
         return torch.cat([objects[:, 0], met, jets.reshape(n, 4 * layout.N_JETS)], dim=1)
 
 
-#: Temperature of the relaxed choice between a quark's own jet and a radiation jet in
-#: `RadiationXHead`, whose gradient stands for that of the exact choice.
-RADIATION_TEMPERATURE = 0.5
-#: Offset of the logit of that choice, so that the untrained head makes about 18 % of the
-#: jets radiation jets, near the 22-32 % of the quarks without a jet within delta R 0.4 in
-#: the detector truth.
-RADIATION_LOGIT_OFFSET = -1.5
+#: A quark "has its jet" when a detector jet lies within this delta R of it.
+RADIATION_MATCH_RADIUS = 0.4
+#: Bins of the table of `RadiationXHead`: quantiles of each quark's pT, and |eta| edges
+#: (the tracker's end at 2.5, where Delphes cards change the jet response).
+RADIATION_PT_BINS = 8
+RADIATION_ETA_EDGES = (1.0, 1.8, 2.5)
 #: Units of the raw outputs of a radiation jet: log pT ratio, eta and phi offsets from
 #: its quark, with no bound (the spread of the truth's unmatched jets).
 RADIATION_SCALE = (0.5, 1.0, 1.0)
@@ -454,27 +453,74 @@ class RadiationXHead(ResponseXHead):
     Among the four selected jets of an event, a quark's own jet is often missing (out of
     acceptance, merged or split) and a jet from initial- or final-state radiation is
     selected instead: in the detector truth 22-32 % of the quarks have no jet within
-    delta R 0.4. A response bounded to its quark's cone cannot make such a jet and a
+    delta R 0.4. A response bounded to its quark's cone cannot make such a jet, and a
     free one widens every quark's jet to imitate the mixture. Here each jet has both: the
     bounded response of its quark, and a radiation jet with unbounded log pT ratio and
-    angles from the quark (`RADIATION_SCALE`), one of which is chosen by a Bernoulli
-    draw with a probability the network predicts per jet, from one standard normal of
-    the event's noise per jet (``n_noise``). The choice is exact in training and in
-    inference; its gradient is that of the relaxed draw (binary Concrete at
-    `RADIATION_TEMPERATURE`, straight-through). Raw outputs: those of `ResponseXHead`,
-    then per jet the choice's logit, then per jet the radiation jet's three numbers.
+    angles from the quark (`RADIATION_SCALE`). Which one an event gets is a Bernoulli
+    draw, from one standard normal of the event's noise per jet (``n_noise``), with the
+    probability measured on the training events (`fit_kinematics`) in bins of the
+    quark's pT and |eta|, as a Delphes card tabulates efficiencies: a probability learnt
+    by the network from the critics alone collapsed to 0 or 1 per quark. Raw outputs:
+    those of `ResponseXHead`, then the radiation jets' three numbers per jet.
     """
 
     n_noise = layout.N_JETS
 
     def __init__(self, scaler: Standardiser):
         super().__init__(scaler)
-        self.n_raw = 3 + 2 + 3 * layout.N_JETS + 4 * layout.N_JETS
+        self.n_raw = 3 + 2 + 3 * layout.N_JETS + 3 * layout.N_JETS
         self.register_buffer("radiation_scale", torch.tensor(RADIATION_SCALE))
+        self.register_buffer("eta_edges", torch.tensor(RADIATION_ETA_EDGES))
+        self.register_buffer("pt_edges", torch.zeros(layout.N_JETS, RADIATION_PT_BINS - 1))
+        self.register_buffer(
+            "radiation_table",
+            torch.zeros(layout.N_JETS, RADIATION_PT_BINS, len(RADIATION_ETA_EDGES) + 1),
+        )
 
-    def radiation_probability(self, raw: torch.Tensor) -> torch.Tensor:
+    def _quarks(self, partons: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """pT, eta and phi (n, 4) of the quark each jet comes from."""
+        p4 = partons.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
+        return _pt_eta_phi(p4[:, self.sources[2:]])
+
+    def _bins(self, pt: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 4) pT and |eta| bin of each quark in the table."""
+        pt_bin = (pt.unsqueeze(-1) > self.pt_edges).sum(-1)
+        return pt_bin, (eta.abs().unsqueeze(-1) > self.eta_edges).sum(-1)
+
+    @torch.no_grad()
+    def fit_kinematics(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Set the MET residual's scale (`ResponseXHead.fit_kinematics`) and the table of
+        the fraction of quarks without a detector jet within `RADIATION_MATCH_RADIUS`,
+        from paired (n, 24) X and Z tensors."""
+        super().fit_kinematics(x, z)
+        x, z = x.double(), z.double()
+        pt, eta, phi = self._quarks(z)
+        jets = x.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)[:, 2:]
+        _, jet_eta, jet_phi = _pt_eta_phi(jets)
+        d_eta = eta.unsqueeze(2) - jet_eta.unsqueeze(1)
+        d_phi = torch.remainder(phi.unsqueeze(2) - jet_phi.unsqueeze(1) + torch.pi,
+                                2 * torch.pi) - torch.pi
+        distance = torch.hypot(d_eta, d_phi).amin(dim=2)  # (n, quark): to the nearest jet
+        unmatched = (distance > RADIATION_MATCH_RADIUS).double()
+        levels = torch.linspace(0, 1, RADIATION_PT_BINS + 1, dtype=torch.float64)[1:-1]
+        self.pt_edges.copy_(torch.quantile(pt, levels, dim=0).T)
+        pt_bin, eta_bin = self._bins(pt.float(), eta.float())
+        n_eta = len(RADIATION_ETA_EDGES) + 1
+        cell = (torch.arange(layout.N_JETS) * RADIATION_PT_BINS + pt_bin) * n_eta + eta_bin
+        size = layout.N_JETS * RADIATION_PT_BINS * n_eta
+        counts = torch.bincount(cell.flatten(), minlength=size).double()
+        passed = torch.bincount(cell.flatten(), weights=unmatched.flatten(), minlength=size)
+        # an empty cell takes the quark's fraction over all its cells
+        overall = unmatched.mean(0).repeat_interleave(RADIATION_PT_BINS * n_eta)
+        fraction = torch.where(counts > 0, passed / counts.clamp_min(1), overall)
+        self.radiation_table.copy_(fraction.reshape(self.radiation_table.shape))
+
+    def radiation_probability(self, partons: torch.Tensor) -> torch.Tensor:
         """(n, 4) probability that each quark's jet is replaced by a radiation jet."""
-        return torch.sigmoid(raw[:, 17:17 + layout.N_JETS] + RADIATION_LOGIT_OFFSET)
+        pt, eta, _ = self._quarks(partons)
+        pt_bin, eta_bin = self._bins(pt, eta)
+        return self.radiation_table[torch.arange(layout.N_JETS, device=pt.device), pt_bin,
+                                    eta_bin]
 
     def physical(
         self, raw: torch.Tensor, partons: torch.Tensor, noise: torch.Tensor | None = None
@@ -484,16 +530,11 @@ class RadiationXHead(ResponseXHead):
         n = raw.shape[0]
         if noise is None:
             noise = torch.randn(n, self.n_noise, device=raw.device, dtype=raw.dtype)
-        uniform = torch.special.ndtr(noise.to(raw.dtype)).clamp(1e-6, 1 - 1e-6)
-        # a Bernoulli draw of the predicted probability as logit + logistic noise > 0;
-        # its gradient is that of the relaxed (sigmoid) draw (straight-through)
-        noisy_logit = (raw[:, 17:17 + layout.N_JETS] + RADIATION_LOGIT_OFFSET
-                       + uniform.log() - torch.log1p(-uniform))
-        relaxed = torch.sigmoid(noisy_logit / RADIATION_TEMPERATURE)
-        choice = ((noisy_logit > 0).to(raw.dtype) + relaxed - relaxed.detach()).unsqueeze(-1)
-        radiation = raw[:, 17 + layout.N_JETS:].reshape(n, layout.N_JETS, 3) * self.radiation_scale
+        probability = self.radiation_probability(partons).to(raw.dtype)
+        choice = (torch.special.ndtr(noise.to(raw.dtype)) < probability).to(raw.dtype)
+        radiation = raw[:, 17:].reshape(n, layout.N_JETS, 3) * self.radiation_scale
         response = self._responses(raw)
-        jets = choice * radiation + (1.0 - choice) * response[:, 1:]
+        jets = torch.lerp(response[:, 1:], radiation, choice.unsqueeze(-1))
         return self._objects(torch.cat([response[:, :1], jets], dim=1), partons, raw[:, 3:5])
 
     def standardised(
