@@ -295,7 +295,7 @@ def test_build_configs_precedence(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(
         "preset: aae\nmodel: {noise_mode: cat, noise_dim: 4}\n"
-        "loss: {weights: {dxt: 3}, divergence: {Dzt: mmd}, p: 1}\n"
+        "loss: {weights: {dxt: 3}, divergence: {Dzt: mmd}, p: 1, score: {dzt: energy}}\n"
         "train: {epochs: 7, batch_size: 20}\n"
     )
     model, loss, run = build_configs(
@@ -304,6 +304,7 @@ def test_build_configs_precedence(tmp_path):
     assert model.noise_mode == "cat" and model.noise_dim == 4
     assert loss.weights["Dzt"] == 1 and loss.weights["dxh"] == 10 and loss.weights["dxt"] == 5
     assert loss.divergence["Dzt"] == "mmd" and loss.p == 1
+    assert loss.score == {"dzt": "energy", "dxh": "lp", "dxt": "lp", "dzh": "lp"}
     assert run.epochs == 2 and run.batch_size == 20
     _, gan, _ = build_configs(read_config_file(path), preset="gan")
     assert gan.weights["Dxt"] == 1 and gan.weights["dxt"] == 3
