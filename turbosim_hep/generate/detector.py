@@ -85,6 +85,48 @@ class _Flat:
         return np.arctan2(self.py, self.px)
 
 
+@dataclass
+class _Visible:
+    """The visible particles of a batch (`ParametricDetector._visible_particles`)."""
+
+    truth: _Flat
+    abs_pid: np.ndarray
+    charge: np.ndarray
+    charged: np.ndarray
+    f_ecal: np.ndarray  # energy fractions deposited in each calorimeter
+    f_hcal: np.ndarray
+    calo_eta: np.ndarray  # position on the calorimeter surface
+    calo_phi: np.ndarray
+    reaches: np.ndarray  # whether the particle reaches it
+
+
+@dataclass
+class _Tracks:
+    """The tracks of a batch (`ParametricDetector._tracks`)."""
+
+    objects: _Flat  # one per track
+    kind: np.ndarray  # _ELECTRON, _MUON or _HADRON, per track
+    index: np.ndarray  # the visible particle of each track
+    tracked: np.ndarray  # per visible particle: whether it left a track
+    energy: np.ndarray  # per visible particle: the track's energy (0 without one)
+    sigma: np.ndarray  # per visible particle: the resolution of that energy
+
+
+@dataclass
+class _EnergyFlow:
+    """The energy-flow objects of a batch, grouped by event (`_energy_flow`)."""
+
+    objects: _Flat
+    kind: np.ndarray  # _ELECTRON, _MUON, _HADRON (tracks), _PHOTON, _NEUTRAL_HADRON
+    ecal_key: np.ndarray  # the ECAL tower key of a photon, -1 for the others
+    source: np.ndarray  # the visible particle of a track, -1 for the others
+    offsets: np.ndarray  # the rows of event i are offsets[i]:offsets[i + 1]
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    charge: np.ndarray  # int32, 0 for the neutral objects
+
+
 def _from_pt_eta_phi(event, pt, eta, phi, energy) -> _Flat:
     return _Flat(event, pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), energy)
 
@@ -125,6 +167,9 @@ class ParametricDetector:
     def simulate(self, particles: ak.Array, rng: np.random.Generator) -> DetectorEvents:
         """Reconstruct a batch of events.
 
+        The steps run in the order of the card's execution path (module docstring), each
+        drawing its random numbers from ``rng`` in turn.
+
         Parameters
         ----------
         particles : awkward.Array
@@ -137,8 +182,40 @@ class ParametricDetector:
         DetectorEvents
         """
         n_events = len(particles)
+        visible = self._visible_particles(particles)
+        tracks = self._tracks(visible, rng)
+        photons, ecal_key_of_photon, ecal_key_of_particle = self._calorimeter(
+            self.card.ecal, visible.truth, visible.f_ecal, visible.calo_eta, visible.calo_phi,
+            visible.reaches, tracks.tracked, tracks.energy, tracks.sigma, rng,
+        )
+        neutral_hadrons, _, _ = self._calorimeter(
+            self.card.hcal, visible.truth, visible.f_hcal, visible.calo_eta, visible.calo_phi,
+            visible.reaches, tracks.tracked, tracks.energy, tracks.sigma, rng,
+        )
+        eflow = _energy_flow(
+            tracks, photons, ecal_key_of_photon, neutral_hadrons, visible.charge, n_events
+        )
+        chosen = self._identified(eflow, rng)
+        overlap = _jet_overlap(eflow, chosen, ecal_key_of_particle)
+        jets = self._jets(eflow.objects, eflow.offsets, overlap)
+        met_x = -np.bincount(eflow.objects.event, weights=eflow.objects.px, minlength=n_events)
+        met_y = -np.bincount(eflow.objects.event, weights=eflow.objects.py, minlength=n_events)
+        return DetectorEvents(
+            electrons=_identified_objects(eflow, chosen[_ELECTRON], n_events, with_charge=True),
+            muons=_identified_objects(eflow, chosen[_MUON], n_events, with_charge=True),
+            photons=_identified_objects(eflow, chosen[_PHOTON], n_events, with_charge=False),
+            jets=jets,
+            met_pt=np.hypot(met_x, met_y).astype(np.float32),
+            met_phi=np.arctan2(met_y, met_x).astype(np.float32),
+        )
+
+    # -- the sections of the chain --------------------------------------------------------
+
+    def _visible_particles(self, particles: ak.Array) -> _Visible:
+        """The particles a detector sees (charged, or depositing energy in a calorimeter,
+        with pT > 0), flat, with their position on the calorimeter surface."""
         counts = ak.to_numpy(ak.num(particles))
-        event = np.repeat(np.arange(n_events), counts)
+        event = np.repeat(np.arange(len(particles)), counts)
         abs_pid = np.abs(ak.to_numpy(ak.flatten(particles["pid"])).astype(np.int64))
         charge = ak.to_numpy(ak.flatten(particles["charge"])).astype(np.float64)
         truth = _Flat(
@@ -155,11 +232,19 @@ class ParametricDetector:
         truth = _take(truth, keep)
         abs_pid, charge = abs_pid[keep], charge[keep]
         f_ecal, f_hcal, charged = f_ecal[keep], f_hcal[keep], charged[keep]
+        calo_eta, calo_phi, reaches = self._propagate(
+            truth.pt, truth.eta, truth.phi, truth.pz, charge
+        )
+        return _Visible(
+            truth, abs_pid, charge, charged, f_ecal, f_hcal, calo_eta, calo_phi, reaches
+        )
 
+    def _tracks(self, visible: _Visible, rng: np.random.Generator) -> _Tracks:
+        """Tracks of the charged particles: the card's efficiency, then a log-normal pT
+        smearing that keeps direction and mass."""
+        truth, charged = visible.truth, visible.charged
         pt, eta, phi = truth.pt, truth.eta, truth.phi
-        calo_eta, calo_phi, reaches = self._propagate(pt, eta, phi, truth.pz, charge)
-
-        # tracks
+        abs_pid = visible.abs_pid
         track_class = np.where(abs_pid == 11, _ELECTRON, np.where(abs_pid == 13, _MUON, _HADRON))
         track_pt = np.zeros(len(pt))
         efficiency = np.zeros(len(pt))
@@ -176,47 +261,23 @@ class ParametricDetector:
         mass = np.sqrt(np.maximum(truth.energy**2 - truth.pt**2 - truth.pz**2, 0.0))
         track_p = track_pt * np.cosh(eta)
         track_energy = np.hypot(track_p, mass)  # the smearing keeps direction and mass
-        track_sigma = resolution * track_energy
-        tracks = _from_pt_eta_phi(
+        objects = _from_pt_eta_phi(
             truth.event[track_index], track_pt[track_index], eta[track_index], phi[track_index],
             track_energy[track_index],
         )
-        track_kind = track_class[track_index]
-
-        # calorimeters
-        photons, ecal_key_of_photon, ecal_key_of_particle = self._calorimeter(
-            self.card.ecal, truth, f_ecal, calo_eta, calo_phi, reaches, tracked, track_energy,
-            track_sigma, rng,
-        )
-        neutral_hadrons, _, _ = self._calorimeter(
-            self.card.hcal, truth, f_hcal, calo_eta, calo_phi, reaches, tracked, track_energy,
-            track_sigma, rng,
+        return _Tracks(
+            objects=objects,
+            kind=track_class[track_index],
+            index=track_index,
+            tracked=tracked,
+            energy=track_energy,
+            sigma=resolution * track_energy,
         )
 
-        # energy flow, grouped by event
-        eflow = _concat([tracks, photons, neutral_hadrons])
-        kind = np.concatenate([
-            track_kind,
-            np.full(len(photons.event), _PHOTON),
-            np.full(len(neutral_hadrons.event), _NEUTRAL_HADRON),
-        ])
-        ecal_key = np.concatenate([
-            np.full(len(track_index), -1),
-            ecal_key_of_photon,
-            np.full(len(neutral_hadrons.event), -1),
-        ])
-        source = np.concatenate([track_index, np.full(len(kind) - len(track_index), -1)])
-        order = np.argsort(eflow.event, kind="stable")
-        eflow = _take(eflow, order)
-        kind, ecal_key, source = kind[order], ecal_key[order], source[order]
-        offsets = np.searchsorted(eflow.event, np.arange(n_events + 1))
-        eflow_pt, eflow_eta, eflow_phi = eflow.pt, eflow.eta, eflow.phi
-        eflow_charge = np.zeros(len(kind), dtype=np.int32)
-        is_track = source >= 0
-        eflow_charge[is_track] = charge[source[is_track]].astype(np.int32)
-
-        # identification and isolation
-        isolation_pool = (kind != _ELECTRON) & (kind != _MUON)
+    def _identified(self, eflow: _EnergyFlow, rng: np.random.Generator) -> dict[int, np.ndarray]:
+        """Identification and isolation: the energy-flow rows of the isolated photons,
+        electrons and muons (by kind), each kept with the card's efficiency."""
+        isolation_pool = (eflow.kind != _ELECTRON) & (eflow.kind != _MUON)
         card = self.card
         chosen = {}
         for code, efficiency_formula, isolation in (
@@ -224,49 +285,17 @@ class ParametricDetector:
             (_ELECTRON, card.electron_efficiency, card.electron_isolation),
             (_MUON, card.muon_efficiency, card.muon_isolation),
         ):
-            candidates = np.flatnonzero(kind == code)
+            candidates = np.flatnonzero(eflow.kind == code)
             passed = rng.random(len(candidates)) < efficiency_formula(
-                eflow_pt[candidates], eflow_eta[candidates]
+                eflow.pt[candidates], eflow.eta[candidates]
             )
             candidates = candidates[passed]
             isolated = self._isolated(
-                candidates, isolation, offsets, eflow.event, eflow_pt, eflow_eta, eflow_phi,
-                isolation_pool,
+                candidates, isolation, eflow.offsets, eflow.objects.event, eflow.pt, eflow.eta,
+                eflow.phi, isolation_pool,
             )
             chosen[code] = candidates[isolated]
-
-        # jets on the energy flow; drop those holding an isolated photon, electron or muon
-        overlap = np.zeros(len(kind), dtype=bool)
-        for code in (_PHOTON, _ELECTRON, _MUON):
-            overlap[chosen[code]] = True
-        electron_towers = ecal_key_of_particle[source[chosen[_ELECTRON]]]
-        overlap |= (kind == _PHOTON) & np.isin(ecal_key, electron_towers[electron_towers >= 0])
-        jets = self._jets(eflow, offsets, overlap)
-
-        met_x = -np.bincount(eflow.event, weights=eflow.px, minlength=n_events)
-        met_y = -np.bincount(eflow.event, weights=eflow.py, minlength=n_events)
-
-        def objects(rows: np.ndarray, with_charge: bool) -> ak.Array:
-            fields = {
-                "pt": eflow_pt[rows].astype(np.float32),
-                "eta": eflow_eta[rows].astype(np.float32),
-                "phi": eflow_phi[rows].astype(np.float32),
-                "mass": np.zeros(len(rows), dtype=np.float32),
-            }
-            if with_charge:
-                fields["charge"] = eflow_charge[rows]
-            # rows are in event order already (eflow is grouped by event)
-            counts = np.bincount(eflow.event[rows], minlength=n_events)
-            return _sorted_by_pt(ak.unflatten(ak.zip(fields), counts))
-
-        return DetectorEvents(
-            electrons=objects(chosen[_ELECTRON], True),
-            muons=objects(chosen[_MUON], True),
-            photons=objects(chosen[_PHOTON], False),
-            jets=jets,
-            met_pt=np.hypot(met_x, met_y).astype(np.float32),
-            met_phi=np.arctan2(met_y, met_x).astype(np.float32),
-        )
+        return chosen
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -430,6 +459,68 @@ class ParametricDetector:
             "mass": (mass * scale).astype(np.float32),
         }
         return _sorted_by_pt(ak.unflatten(ak.zip(fields), jet_counts))
+
+
+def _energy_flow(
+    tracks: _Tracks, photons: _Flat, ecal_key_of_photon: np.ndarray, neutral_hadrons: _Flat,
+    charge: np.ndarray, n_events: int,
+) -> _EnergyFlow:
+    """``EFlowMerger``: the tracks and the neutral excesses of both calorimeters, grouped
+    by event (``charge``: of every visible particle)."""
+    eflow = _concat([tracks.objects, photons, neutral_hadrons])
+    kind = np.concatenate([
+        tracks.kind,
+        np.full(len(photons.event), _PHOTON),
+        np.full(len(neutral_hadrons.event), _NEUTRAL_HADRON),
+    ])
+    ecal_key = np.concatenate([
+        np.full(len(tracks.index), -1),
+        ecal_key_of_photon,
+        np.full(len(neutral_hadrons.event), -1),
+    ])
+    source = np.concatenate([tracks.index, np.full(len(kind) - len(tracks.index), -1)])
+    order = np.argsort(eflow.event, kind="stable")
+    eflow = _take(eflow, order)
+    kind, ecal_key, source = kind[order], ecal_key[order], source[order]
+    offsets = np.searchsorted(eflow.event, np.arange(n_events + 1))
+    eflow_charge = np.zeros(len(kind), dtype=np.int32)
+    is_track = source >= 0
+    eflow_charge[is_track] = charge[source[is_track]].astype(np.int32)
+    return _EnergyFlow(
+        eflow, kind, ecal_key, source, offsets, eflow.pt, eflow.eta, eflow.phi, eflow_charge
+    )
+
+
+def _jet_overlap(
+    eflow: _EnergyFlow, chosen: dict[int, np.ndarray], ecal_key_of_particle: np.ndarray
+) -> np.ndarray:
+    """``UniqueObjectFinder``: the energy-flow objects whose jet is dropped (the isolated
+    photons, electrons and muons, and the photons in an isolated electron's ECAL tower)."""
+    overlap = np.zeros(len(eflow.kind), dtype=bool)
+    for code in (_PHOTON, _ELECTRON, _MUON):
+        overlap[chosen[code]] = True
+    electron_towers = ecal_key_of_particle[eflow.source[chosen[_ELECTRON]]]
+    overlap |= (eflow.kind == _PHOTON) & np.isin(
+        eflow.ecal_key, electron_towers[electron_towers >= 0]
+    )
+    return overlap
+
+
+def _identified_objects(
+    eflow: _EnergyFlow, rows: np.ndarray, n_events: int, *, with_charge: bool
+) -> ak.Array:
+    """The energy-flow objects of ``rows`` as one pT-ordered collection per event."""
+    fields = {
+        "pt": eflow.pt[rows].astype(np.float32),
+        "eta": eflow.eta[rows].astype(np.float32),
+        "phi": eflow.phi[rows].astype(np.float32),
+        "mass": np.zeros(len(rows), dtype=np.float32),
+    }
+    if with_charge:
+        fields["charge"] = eflow.charge[rows]
+    # rows are in event order already (eflow is grouped by event)
+    counts = np.bincount(eflow.objects.event[rows], minlength=n_events)
+    return _sorted_by_pt(ak.unflatten(ak.zip(fields), counts))
 
 
 def _tower_index(
