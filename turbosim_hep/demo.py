@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from turbosim_hep.errors import InputError
-from turbosim_hep.io import EventWriter, read_events
+from turbosim_hep.io import Cutflow, EventBatch, EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model.presets import loss_config as preset_loss
-from turbosim_hep.pipeline import simulate_files, unfold_files
-from turbosim_hep.training import PairedEvents, TrainConfig, train
+from turbosim_hep.pipeline import RunSummary, simulate_files, unfold_files
+from turbosim_hep.training import PairedEvents, TrainConfig, TrainResult, train
 from turbosim_hep.training.acceptance import AcceptanceSettings
 from turbosim_hep.training.data import LabelledPartons
 from turbosim_hep.validation import report, validate
@@ -178,6 +178,86 @@ def run_demo(
         )
 
     _step(1, "reading and splitting the sample", sample)
+    split = _split_sample(sample, settings, seed)
+
+    _step(2, "writing the test truth and the raw test partons", out)
+    files = _write_test_files(split, out, sample.name, seed)
+
+    _step(3, f"training the turbosim preset for {settings.epochs} epochs", files.model)
+    result = _train(sample, split, files, settings, seed=seed, device=device, progress=progress)
+
+    _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events",
+          out)
+    checks = ACCEPTANCE_CHECKS if result.acceptance is not None else ()
+    accepted = _simulate_and_unfold(files, checks, settings, seed=seed, device=device,
+                                    progress=progress)
+
+    _step(5, "validating against the test truth", out / "report")
+    metrics = validate(files.truth, [files.simulated], out / "report", unfolded=files.unfolded,
+                       plots=settings.plots, force=True, progress=progress)
+    acceptance = _check_acceptance(files, accepted, settings, progress=progress)
+    metrics["demo"] = _facts(sample, split, settings, result, acceptance)
+    metrics["demo"]["wall_seconds"] = time.perf_counter() - started
+    (out / "demo.json").write_text(json.dumps(metrics["demo"], indent=2) + "\n")
+    _summary(metrics, out)
+    return metrics
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The sample split into training, validation and test parts (step 1)."""
+
+    batch: EventBatch  # the selected events (at most settings.max_events)
+    cutflow: Cutflow  # of the whole sample
+    labelled: EventBatch  # every event, selected or not, labelled
+    parts: dict[str, np.ndarray]  # indices of the selected events of each part in batch
+    test_events: np.ndarray  # which labelled events are in the test part, selected or not
+
+    @property
+    def test(self) -> np.ndarray:
+        """Indices of the selected test events in `batch`."""
+        return self.parts["test"]
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What the demo writes under its directory."""
+
+    out: Path
+
+    @property
+    def truth(self) -> Path:
+        """The selected test events (step 2)."""
+        return self.out / "test_truth.root"
+
+    @property
+    def partons(self) -> Path:
+        """The partons of every test event, selected or not (step 2)."""
+        return self.out / "test_partons.root"
+
+    @property
+    def model(self) -> Path:
+        """The trained model (step 3)."""
+        return self.out / "model.pt"
+
+    @property
+    def simulated(self) -> Path:
+        """The test partons simulated (step 4)."""
+        return self.out / "simulated.root"
+
+    @property
+    def unfolded(self) -> Path:
+        """The test detector events unfolded (step 4)."""
+        return self.out / "unfolded.root"
+
+    def accepted(self, mode: str) -> Path:
+        """Every test parton event simulated with the acceptance in ``mode`` (step 4)."""
+        return self.out / f"accepted_{mode}.root"
+
+
+def _split_sample(sample: Path, settings: DemoSettings, seed: int) -> _Split:
+    """Step 1: read the sample and split it (the selected events and the rejected ones
+    each in the same proportions)."""
     batch, cutflow = read_events(sample)
     labelled, _ = read_events(sample, labels=True)
     if settings.max_events is not None and len(batch) > settings.max_events:
@@ -194,28 +274,39 @@ def run_demo(
         f"    {len(batch)} selected events: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
         + f"; {len(rejected)} rejected events kept in the sample"
     )
+    return _Split(batch, cutflow, labelled, parts, np.isin(labelled.entry, examples["test"]))
 
-    _step(2, "writing the test truth and the raw test partons", out)
-    truth_file, partons_file = out / "test_truth.root", out / "test_partons.root"
-    test = parts["test"]
-    facts = {"sample": sample.name, "split": "test", "seed": seed}
-    with EventWriter(truth_file, force=True, metadata=facts) as writer:
+
+def _write_test_files(split: _Split, out: Path, sample_name: str, seed: int) -> _Files:
+    """Step 2: the selected test events as a truth file, and the partons of every test
+    event, selected or not, as a raw parton file."""
+    files = _Files(out)
+    batch, test = split.batch, split.test
+    facts = {"sample": sample_name, "split": "test", "seed": seed}
+    with EventWriter(files.truth, force=True, metadata=facts) as writer:
         writer.write(
             event_columns(batch.entry[test])
             | reco_columns(batch.x[test])
             | parton_columns(batch.z[test])
         )
-    raw = labelled.take(np.isin(labelled.entry, examples["test"]))
-    with EventWriter(partons_file, force=True, metadata=facts | {"content": "raw"}) as writer:
+    raw = split.labelled.take(split.test_events)
+    with EventWriter(files.partons, force=True, metadata=facts | {"content": "raw"}) as writer:
         writer.write(event_columns(raw.entry, weight=raw.weights) | parton_columns(raw.z))
+    return files
 
-    _step(3, f"training the turbosim preset for {settings.epochs} epochs", out / "model.pt")
+
+def _train(
+    sample: Path, split: _Split, files: _Files, settings: DemoSettings, *, seed: int,
+    device: str, progress: bool,
+) -> TrainResult:
+    """Step 3: train the ``turbosim`` preset on the selected training events (the
+    validation part for model selection), and the acceptance on every training event."""
+    parts = split.parts
     fit = np.concatenate([parts["train"], parts["val"]])
-    model_file = out / "model.pt"
-    learn = labelled.take(~np.isin(labelled.entry, examples["test"]))
+    learn = split.labelled.take(~split.test_events)
     result = train(
         [sample],
-        model_file,
+        files.model,
         loss_config=preset_loss(
             "turbosim", dict(settings.weights), mass_weight=settings.mass_weight
         ),
@@ -232,65 +323,79 @@ def run_demo(
         ),
         force=True,
         progress=progress,
-        events=PairedEvents(z=batch.z[fit], x=batch.x[fit]),
+        events=PairedEvents(z=split.batch.z[fit], x=split.batch.x[fit]),
         labelled=LabelledPartons(learn.z, learn.passed, learn.weights),
         acceptance_settings=settings.acceptance,
     )
     print(f"    best epoch {result.best_epoch}, validation KS sum {result.best_ks:.3f}")
     if result.acceptance is not None:
         print(f"    acceptance: out-of-fold AUC {result.acceptance['auc']:.3f}")
+    return result
 
-    _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events",
-          out)
-    simulated = out / "simulated.root"
-    simulate_files(model_file, [truth_file], simulated, seed=seed, device=device,
+
+def _simulate_and_unfold(
+    files: _Files, checks: tuple[str, ...], settings: DemoSettings, *, seed: int, device: str,
+    progress: bool,
+) -> dict[str, RunSummary]:
+    """Step 4: simulate the selected test partons (``settings.replicas`` times each) and
+    unfold the test detector events; simulate every test parton event with the acceptance
+    in each mode of ``checks``, whose summaries are returned."""
+    simulate_files(files.model, [files.truth], files.simulated, seed=seed, device=device,
                    acceptance="off", oversample=settings.replicas, force=True, progress=progress)
-    unfolded = out / "unfolded.root"
-    unfold_files(model_file, [truth_file], unfolded, seed=seed, device=device, force=True,
-                 progress=progress)
-    checks = ACCEPTANCE_CHECKS if result.acceptance is not None else ()
-    accepted = {
+    unfold_files(files.model, [files.truth], files.unfolded, seed=seed, device=device,
+                 force=True, progress=progress)
+    return {
         mode: simulate_files(
-            model_file, [partons_file], out / f"accepted_{mode}.root", seed=seed, device=device,
+            files.model, [files.partons], files.accepted(mode), seed=seed, device=device,
             acceptance=mode, oversample=settings.replicas, force=True, progress=progress,
         )
         for mode in checks
     }
 
-    _step(5, "validating against the test truth", out / "report")
-    metrics = validate(truth_file, [simulated], out / "report", unfolded=unfolded,
-                       plots=settings.plots, force=True, progress=progress)
+
+def _check_acceptance(
+    files: _Files, accepted: dict[str, RunSummary], settings: DemoSettings, *, progress: bool
+) -> dict[str, dict]:
+    """Step 5, the acceptance: validate each file of ``accepted`` against the test truth;
+    its Table 1, the selected yield it predicts and the events it holds, by mode."""
     acceptance = {}
     for mode, summary in accepted.items():
-        checked = validate(truth_file, [summary.output], out / f"report_acceptance_{mode}",
-                           unfolded=unfolded, plots=settings.plots, force=True,
+        checked = validate(files.truth, [summary.output], files.out / f"report_acceptance_{mode}",
+                           unfolded=files.unfolded, plots=settings.plots, force=True,
                            progress=progress)
         acceptance[mode] = {
             "table1": checked["table1"],
             "predicted_selected": checked["yield"]["simulation"],
             "events_written": summary.written,
         }
-    metrics["demo"] = {
+    return acceptance
+
+
+def _facts(
+    sample: Path, split: _Split, settings: DemoSettings, result: TrainResult,
+    acceptance: dict[str, dict],
+) -> dict:
+    """The demo's facts for ``demo.json`` (all but the wall time)."""
+    test = split.test
+    facts = {
         "sample": str(sample),
-        "sample_cutflow": cutflow.as_dict(),
-        "split": {k: len(v) for k, v in parts.items()},
+        "sample_cutflow": split.cutflow.as_dict(),
+        "split": {k: len(v) for k, v in split.parts.items()},
         "replicas": settings.replicas,
         "epochs": settings.epochs,
         "best_epoch": result.best_epoch,
         "ks_floor": ks_floor(len(test), settings.replicas * len(test)),
     }
     if acceptance:
-        metrics["demo"]["acceptance"] = {
+        raw = split.labelled.take(split.test_events)
+        facts["acceptance"] = {
             "validation": result.acceptance,
             "test_events": len(raw),
             "test_events_weighted": float(raw.weights.sum()),
             "observed_selected": len(test),
             **acceptance,
         }
-    metrics["demo"]["wall_seconds"] = time.perf_counter() - started
-    (out / "demo.json").write_text(json.dumps(metrics["demo"], indent=2) + "\n")
-    _summary(metrics, out)
-    return metrics
+    return facts
 
 
 def _prepare_directory(output_dir: str | os.PathLike, *, force: bool) -> Path:
