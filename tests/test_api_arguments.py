@@ -171,3 +171,32 @@ def test_readers_refuse_a_chunk_size_that_is_not_positive(paired_sample, tmp_pat
             )
     with pytest.raises(ArgumentError, match="channel: unknown channel 'muon'"):
         ts.read_events(paired_sample["full"], channel="muon")
+
+
+def test_run_options_are_one_object_or_the_same_keywords(paired_sample, tmp_path):
+    from turbosim_hep.pipeline import RunOptions
+
+    model, partons, full = paired_sample["model"], paired_sample["partons"], paired_sample["full"]
+    by_keyword = ts.simulate_files(model, partons, tmp_path / "k.root", seed=3, progress=False,
+                                   jobs=1, acceptance="off", oversample=2)
+    options = RunOptions(seed=7, progress=False, jobs=1)
+    by_object = ts.simulate_files(model, partons, tmp_path / "o.root", options=options,
+                                  seed=3, acceptance="off", oversample=2)  # seed overrides
+    assert by_keyword.written == by_object.written > 0
+    with uproot.open(tmp_path / "k.root") as a, uproot.open(tmp_path / "o.root") as b:
+        for branch in ("Electron_pt", "Jet_eta", "MET_pt", "replica"):
+            assert np.array_equal(
+                np.asarray(a["Events"][branch].array(library="np").tolist(), dtype=object),
+                np.asarray(b["Events"][branch].array(library="np").tolist(), dtype=object),
+            ), branch
+    unfolded = ts.unfold_files(model, full, tmp_path / "u.root", options=options)
+    assert unfolded.written > 0 and options.seed == 7  # the object is left as it was
+
+    with pytest.raises(TypeError, match=r"simulate_files\(\) got an unexpected keyword "
+                                        r"argument 'sed' \(its options: seed, device"):
+        ts.simulate_files(model, partons, tmp_path / "x.root", sed=3)
+    with pytest.raises(TypeError, match="unfold_files.*'oversample'"):
+        ts.unfold_files(model, full, tmp_path / "x.root", oversample=3)
+    with pytest.raises(TypeError, match="options must be a RunOptions"):
+        ts.simulate_files(model, partons, tmp_path / "x.root", options={"seed": 1})
+    assert sorted(os.listdir(tmp_path)) == ["k.root", "o.root", "u.root"]

@@ -95,18 +95,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace, direction: str) -> int:
     """Run simulate or unfold from parsed arguments and print the summary."""
-    from turbosim_hep.pipeline import simulate_files, unfold_files
+    from turbosim_hep.pipeline import RunOptions, simulate_files, unfold_files
 
-    options = {"channel": args.channel, "compression": args.compression}
-    if direction == "simulate":
-        options |= {"acceptance": args.acceptance, "oversample": args.oversample}
-    else:
-        options |= {"samples": args.samples}
-    run_files = simulate_files if direction == "simulate" else unfold_files
-    summary = run_files(
-        args.model,
-        args.inputs,
-        args.output,
+    options = RunOptions(
         seed=args.seed,
         device=args.device,
         batch_size=args.batch_size,
@@ -114,8 +105,18 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
         scheduler=args.scheduler,
         force=args.force,
         progress=args.progress and sys.stderr.isatty(),
-        **options,
+        channel=args.channel,
+        compression=args.compression,
     )
+    if direction == "simulate":
+        summary = simulate_files(
+            args.model, args.inputs, args.output, acceptance=args.acceptance,
+            oversample=args.oversample, options=options,
+        )
+    else:
+        summary = unfold_files(
+            args.model, args.inputs, args.output, samples=args.samples, options=options
+        )
     print_summary(summary, direction)
     return 0
 

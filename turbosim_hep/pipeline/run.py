@@ -18,6 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -34,7 +35,8 @@ from turbosim_hep.inference import (
 from turbosim_hep.io.writer import EventWriter, compression_text, parse_compression, read_chunks
 from turbosim_hep.outputs import check_output_path, temporary_prefix
 from turbosim_hep.pipeline import executors
-from turbosim_hep.pipeline.job import CHUNK_EVENTS, Direction, Job
+from turbosim_hep.pipeline.job import Direction, Job
+from turbosim_hep.pipeline.options import RunOptions
 from turbosim_hep.pipeline.stages import open_input, process_file
 from turbosim_hep.pipeline.summary import FileSummary, RunSummary
 
@@ -48,18 +50,10 @@ def simulate_files(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: int | None = None,
-    jobs: int | None = None,
-    scheduler: str | None = None,
-    chunk_events: int = CHUNK_EVENTS,
-    force: bool = False,
-    progress: bool = True,
     acceptance: str | None = None,
     oversample: int = 1,
-    channel: str = "both",
-    compression: str = "zstd:1",
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> RunSummary:
     """Simulate the detector-level events of parton-level files (Z -> X, the decoder).
 
@@ -78,24 +72,6 @@ def simulate_files(
         (plain or gzipped) and HDF5 exports.
     output : str or os.PathLike
         The ROOT file to write (atomically: nothing is left behind on failure).
-    seed : int
-        Seed of the per-event noise; the same seed gives the same output.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    batch_size : int, optional
-        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
-        device).
-    jobs : int, optional
-        Input files processed at the same time in local processes (default: one per
-        core, at most one per input). Ignored with ``scheduler``.
-    scheduler : str, optional
-        Address of a Dask distributed scheduler to run the files on.
-    chunk_events : int
-        Events read per chunk.
-    force : bool
-        Overwrite an existing output.
-    progress : bool
-        Show progress bars.
     acceptance : {"sample", "weight", "off"}, optional
         How the model's acceptance epsilon(z) applies
         (`turbosim_hep.inference.resolve_acceptance`): ``sample`` keeps each event with
@@ -109,13 +85,12 @@ def simulate_files(
         `turbosim_hep.arguments.MAX_OVERSAMPLE`), each with its own noise and acceptance
         decision; the weights are divided by it. The memory does not grow with it: the
         replicas of a chunk go through the model in groups of bounded size.
-    channel : {"electron", "positron", "both"}
-        Which final states to simulate: e- nu_e-bar b b-bar u d-bar, its charge
-        conjugate (CP-mirrored through the model), or both.
-    compression : str
-        Compression of the output, ``ALGORITHM[:LEVEL]`` with ALGORITHM one of ``zstd``,
-        ``lz4``, ``zlib``, ``lzma`` (`turbosim_hep.io.writer.parse_compression`);
-        recorded in the output's metadata.
+    options : RunOptions, optional
+        The options simulate and unfold share (`turbosim_hep.pipeline.RunOptions`:
+        ``seed``, ``device``, ``batch_size``, ``jobs``, ``scheduler``, ``chunk_events``,
+        ``force``, ``progress``, ``channel``, ``compression``).
+    **keywords
+        Any field of `RunOptions` by name, overriding ``options``.
 
     Returns
     -------
@@ -135,10 +110,8 @@ def simulate_files(
     >>> summary.written, summary.files[0].cutflow  # doctest: +SKIP
     """
     return run_files(
-        "simulate", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
-        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress, acceptance=acceptance, oversample=oversample, channel=channel,
-        compression=compression,
+        "simulate", model, inputs, output, acceptance=acceptance, oversample=oversample,
+        options=RunOptions.merge(options, keywords, "simulate_files"),
     )
 
 
@@ -147,17 +120,9 @@ def unfold_files(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: int | None = None,
-    jobs: int | None = None,
-    scheduler: str | None = None,
-    chunk_events: int = CHUNK_EVENTS,
-    force: bool = False,
-    progress: bool = True,
     samples: int = 1,
-    channel: str = "both",
-    compression: str = "zstd:1",
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> RunSummary:
     """Unfold detector-level files to the six partons (X -> Z, the encoder).
 
@@ -175,24 +140,6 @@ def unfold_files(
         exports.
     output : str or os.PathLike
         The ROOT file to write (atomically: nothing is left behind on failure).
-    seed : int
-        Seed of the per-event noise; the same seed gives the same output.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    batch_size : int, optional
-        Events per forward pass (default: `turbosim_hep.inference.BATCH_EVENTS` of the
-        device).
-    jobs : int, optional
-        Input files processed at the same time in local processes (default: one per
-        core, at most one per input). Ignored with ``scheduler``.
-    scheduler : str, optional
-        Address of a Dask distributed scheduler to run the files on.
-    chunk_events : int
-        Events read per chunk.
-    force : bool
-        Overwrite an existing output.
-    progress : bool
-        Show progress bars.
     samples : int
         Parton events drawn per detector event from the encoder's q(z | x) (at most
         `turbosim_hep.arguments.MAX_OVERSAMPLE`), each with its own noise, keyed by (seed,
@@ -200,13 +147,10 @@ def unfold_files(
         replicas; branch ``replica`` (0 to K - 1) and weights divided by K. 1 (the
         default) writes what an unfold without samples writes, event for event.
         `turbosim_hep.io.samples.posterior_samples` reads them back grouped by event.
-    channel : {"electron", "positron", "both"}
-        Which selection's events to unfold: the reference one (an electron of charge
-        -1), its charge conjugate (a positron), or both.
-    compression : str
-        Compression of the output, ``ALGORITHM[:LEVEL]`` with ALGORITHM one of ``zstd``,
-        ``lz4``, ``zlib``, ``lzma`` (`turbosim_hep.io.writer.parse_compression`);
-        recorded in the output's metadata.
+    options : RunOptions, optional
+        The options simulate and unfold share, as for `simulate_files`.
+    **keywords
+        Any field of `RunOptions` by name, overriding ``options``.
 
     Returns
     -------
@@ -225,9 +169,8 @@ def unfold_files(
     >>> unfold_files("model.pt", ["detector.root"], "posterior.root", samples=100)  # doctest: +SKIP
     """
     return run_files(
-        "unfold", model, inputs, output, seed=seed, device=device, batch_size=batch_size,
-        jobs=jobs, scheduler=scheduler, chunk_events=chunk_events, force=force,
-        progress=progress, oversample=samples, channel=channel, compression=compression,
+        "unfold", model, inputs, output, oversample=samples,
+        options=RunOptions.merge(options, keywords, "unfold_files"),
     )
 
 
@@ -237,18 +180,10 @@ def run_files(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: int | None = None,
-    jobs: int | None = None,
-    scheduler: str | None = None,
-    chunk_events: int = CHUNK_EVENTS,
-    force: bool = False,
-    progress: bool = True,
     acceptance: str | None = None,
     oversample: int = 1,
-    channel: str = "both",
-    compression: str = "zstd:1",
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> RunSummary:
     """Simulate or unfold input files into one ROOT file.
 
@@ -258,6 +193,14 @@ def run_files(
     simulate's ``oversample`` and unfold's ``samples``, the copies of every input event).
     """
     start_time = time.perf_counter()
+    options = RunOptions.merge(options, keywords, "run_files")
+    seed, device, batch_size, jobs = (
+        options.seed, options.device, options.batch_size, options.jobs
+    )
+    scheduler, chunk_events, force, progress = (
+        options.scheduler, options.chunk_events, options.force, options.progress
+    )
+    channel, compression = options.channel, options.compression
     seed = arguments.SEED.check(seed, "seed")
     oversample = arguments.OVERSAMPLE.check(oversample, COPIES_ARGUMENT[direction])
     chunk_events = arguments.POSITIVE_INT.check(chunk_events, "chunk_events")
