@@ -299,12 +299,13 @@ def test_build_configs_precedence(tmp_path):
         "train: {epochs: 7, batch_size: 20}\n"
     )
     model, loss, run = build_configs(
-        read_config_file(path), weights={"dxt": 5}, train_overrides={"epochs": 2}
+        read_config_file(path), weights={"dxt": 5}, score={"dzh": "energy"},
+        train_overrides={"epochs": 2},
     )
     assert model.noise_mode == "cat" and model.noise_dim == 4
     assert loss.weights["Dzt"] == 1 and loss.weights["dxh"] == 10 and loss.weights["dxt"] == 5
     assert loss.divergence["Dzt"] == "mmd" and loss.p == 1
-    assert loss.score == {"dzt": "energy", "dxh": "lp", "dxt": "lp", "dzh": "lp"}
+    assert loss.score == {"dzt": "energy", "dxh": "lp", "dxt": "lp", "dzh": "energy"}
     assert run.epochs == 2 and run.batch_size == 20
     _, gan, _ = build_configs(read_config_file(path), preset="gan")
     assert gan.weights["Dxt"] == 1 and gan.weights["dxt"] == 3

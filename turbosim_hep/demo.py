@@ -37,6 +37,7 @@ from turbosim_hep.errors import InputError
 from turbosim_hep.io import Cutflow, EventBatch, EventWriter, read_events
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
 from turbosim_hep.metrics import ks_floor
+from turbosim_hep.model import ModelConfig
 from turbosim_hep.model.presets import loss_config as preset_loss
 from turbosim_hep.pipeline import RunSummary, simulate_files, unfold_files
 from turbosim_hep.training import PairedEvents, TrainConfig, TrainResult, train
@@ -70,8 +71,14 @@ class DemoSettings:
     gp_interval, ema_decay, select_on_physics
         Lazy gradient penalty, moving average of the weights and choice of the best
         epoch (see `turbosim_hep.training.TrainConfig`).
+    model : tuple of (str, object)
+        `turbosim_hep.model.ModelConfig` settings that replace the defaults, as (name,
+        value) pairs.
     weights : tuple of (str, float)
         Loss weights that replace the `turbosim` preset's, as (term, weight) pairs.
+    scores : tuple of (str, str)
+        Losses of d terms that replace the preset's l_p (``LossConfig.score``), as
+        (term, score) pairs.
     mass_weight : float
         Weight of the mass term added to the `turbosim` preset
         (`turbosim_hep.model.losses.LossConfig`).
@@ -79,6 +86,9 @@ class DemoSettings:
         Torch threads of the training on a CPU (0: every core; the demo runs alone).
     replicas : int
         Simulated events per test parton event (``simulate --oversample``).
+    posterior_samples : int
+        Unfolded parton events per test detector event (``unfold --samples``): enough
+        for the coverage of the per-event posterior intervals in the report.
     acceptance : AcceptanceSettings
         How the acceptance is trained.
     plots : bool or tuple of str
@@ -93,10 +103,13 @@ class DemoSettings:
     gp_interval: int = 4
     ema_decay: float | None = 0.999
     select_on_physics: bool = True
+    model: tuple[tuple[str, object], ...] = ()
     weights: tuple[tuple[str, float], ...] = (("Dzt", 5.0),)
+    scores: tuple[tuple[str, str], ...] = ()
     mass_weight: float = 100.0
     threads: int = 0
     replicas: int = 4
+    posterior_samples: int = 1
     acceptance: AcceptanceSettings = field(default_factory=AcceptanceSettings)
     plots: bool | tuple[str, ...] = True
 
@@ -307,8 +320,10 @@ def _train(
     result = train(
         [sample],
         files.model,
+        model_config=ModelConfig.from_dict(dict(settings.model)),
         loss_config=preset_loss(
-            "turbosim", dict(settings.weights), mass_weight=settings.mass_weight
+            "turbosim", dict(settings.weights), mass_weight=settings.mass_weight,
+            score=dict(settings.scores),
         ),
         train_config=TrainConfig(
             epochs=settings.epochs,
@@ -343,7 +358,7 @@ def _simulate_and_unfold(
     simulate_files(files.model, [files.truth], files.simulated, seed=seed, device=device,
                    acceptance="off", oversample=settings.replicas, force=True, progress=progress)
     unfold_files(files.model, [files.truth], files.unfolded, seed=seed, device=device,
-                 force=True, progress=progress)
+                 samples=settings.posterior_samples, force=True, progress=progress)
     return {
         mode: simulate_files(
             files.model, [files.partons], files.accepted(mode), seed=seed, device=device,

@@ -35,7 +35,8 @@ def _assignment(kind: str, value_type: Callable[[str], Any] = str):
 #: Every flag that sets a model, loss or training setting, by destination.
 SETTING_FLAGS: dict[str, str] = {
     "preset": "--preset", "config": "--config", "weight": "--weight",
-    "divergence": "--divergence", "mass_weight": "--mass-weight", "batch_size": "--batch-size",
+    "divergence": "--divergence", "score": "--score", "mass_weight": "--mass-weight",
+    "batch_size": "--batch-size",
     "lr": "--lr", "lr_final_fraction": "--lr-final-fraction", "ema_decay": "--ema-decay",
     "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
     "seed": "--seed", "epochs": "--epochs", "patience": "--patience", "device": "--device",
@@ -64,7 +65,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     # the flags' choices and help list the loss terms and presets, which import torch:
     # this parser is built only when the command is train (turbosim_hep.cli.build_parser)
     from turbosim_hep import layout
-    from turbosim_hep.model.losses import DISTRIBUTION_TERMS, DIVERGENCES, TERMS
+    from turbosim_hep.model.losses import (
+        DISTRIBUTION_TERMS,
+        DIVERGENCES,
+        SCORES,
+        SUPERVISED_TERMS,
+        TERMS,
+    )
     from turbosim_hep.model.presets import DEFAULT_PRESET, preset_names
 
     parser = subparsers.add_parser(
@@ -109,6 +116,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=[],
         metavar="TERM=KIND",
         help=f"estimator of a D term ({', '.join(DISTRIBUTION_TERMS)}): {', '.join(DIVERGENCES)}",
+    )
+    parser.add_argument(
+        "--score",
+        action="append",
+        type=_assignment("TERM=KIND"),
+        default=[],
+        metavar="TERM=KIND",
+        help=f"loss of a d term ({', '.join(SUPERVISED_TERMS)}): {', '.join(SCORES)} "
+        "(energy: the energy score of two draws, which trains a conditional distribution)",
     )
     parser.add_argument(
         "--mass-weight",
@@ -222,6 +238,7 @@ def _new_run(args: argparse.Namespace):
         preset=args.preset,
         weights=weights,
         divergence=dict(args.divergence),
+        score=dict(args.score),
         loss_overrides={"mass_weight": args.mass_weight} if args.mass_weight is not None else None,
         train_overrides={k: v for k, v in overrides.items() if v is not None},
         source=args.config or "command line",

@@ -225,6 +225,7 @@ def build_configs(
     preset: str | None = None,
     weights: Mapping[str, float] | None = None,
     divergence: Mapping[str, str] | None = None,
+    score: Mapping[str, str] | None = None,
     loss_overrides: Mapping[str, Any] | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     source: str = "configuration",
@@ -232,8 +233,10 @@ def build_configs(
     """Model, loss and training settings from defaults, a config file and overrides.
 
     Precedence, lowest first: built-in defaults and the preset's weights, the file's
-    ``loss`` section, then the explicit ``weights``/``divergence``/``loss_overrides``/
-    ``train_overrides`` (the command-line flags). ``preset`` replaces the file's preset.
+    ``loss`` section, then the explicit ``weights``/``divergence``/``score``/
+    ``loss_overrides``/``train_overrides`` (the command-line flags; ``weights``,
+    ``divergence`` and ``score`` replace the file's term by term). ``preset`` replaces
+    the file's preset.
 
     Raises
     ------
@@ -249,10 +252,12 @@ def build_configs(
             **dict(loss_section.pop("divergence", None) or {}),
             **dict(divergence or {}),
         }
+        loss_score = {**dict(loss_section.pop("score", None) or {}), **dict(score or {})}
         loss = preset_loss_config(
             preset or file_config.get("preset") or DEFAULT_PRESET,
             loss_weights,
             divergence=loss_divergence,
+            score=loss_score,
             **loss_section,
         )
         train_values = {**dict(file_config.get("train") or {}), **dict(train_overrides or {})}
