@@ -237,3 +237,40 @@ def test_a_deterministic_encoder_warns_that_its_samples_are_equal(paired_sample,
                      samples=2, progress=False)
     samples = posterior_samples(tmp_path / "d.root")
     np.testing.assert_array_equal(samples.z[:, 0], samples.z[:, 1])
+
+
+def test_heads_that_take_noise_get_the_events_noise_in_the_pipeline(paired_sample, tmp_path):
+    """With the chain and radiation heads, part of each event's noise is the heads': the
+    pipeline's outputs are the model's with the per-event noise, whatever the chunking."""
+    z, x = (torch.from_numpy(paired_sample[k]) for k in ("z", "x"))
+    model = TurboSim.from_config(
+        {"x_head": "radiation", "z_head": "chain", "encoder_noise_mode": "cat",
+         "encoder_noise_sigma": 1.0}, x=x, z=z,
+    )
+    assert model.decoder_noise_dim == 24 + 4 and model.encoder_noise_dim == 24 + 4
+    save_checkpoint(tmp_path / "heads.pt", model)
+    full = paired_sample["full"]
+    for direction, run, noise_dim, inputs in (
+        ("unfold", unfold_files, model.encoder_noise_dim, x),
+        ("simulate", simulate_files, model.decoder_noise_dim, z),
+    ):
+        options = {"acceptance": "off"} if direction == "simulate" else {}
+        run(tmp_path / "heads.pt", full, tmp_path / f"{direction}.root", seed=2,
+            progress=False, **options)
+        run(tmp_path / "heads.pt", full, tmp_path / f"{direction}_small.root", seed=2,
+            chunk_events=97, progress=False, **options)
+        out = by_event(events(tmp_path / f"{direction}.root"))
+        small = by_event(events(tmp_path / f"{direction}_small.root"))
+        entry = ak.to_numpy(out.event)
+        noise = torch.from_numpy(event_normal(2, stream_id("full.root"), entry, noise_dim))
+        with torch.inference_mode():
+            function = model.unfold if direction == "unfold" else model.simulate
+            expected = function(inputs[entry], noise).numpy()
+        if direction == "unfold":
+            written, again = parton_p4(out), parton_p4(small)
+        else:
+            written = ak.to_numpy(out.Jet_pt)
+            again = ak.to_numpy(small.Jet_pt)
+            expected = np.hypot(expected[:, 8::4], expected[:, 9::4])
+        np.testing.assert_allclose(written, expected, rtol=1e-3, atol=1e-2)
+        np.testing.assert_array_equal(written, again)
