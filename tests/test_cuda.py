@@ -188,15 +188,26 @@ class _HostRoundTrips(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("preset", ["turbosim", "gan", "cycle", "regression"])
-def test_what_is_captured_makes_no_host_round_trip(preset):
+#: Heads that take the partons (response) or part of the noise (radiation, chain), with
+#: the energy score's second draws of every d term.
+_NEW_HEADS = {"x_head": "radiation", "z_head": "chain", "encoder_noise_mode": "cat"}
+_ENERGY = {t: "energy" for t in ("dzt", "dxh", "dxt", "dzh")}
+
+
+@pytest.mark.parametrize(
+    "preset, model, score",
+    [("turbosim", {}, {}), ("gan", {}, {}), ("cycle", {}, {}), ("regression", {}, {}),
+     ("turbosim", {"x_head": "response"}, {}), ("turbosim", _NEW_HEADS, _ENERGY)],
+    ids=["turbosim", "gan", "cycle", "regression", "response-head", "new-heads-energy"],
+)
+def test_what_is_captured_makes_no_host_round_trip(preset, model, score):
     """The body of a graph, run on the CPU with the captured optimiser settings, calls no
     operator that synchronises with the host or copies host data (the CPU kernels' own
     internals are not seen; a capture on CUDA checks the rest)."""
     loss = loss_config(preset, mass_weight=1.0, divergence={"Dxt": "mmd"} if preset == "cycle"
-                       else {})
+                       else {}, score=score)
     config = TrainConfig(batch_size=64, ema_decay=0.9, gp_interval=2, device="cpu")
-    run = Trainer(ModelConfig(), loss, config)
+    run = Trainer(ModelConfig(**model), loss, config)
     x, z = run.prepare(*ttbar_pairs(400, seed=5).split(0.2))
     steps = CapturedSteps(run._step, run.generator, config.ema_decay)
     rates = LearningRates(steps.optimizers, x.device)

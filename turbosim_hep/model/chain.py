@@ -103,7 +103,8 @@ class DecayChainZHead(nn.Module):
         p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
         self.mass.copy_(_mass(p4).median(dim=0).values)
         resonances = self.resonances(z)
-        levels = torch.linspace(0.0, 1.0, N_MASS_QUANTILES, dtype=torch.float64)
+        levels = torch.linspace(0.0, 1.0, N_MASS_QUANTILES, dtype=torch.float64,
+                                device=z.device)
         self.mass_quantiles.copy_(torch.quantile(_mass(resonances), levels, dim=0).T)
         tops = resonances[:, 0::2, :3]
         self.top_mean.copy_(tops.mean(0))

@@ -415,14 +415,16 @@ class ResponseXHead(nn.Module):
         jets to their partons and the (n, 2) raw residual of the MET."""
         n = response.shape[0]
         source = partons.reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)[:, self.sources]
-        pt, eta, phi = _pt_eta_phi(source)
-        visible = [0, *range(2, layout.N_OBJECTS)]  # the electron and the jets
+        # the partons of the electron and the jets, by slices: indexing with a list would
+        # copy host data inside a captured training step
+        visible = torch.cat([source[:, :1], source[:, 2:]], dim=1)
+        pt, eta, phi = _pt_eta_phi(visible)
         objects = _massless(
-            pt[:, visible] * torch.exp(response[..., 0].clamp(max=5.0)),
-            eta[:, visible] + response[..., 1],
-            phi[:, visible] + response[..., 2],
+            pt * torch.exp(response[..., 0].clamp(max=5.0)),
+            eta + response[..., 1],
+            phi + response[..., 2],
         )
-        lost = (source[:, visible, :2] - objects[..., :2]).sum(1)
+        lost = (visible[..., :2] - objects[..., :2]).sum(1)
         met_t = source[:, 1, :2] + lost + met_residual * self.met_scale
         met = torch.cat(
             [met_t, torch.zeros_like(met_t[:, :1]),
@@ -502,11 +504,13 @@ class RadiationXHead(ResponseXHead):
                                 2 * torch.pi) - torch.pi
         distance = torch.hypot(d_eta, d_phi).amin(dim=2)  # (n, quark): to the nearest jet
         unmatched = (distance > RADIATION_MATCH_RADIUS).double()
-        levels = torch.linspace(0, 1, RADIATION_PT_BINS + 1, dtype=torch.float64)[1:-1]
+        levels = torch.linspace(0, 1, RADIATION_PT_BINS + 1, dtype=torch.float64,
+                                device=pt.device)[1:-1]
         self.pt_edges.copy_(torch.quantile(pt, levels, dim=0).T)
         pt_bin, eta_bin = self._bins(pt.float(), eta.float())
         n_eta = len(RADIATION_ETA_EDGES) + 1
-        cell = (torch.arange(layout.N_JETS) * RADIATION_PT_BINS + pt_bin) * n_eta + eta_bin
+        quark = torch.arange(layout.N_JETS, device=pt.device)
+        cell = (quark * RADIATION_PT_BINS + pt_bin) * n_eta + eta_bin
         size = layout.N_JETS * RADIATION_PT_BINS * n_eta
         counts = torch.bincount(cell.flatten(), minlength=size).double()
         passed = torch.bincount(cell.flatten(), weights=unmatched.flatten(), minlength=size)
