@@ -181,6 +181,27 @@ def test_the_chain_head_unfolds_to_tt_bar_decay_chains(events):
         assert metrics.ks_distance(true_masses[:, k].numpy(), drawn[:, k].numpy()) < 0.05
 
 
+def test_the_noise_taking_heads_run_under_bfloat16_autocast(events):
+    """Under amp the networks' outputs are bfloat16: the heads draw in their tables'
+    precision (a bfloat16 quantile level ran past the table's end) and the radiation
+    head mixes a bfloat16 response with a float32 radiation jet."""
+    z, x = events
+    torch.manual_seed(2)
+    model = TurboSim.from_config({"x_head": "radiation", "z_head": "chain"}, x=x, z=z)
+    head = model.z_head
+    noise = torch.randn(len(x), model.encoder_noise_dim)
+    noise[0, -head.n_noise:] = 8.0  # Phi = 1 in float32: the last quantile
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_gen = model.decode(model.z_scaler(z), torch.randn(len(z), model.decoder_noise_dim))
+        z_gen = head.physical(model.encoder(model.x_scaler(x), noise[:, :-head.n_noise]),
+                              noise[:, -head.n_noise:])
+    assert torch.isfinite(x_gen).all() and torch.isfinite(z_gen).all()
+    resonances = head.resonances(z_gen.double())
+    masses = (resonances[..., 3] ** 2 - (resonances[..., :3] ** 2).sum(-1)).sqrt()
+    drawn = head.resonance_masses(noise[:, -head.n_noise:]).double()
+    np.testing.assert_allclose(masses.detach(), drawn, rtol=1e-3)
+
+
 def test_linear_head_is_not_constrained(events):
     z, x = events
     model = TurboSim.from_config({"x_head": "linear", "z_head": "linear"}, x=x, z=z)

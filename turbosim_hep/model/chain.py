@@ -112,8 +112,9 @@ class DecayChainZHead(nn.Module):
 
     def resonance_masses(self, noise: torch.Tensor) -> torch.Tensor:
         """(n, 4) masses of t, W+, t-bar, W- from (n, 4) standard normals: the quantile
-        function of each training distribution at Phi(noise)."""
-        level = torch.special.ndtr(noise) * (N_MASS_QUANTILES - 1)
+        function of each training distribution at Phi(noise), in the table's precision
+        (a bfloat16 level cannot tell the table's last quantiles apart)."""
+        level = torch.special.ndtr(noise.to(self.mass_quantiles.dtype)) * (N_MASS_QUANTILES - 1)
         low = level.floor().clamp(0, N_MASS_QUANTILES - 2)
         weight = level - low
         table = self.mass_quantiles.T.unsqueeze(0).expand(len(noise), -1, -1)
@@ -126,11 +127,13 @@ class DecayChainZHead(nn.Module):
         normals (drawn with torch when None)."""
         n = raw.shape[0]
         if noise is None:
-            noise = torch.randn(n, self.n_noise, device=raw.device, dtype=raw.dtype)
-        masses = self.resonance_masses(noise.to(raw.dtype))
+            noise = torch.randn(n, self.n_noise, device=raw.device,
+                                dtype=self.mass_quantiles.dtype)
+        masses = self.resonance_masses(noise)
         partons: dict[int, torch.Tensor] = {}
         for k, decay in enumerate(layout.TOP_DECAYS):
-            out = raw[:, _RAW_PER_DECAY * k:_RAW_PER_DECAY * (k + 1)]
+            # the kinematics in the masses' precision (a bfloat16 direction is not a unit one)
+            out = raw[:, _RAW_PER_DECAY * k:_RAW_PER_DECAY * (k + 1)].to(masses.dtype)
             m_top, m_w = masses[:, 2 * k:2 * k + 1], masses[:, 2 * k + 1:2 * k + 2]
             f1, f2 = decay.w_daughters
             m_b, m_f1, m_f2 = (self.mass[i].expand(n, 1) for i in (decay.b, f1, f2))

@@ -533,12 +533,14 @@ class RadiationXHead(ResponseXHead):
         standard normals (drawn with torch when None)."""
         n = raw.shape[0]
         if noise is None:
-            noise = torch.randn(n, self.n_noise, device=raw.device, dtype=raw.dtype)
-        probability = self.radiation_probability(partons).to(raw.dtype)
-        choice = (torch.special.ndtr(noise.to(raw.dtype)) < probability).to(raw.dtype)
+            noise = torch.randn(n, self.n_noise, device=raw.device,
+                                dtype=self.radiation_table.dtype)
+        # the draw in the table's precision, whatever the network's (bfloat16 under amp)
+        probability = self.radiation_probability(partons)
+        choice = torch.special.ndtr(noise.to(probability.dtype)) < probability
         radiation = raw[:, 17:].reshape(n, layout.N_JETS, 3) * self.radiation_scale
         response = self._responses(raw)
-        jets = torch.lerp(response[:, 1:], radiation, choice.unsqueeze(-1))
+        jets = torch.where(choice.unsqueeze(-1), radiation, response[:, 1:])
         return self._objects(torch.cat([response[:, :1], jets], dim=1), partons, raw[:, 3:5])
 
     def standardised(
