@@ -79,7 +79,8 @@ class TurboSim(nn.Module):
         The networks, on standardised inputs; replace them with any module of the same
         call signature ``(inputs, noise) -> raw head outputs`` to change architecture.
     encoder_noise_dim, decoder_noise_dim : int
-        Width of the standard-normal noise each network takes (0: deterministic).
+        Width of the standard-normal noise of each direction (0: deterministic): its
+        network's, then its head's (``n_noise`` of the radiation and chain heads).
     """
 
     def __init__(self, config: ModelConfig | Mapping[str, object] | None = None):
