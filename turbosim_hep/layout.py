@@ -114,7 +114,7 @@ class TopDecay:
 
     pdg_id: int  # of the top: 6 or -6
     b: int
-    w_daughters: tuple[int, int]  # the W's decay products, the fermion of the W's charge sign first
+    w_daughters: tuple[int, int]  # the W's decay products, in Z order
 
 
 def _top_decays() -> tuple[TopDecay, ...]:

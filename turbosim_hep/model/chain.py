@@ -101,11 +101,11 @@ class DecayChainZHead(nn.Module):
         from an (n, 24) Z tensor of training partons (``x`` is not used)."""
         z = z.double()
         p4 = z.reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
-        self.mass.copy_(_mass(p4).median(dim=0).values)
+        self.mass.copy_(invariant_mass(p4).median(dim=0).values)
         resonances = self.resonances(z)
         levels = torch.linspace(0.0, 1.0, N_MASS_QUANTILES, dtype=torch.float64,
                                 device=z.device)
-        self.mass_quantiles.copy_(torch.quantile(_mass(resonances), levels, dim=0).T)
+        self.mass_quantiles.copy_(torch.quantile(invariant_mass(resonances), levels, dim=0).T)
         tops = resonances[:, 0::2, :3]
         self.top_mean.copy_(tops.mean(0))
         self.top_std.copy_(tops.std(0).clamp_min(1e-3))
@@ -152,6 +152,6 @@ class DecayChainZHead(nn.Module):
         return self.scaler(self.physical(raw, noise))
 
 
-def _mass(p4: torch.Tensor) -> torch.Tensor:
+def invariant_mass(p4: torch.Tensor) -> torch.Tensor:
     """Invariant masses of (..., 4) four-vectors (0 where the square is negative)."""
     return (p4[..., 3].square() - p4[..., :3].square().sum(-1)).clamp_min(0.0).sqrt()

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from turbosim_hep import layout
-from turbosim_hep.model.chain import DecayChainZHead
+from turbosim_hep.model.chain import DecayChainZHead, invariant_mass
 
 #: Noise-injection modes: how the standard-normal noise enters the network input.
 NOISE_MODES = ("add", "cat", "mul", "none")
@@ -263,8 +263,7 @@ class ZHead(_MomentumHead):
         """Set each parton's mass to the median invariant mass in an (n, 24) Z tensor
         (``x``, the paired detector events, is not used)."""
         p4 = z.double().reshape(-1, layout.N_OBJECTS, layout.N_COMPONENTS)
-        m2 = p4[..., 3].square() - p4[..., :3].square().sum(-1)
-        self.mass.copy_(m2.clamp_min(0).sqrt().median(dim=0).values)
+        self.mass.copy_(invariant_mass(p4).median(dim=0).values)
 
     def physical(self, raw: torch.Tensor) -> torch.Tensor:
         p = self._momenta(raw).reshape(-1, layout.N_OBJECTS, 3)
