@@ -61,6 +61,13 @@ def main() -> None:
         lines += ["## Classifier two-sample test", "", report.classifier_markdown(metrics), ""]
     if metrics.get("peaks"):
         lines += ["## Mass peaks", "", report.peaks_markdown(metrics), ""]
+    if metrics.get("unfolding"):
+        lines += ["## Unfolding: the unfolded partons against the true ones", "",
+                  report.unfolding_markdown(metrics), ""]
+        calibration = report_dir / "plots" / f"{report.CALIBRATION_PLOT}.png"
+        if calibration.exists():
+            shutil.copyfile(calibration, images / calibration.name)
+            lines += [f"![calibration of the posterior](results/{calibration.name})", ""]
     lines += acceptance_section(demo.get("acceptance"), args.demo_dir, images)
     lines += ["## Distributions", ""]
     lines += [f"![{name}](results/{name}.png)" for name in shown]
