@@ -103,13 +103,17 @@ class DemoSettings:
     gp_interval: int = 4
     ema_decay: float | None = 0.999
     select_on_physics: bool = True
-    model: tuple[tuple[str, object], ...] = ()
-    weights: tuple[tuple[str, float], ...] = (("Dzt", 5.0),)
-    scores: tuple[tuple[str, str], ...] = ()
+    model: tuple[tuple[str, object], ...] = (
+        ("x_head", "radiation"), ("z_head", "chain"),
+        ("encoder_noise_mode", "cat"), ("encoder_noise_sigma", 1.0),
+    )
+    weights: tuple[tuple[str, float], ...] = (("Dzt", 5.0), ("dxh", 0.0), ("dzt", 30.0),
+                                              ("dzh", 3.0))
+    scores: tuple[tuple[str, str], ...] = (("dzt", "energy"), ("dzh", "energy"))
     mass_weight: float = 100.0
     threads: int = 0
     replicas: int = 4
-    posterior_samples: int = 1
+    posterior_samples: int = 50
     acceptance: AcceptanceSettings = field(default_factory=AcceptanceSettings)
     plots: bool | tuple[str, ...] = True
 
@@ -117,7 +121,7 @@ class DemoSettings:
 DEFAULT = DemoSettings()
 #: The same run on a small subset: one epoch of 36 steps, averaged over ~10 steps.
 QUICK = replace(
-    DEFAULT, max_events=6000, epochs=1, ema_decay=0.9, replicas=1,
+    DEFAULT, max_events=6000, epochs=1, ema_decay=0.9, replicas=1, posterior_samples=8,
     acceptance=AcceptanceSettings(epochs=2), plots=("m_t_had", "x_E_jet1"),
 )
 #: The acceptance modes the demo checks on the raw test partons.
@@ -442,6 +446,21 @@ def _summary(metrics: dict, out: Path) -> None:
             f"classifier two-sample test: AUC {classifier['auc']:.3f} (one half of the truth "
             f"against the other: {classifier['auc_floor']:.3f}; 0.5 = indistinguishable)"
         )
+    unfolding = metrics.get("unfolding")
+    if unfolding:
+        masses = ", ".join(f"{name} {100 * ks:.2f}" for name, ks in unfolding["mass_ks"].items())
+        print(f"unfolded partons ({unfolding['samples_per_event']} per event): KS x 10^-2 of "
+              f"their masses {masses}")
+        parton_classifier = unfolding.get("classifier")
+        if parton_classifier:
+            print(f"  classifier, unfolded against true partons: AUC "
+                  f"{parton_classifier['auc']:.3f} (floor {parton_classifier['auc_floor']:.3f})")
+        if unfolding.get("coverage"):
+            cover = "; ".join(
+                f"{name} {levels['0.68']:.2f} / {levels['0.95']:.2f}"
+                for name, levels in unfolding["coverage"].items()
+            )
+            print(f"  coverage of the 68 % / 95 % posterior intervals: {cover}")
     checked = demo.get("acceptance")
     if checked:
         observed = checked["observed_selected"]
