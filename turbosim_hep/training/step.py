@@ -45,33 +45,27 @@ def generated_quantities(
     z~ = E(x) (``zt``), x^ = D(z~) (``xh``), x~ = D(z) (``xt``) and z^ = E(x~)
     (``zh``), each computed only if it is in ``needs`` or another needed one is made
     from it (`TurboSimObjective.needs`); and the second draws ``zt2``, ``xh2``, ``xt2``,
-    ``zh2`` of the same network from the same input with new noise, where needed.
+    ``zh2`` of the same network from the same input with new noise, where needed. The
+    quantities of one stage (z~; x^ and x~; z^) come from one call of their network on
+    the concatenated inputs, with the noise drawn in that order.
     """
     n = x.shape[0]
-    encode_x = bool(needs & {"zt", "xh"})
-    decode_z = bool(needs & {"xt", "zh"})
     fake: dict[str, torch.Tensor] = {}
-    if encode_x:
-        fake["zt"] = model.encode(x, noise(n, model.encoder_noise_dim))
-    if decode_z and "xh" in needs:
-        # one decoder call for both x^ = D(z~) and x~ = D(z)
-        both = model.decode(torch.cat([fake["zt"], z]), noise(2 * n, model.decoder_noise_dim))
-        fake["xh"], fake["xt"] = both[:n], both[n:]
-    elif "xh" in needs:
-        fake["xh"] = model.decode(fake["zt"], noise(n, model.decoder_noise_dim))
-    elif decode_z:
-        fake["xt"] = model.decode(z, noise(n, model.decoder_noise_dim))
-    if "zh" in needs:
-        fake["zh"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
-    # second draws from the same inputs, for the energy scores
-    if "zt2" in needs:
-        fake["zt2"] = model.encode(x, noise(n, model.encoder_noise_dim))
-    if "xh2" in needs:
-        fake["xh2"] = model.decode(fake["zt"], noise(n, model.decoder_noise_dim))
-    if "xt2" in needs:
-        fake["xt2"] = model.decode(z, noise(n, model.decoder_noise_dim))
-    if "zh2" in needs:
-        fake["zh2"] = model.encode(fake["xt"], noise(n, model.encoder_noise_dim))
+
+    def draw(network: Callable, width: int, inputs: dict[str, torch.Tensor]) -> None:
+        # one call of the network for every quantity of a stage: fewer, larger operations
+        if inputs:
+            outputs = network(torch.cat(list(inputs.values())), noise(len(inputs) * n, width))
+            fake.update(zip(inputs, outputs.split(n), strict=True))
+
+    first = {name: x for name in ("zt", "zt2") if name in needs or (name == "zt" and "xh" in needs)}
+    draw(model.encode, model.encoder_noise_dim, first)
+    decoded = {"xh": fake.get("zt"), "xt": z, "xh2": fake.get("zt"), "xt2": z}
+    needed = needs | ({"xt"} if "zh" in needs else set())
+    draw(model.decode, model.decoder_noise_dim,
+         {name: decoded[name] for name in ("xh", "xt", "xh2", "xt2") if name in needed})
+    draw(model.encode, model.encoder_noise_dim,
+         {name: fake["xt"] for name in ("zh", "zh2") if name in needs})
     return fake
 
 
