@@ -185,26 +185,32 @@ def bench_sample(path: str, args: argparse.Namespace) -> dict[str, dict]:
     return rows
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags this benchmark and bench_unfolding.py share: the model, the events kept,
+    the classifier's folds and the threads."""
+    parser.add_argument("--model", required=True, help="trained model (turbosim-hep train)")
+    parser.add_argument("--events", type=int, default=None, metavar="N",
+                        help="keep the first N selected events of each sample (default: all)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="folds of the classifier's cross-validation (default 5)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the classifier and the model (default 1)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="trained model (turbosim-hep train)")
+    add_shared_arguments(parser)
     parser.add_argument("--sample", required=True, nargs="+", type=Path,
                         help="generated files with partons and detector objects, one table each")
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the split, the model's noise, the baselines' draws and "
                              "the classifier (default 1)")
-    parser.add_argument("--events", type=int, default=None, metavar="N",
-                        help="keep the first N selected events of each sample (default: all)")
     parser.add_argument("--learn-from", choices=("half", "demo"), default="half",
                         help="what the baselines learn from: the other half of the sample "
                              "(default) or the demo's training events of the shipped sample")
     parser.add_argument("--neighbours", type=int, default=1,
                         help="the nearest-neighbour response draws from this many nearest "
                              "learning events (default 1)")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="folds of the classifier's cross-validation (default 5)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads of the classifier and the model (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for path in args.sample:

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import NearestNeighbourPosterior
-from bench_fidelity import read_sample
+from bench_fidelity import add_shared_arguments, read_sample
 from threadpoolctl import threadpool_limits
 
 from turbosim_hep import layout, metrics
@@ -177,7 +177,7 @@ def bench_sample(path: str, args: argparse.Namespace) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="trained model (turbosim-hep train)")
+    add_shared_arguments(parser)
     parser.add_argument("--sample", nargs="+", type=Path,
                         default=[Path("/work/runs/ttbar_4242.root")],
                         help="generated files with partons and detector objects, one table "
@@ -188,12 +188,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the split, the model's noise and the classifier "
                              "(default 1)")
-    parser.add_argument("--events", type=int, default=None, metavar="N",
-                        help="keep the first N selected events of each sample (default: all)")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="folds of the classifier's cross-validation (default 5)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads of the classifier and the model (default 1)")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write the calibration plot of each row with samples to DIR "
                              "(<sample>_<row>_calibration.png, .pdf)")
