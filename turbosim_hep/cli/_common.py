@@ -4,7 +4,7 @@ alike.
 ``--no-progress`` turns the progress bars off in every command (``--quiet``, the older
 spelling of train, simulate and unfold, is the same flag); ``--jobs`` is the number of
 worker processes wherever a command has them (generate, simulate, unfold and validate,
-whose older ``--workers`` is the same flag).
+whose older ``--workers`` is the same flag); ``--layout`` is the final state.
 """
 
 from __future__ import annotations
@@ -17,4 +17,20 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", "--quiet", dest="progress", action="store_false",
         help="no progress bars",
+    )
+
+
+def add_layout_flag(parser: argparse.ArgumentParser, *, from_model: bool = False) -> None:
+    """``--layout NAME|FILE``: the final state (``args.layout``, resolved by the command).
+
+    ``from_model``: the default is the layout the model was trained on (None), and a
+    layout given must be the model's.
+    """
+    from turbosim_hep.layout import BUILTIN_LAYOUTS
+
+    default = "the model's" if from_model else "ejets, the paper's"
+    parser.add_argument(
+        "--layout", default=None if from_model else "ejets", metavar="NAME|FILE",
+        help=f"the final state: {', '.join(BUILTIN_LAYOUTS)} or a .toml layout file "
+        f"(docs/layouts.md; default {default})",
     )

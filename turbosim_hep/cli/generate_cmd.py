@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from turbosim_hep.cli._common import add_progress_flag
+from turbosim_hep.cli._common import add_layout_flag, add_progress_flag
 from turbosim_hep.cli._types import fraction, int_between, positive_int, seed_int
 from turbosim_hep.errors import TurbosimError
 
@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "generate",
         help=HELP,
-        description="Generate pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar events at 13 TeV with "
+        description="Generate pp -> tt-bar events at 13 TeV in the final state of a layout "
+        "(default ejets: tt-bar -> e- nu_e-bar b b-bar u d-bar; mujets: the muon's) with "
         "Pythia 8 and pass them through a parametric detector that follows a Delphes card. "
         "The output holds the hard-process partons (Parton) and, at detector level, Electron, "
         "Muon, Photon, Jet and MET, for every event unless --selected-only or "
@@ -61,6 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "default: full float32 precision",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_layout_flag(parser)
     add_progress_flag(parser)
     return parser
 
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         compression=compression,
         progress=args.progress,
         mantissa_bits=args.mantissa_bits,
+        layout=args.layout,
     )
     print(
         f"{summary.path}: {summary.written} events written of {summary.generated} generated",

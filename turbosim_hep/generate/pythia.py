@@ -1,4 +1,5 @@
-"""Pythia 8 generation of pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar at 13 TeV.
+"""Pythia 8 generation of pp -> tt-bar at 13 TeV in the final state of a layout
+(``ejets``, the paper's: tt-bar -> e- nu_e-bar b b-bar u d-bar; ``mujets``: the muon's).
 
 Events come out as arrays, never as per-particle Python objects: the final state through
 Pythia's batch interface (`Pythia.nextBatch`, which fills an awkward array in C++), and
@@ -15,7 +16,7 @@ from typing import Literal
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import layout
+from turbosim_hep.layout import DEFAULT_LAYOUT, N_COMPONENTS, Layout
 
 Level = Literal["detector", "parton"]
 LEVELS: tuple[str, ...] = ("detector", "parton")
@@ -23,17 +24,15 @@ LEVELS: tuple[str, ...] = ("detector", "parton")
 #: Centre-of-mass energy (GeV).
 SQRT_S = 13000.0
 
-#: The channel of the reference data set: tt-bar with t -> b W+ -> b u d-bar and
-#: t-bar -> b-bar W- -> b-bar e- nu_e-bar.
-CHANNEL_SETTINGS: tuple[str, ...] = (
+#: tt-bar production with t -> b W; the W decays are the layout's
+#: (`turbosim_hep.layout.Layout.w_decay_settings`; ``ejets``: W+ -> u d-bar and
+#: W- -> e- nu_e-bar, the channel of the reference data set).
+PROCESS_SETTINGS: tuple[str, ...] = (
     f"Beams:eCM = {SQRT_S}",
     "Top:gg2ttbar = on",
     "Top:qqbar2ttbar = on",
     "6:onMode = off",
     "6:onIfAny = 5",
-    "24:onMode = off",
-    "24:onPosIfMatch = 2 -1",
-    "24:onNegIfMatch = 11 -12",
 )
 #: Particles with c*tau0 above 10 mm are left to the detector (K0S, Lambda, ...), the
 #: usual LHC convention and the one the card's energy fractions for 310 and 3122 expect.
@@ -101,7 +100,7 @@ def _hard_process_hook(pythia8mc):
 
 
 class TTbarGenerator:
-    """Pythia 8 set up for the reference tt-bar channel.
+    """Pythia 8 set up for the tt-bar final state of a layout.
 
     Parameters
     ----------
@@ -112,17 +111,26 @@ class TTbarGenerator:
         ``"parton"``: hard process only.
     extra_settings : sequence of str
         Further ``readString`` settings, applied last.
+    layout : turbosim_hep.layout.Layout
+        The final state (default ``ejets``): its W decays, and its partons in Z order.
     """
 
-    def __init__(self, seed: int, level: Level = "detector", extra_settings: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        seed: int,
+        level: Level = "detector",
+        extra_settings: tuple[str, ...] = (),
+        layout: Layout = DEFAULT_LAYOUT,
+    ):
         if not 1 <= seed <= MAX_PYTHIA_SEED:
             raise ValueError(f"Pythia seed must be in 1..{MAX_PYTHIA_SEED}, got {seed}")
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r} (expected one of {', '.join(LEVELS)})")
         pythia8mc = _import_pythia()
         self.level = level
+        self.layout = layout
         self.pythia = pythia8mc.Pythia("", False)
-        settings = QUIET_SETTINGS + CHANNEL_SETTINGS + DECAY_SETTINGS
+        settings = QUIET_SETTINGS + PROCESS_SETTINGS + layout.w_decay_settings + DECAY_SETTINGS
         if level == "parton":
             settings += PARTON_LEVEL_SETTINGS
         settings += ("Random:setSeed = on", f"Random:seed = {seed}") + tuple(extra_settings)
@@ -152,7 +160,7 @@ class TTbarGenerator:
             keep = _match_records(records, batch["prt"])
             particles = self._final_state(batch["prt"])
         records = records[keep]
-        z = hard_partons(records)
+        z = hard_partons(records, self.layout)
         return GeneratedEvents(
             z=z,
             x1=ak.to_numpy(info["x1"]),
@@ -222,13 +230,15 @@ def _match_records(records: np.ndarray, prt: ak.Array) -> np.ndarray:
     return window[np.arange(len(keys)), match.argmax(axis=1)]
 
 
-def hard_partons(records: np.ndarray) -> np.ndarray:
-    """The six Z partons from process records.
+def hard_partons(records: np.ndarray, layout: Layout = DEFAULT_LAYOUT) -> np.ndarray:
+    """The Z partons of a layout from process records.
 
     Parameters
     ----------
     records : numpy.ndarray
         (n, k, 6) rows of (id, mother1, px, py, pz, E) of the process record.
+    layout : turbosim_hep.layout.Layout
+        Whose partons, in its Z order.
 
     Returns
     -------
@@ -244,11 +254,11 @@ def hard_partons(records: np.ndarray) -> np.ndarray:
     pid = records[:, :, 0].astype(np.int64)
     mother = records[:, :, 1].astype(np.int64)
     mother_pid = np.take_along_axis(pid, mother, axis=1)
-    z = np.empty((n, layout.N_OBJECTS, layout.N_COMPONENTS))
-    for k, parton in enumerate(layout.PARTONS):
+    z = np.empty((n, len(layout.partons), N_COMPONENTS))
+    for k, parton in enumerate(layout.partons):
         match = (pid == parton.pdg_id) & (mother_pid == parton.parent_pdg_id)
         if not np.all(match.any(axis=1)):
-            raise RuntimeError(f"a hard process lacks the {parton.name} of the reference channel")
+            raise RuntimeError(f"a hard process lacks the {parton.name} of {layout.name}")
         index = np.argmax(match, axis=1)
         z[:, k] = records[np.arange(n), index, 2:]
-    return z.reshape(n, layout.N_FEATURES)
+    return z.reshape(n, -1)

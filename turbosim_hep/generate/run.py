@@ -22,12 +22,13 @@ import numpy as np
 import uproot
 from tqdm.auto import tqdm
 
-from turbosim_hep import __version__, layout
+from turbosim_hep import __version__
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.generate.cards import get_card
 from turbosim_hep.generate.pythia import LEVELS, MAX_PYTHIA_SEED, Level, TTbarGenerator
 from turbosim_hep.io import Cutflow, formats, object_counts
 from turbosim_hep.io.writer import EventWriter, event_columns, parton_columns
+from turbosim_hep.layout import DEFAULT_LAYOUT, LAYOUT_VERSION, Layout, resolve_layout
 from turbosim_hep.outputs import check_output_path
 from turbosim_hep.pipeline.executors import ordered_results
 
@@ -75,6 +76,7 @@ class _Task:
     card: str
     rejected_fraction: float
     mantissa_bits: int | None
+    layout: Layout
 
 
 def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
@@ -111,7 +113,7 @@ def _round_floats(value, bits: int):
 def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
     """Generate and reconstruct one block; returns (events generated, columns, cut-flow)."""
     pythia_seed, detector_seed, thinning_seed = block_seeds(task.seed, task.block)
-    generator = TTbarGenerator(pythia_seed, task.level)  # type: ignore[arg-type]
+    generator = TTbarGenerator(pythia_seed, task.level, layout=task.layout)  # type: ignore[arg-type]
     events = generator.generate(task.size)
     entry = task.start + np.arange(len(events), dtype=np.int64)
     columns: dict = {}
@@ -125,9 +127,10 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
         rng = np.random.Generator(np.random.Philox(detector_seed))
         reco = detector.simulate(events.particles, rng)
         counts = object_counts(
-            reco.electrons["charge"], ak.num(reco.muons), ak.num(reco.photons), ak.num(reco.jets)
+            reco.electrons["charge"], ak.num(reco.muons), ak.num(reco.photons), ak.num(reco.jets),
+            muon_charge=reco.muons["charge"],
         )
-        for name, mask in layout.selection_masks(counts).items():
+        for name, mask in task.layout.selection_masks(counts).items():
             cutflow[name] = int(np.count_nonzero(mask))
         if task.rejected_fraction < 1.0:
             # Every selected event and a random fraction of the rejected ones, weighted
@@ -145,7 +148,9 @@ def _run_block(task: _Task) -> tuple[int, dict, dict[str, int]]:
             formats.branch(formats.MET, "pt"): reco.met_pt,
             formats.branch(formats.MET, "phi"): reco.met_phi,
         }
-    columns = event_columns(entry, weight=weight) | columns | parton_columns(events.z)
+    columns = (
+        event_columns(entry, weight=weight) | columns | parton_columns(events.z, layout=task.layout)
+    )
     if not np.all(keep):
         columns = {name: value[keep] for name, value in columns.items()}
     if task.mantissa_bits is not None:
@@ -202,6 +207,7 @@ def generate_file(
     progress: bool = True,
     block_size: int | None = None,
     mantissa_bits: int | None = None,
+    layout: Layout | str = DEFAULT_LAYOUT,
 ) -> GenerationSummary:
     """Generate ``n_events`` tt-bar events and write them to ``path``.
 
@@ -240,6 +246,10 @@ def generate_file(
     mantissa_bits : int, optional
         Round every float to this many mantissa bits (1 to 23) before writing, as NanoAOD
         does, for smaller files; None keeps full float32 precision.
+    layout : turbosim_hep.layout.Layout or str
+        The final state (default ``ejets``): the W decays Pythia forces, the selection
+        of the cut-flow and of ``rejected_fraction``, the partons of ``Parton``. Its
+        name is stored in the metadata.
 
     Returns
     -------
@@ -247,6 +257,7 @@ def generate_file(
     """
     card_name = card
     check_request(n_events, seed, jobs, level, card_name)
+    layout = resolve_layout(layout)
     if not 0.0 <= rejected_fraction <= 1.0:
         raise TurbosimError(
             f"the rejected fraction must be between 0 and 1, got {rejected_fraction}"
@@ -262,7 +273,7 @@ def generate_file(
     tasks = [
         _Task(
             seed, b, start, min(block, n_events - start), level, card_name, rejected_fraction,
-            mantissa_bits,
+            mantissa_bits, layout,
         )
         for b, start in enumerate(range(0, n_events, block))
     ]
@@ -271,7 +282,8 @@ def generate_file(
     metadata = {
         "generator": "turbosim-hep generate",
         "version": __version__,
-        "process": "pp -> tt-bar -> e- nu_e-bar b b-bar u d-bar, 13 TeV, Pythia 8",
+        "process": f"pp -> {layout.description}, 13 TeV, Pythia 8",
+        formats.LAYOUT_KEY: layout.name,
         "pythia": importlib.metadata.version("pythia8mc"),
         "seed": seed,
         "n_events": n_events,
@@ -280,7 +292,7 @@ def generate_file(
         "block_size": block,
         "rejected_fraction": rejected_fraction,
         "mantissa_bits": mantissa_bits,
-        "layout_version": layout.LAYOUT_VERSION,
+        "layout_version": LAYOUT_VERSION,
     }
     bar = tqdm(total=n_events, unit="ev", desc="generate", disable=not progress, smoothing=0.05)
     written = 0

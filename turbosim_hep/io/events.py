@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from turbosim_hep import arguments, layout
+from turbosim_hep import arguments
+from turbosim_hep.layout import DEFAULT_LAYOUT, PARTON_CUT, Layout
 
 #: The first step of every cut-flow: the events read.
 ALL_CUT = "all"
@@ -126,18 +127,20 @@ class Cutflow:
         return dict(self.counts)
 
 
-def cut_names(*, detector: bool, partons: bool) -> list[str]:
+def cut_names(
+    *, detector: bool, partons: bool, layout: Layout = DEFAULT_LAYOUT
+) -> list[str]:
     """The cut-flow steps of a read, in order.
 
-    ``all``; with ``detector`` the cuts of the reference selection
-    (`turbosim_hep.layout.SELECTION`); with ``partons`` the complete parton record
+    ``all``; with ``detector`` the cuts of the layout's selection
+    (`turbosim_hep.layout.Layout.selection`); with ``partons`` the complete parton record
     (`turbosim_hep.layout.PARTON_CUT`).
     """
     names = [ALL_CUT]
     if detector:
-        names += list(layout.SELECTION)
+        names += list(layout.selection)
     if partons:
-        names.append(layout.PARTON_CUT)
+        names.append(PARTON_CUT)
     return names
 
 
@@ -150,10 +153,13 @@ class EventSource(abc.ABC):
         The file.
     format : str
         ``delphes``, ``turbosim`` (the project's ROOT files), ``lhe`` or ``hdf5``.
+    layout : turbosim_hep.layout.Layout
+        The final state whose events are read (its selection, partons and objects).
     """
 
     path: str
     format: str
+    layout: Layout = DEFAULT_LAYOUT
 
     @property
     @abc.abstractmethod
@@ -182,7 +188,7 @@ class EventSource(abc.ABC):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
-        channel: str = "electron",
+        channel: str | None = None,
         labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the selected events as `EventBatch` chunks.
@@ -197,9 +203,10 @@ class EventSource(abc.ABC):
             Accumulates the events passing each cut (the steps of `cut_names`).
         chunk_events : int, optional
             Events read per chunk (default: the reader's own chunking).
-        channel : {"electron", "positron", "both"}
-            Which channel's events (`turbosim_hep.layout.CHANNEL_CHOICES`): the
-            reference one, its charge conjugate, or both (``conjugate`` tells them apart).
+        channel : str, optional
+            Which channel's events (``layout.channel_choices``, default the reference
+            one): the reference one, its charge conjugate, or both (``conjugate`` tells
+            them apart).
         labels : bool
             Keep every event with the six partons, selected or not, and say in
             ``passed`` whether it passes the selection (the examples of the acceptance;

@@ -22,6 +22,11 @@ PHOTON = "Photon"
 JET = "Jet"
 MET = "MET"
 PARTON = "Parton"
+#: The collection of each lepton kind of `turbosim_hep.layout.LEPTON_KINDS`.
+LEPTON_COLLECTIONS = {"electron": ELECTRON, "muon": MUON}
+#: The lepton fields the selection and the X space read.
+LEPTON_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "charge")
+_DELPHES_FIELDS = {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}
 #: Per-event weight of generated files (NanoAOD's name): the events each one stands for,
 #: for example 1 / fraction for rejected events thinned by ``generate --rejected-fraction``.
 WEIGHT = "genWeight"
@@ -44,6 +49,8 @@ def weight_branch(names: Iterable[str]) -> str | None:
 
 #: Key of the JSON metadata string stored beside the tree.
 METADATA_KEY = "turbosim_metadata"
+#: Key of the metadata entry that names the layout of a file's events.
+LAYOUT_KEY = "layout"
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,6 @@ class DelphesBranches:
     """Branch names of a Delphes 3 tree (split TClonesArray branches)."""
 
     electron_size: str = "Electron_size"
-    electron_pt: str = "Electron.PT"
-    electron_eta: str = "Electron.Eta"
-    electron_phi: str = "Electron.Phi"
-    electron_charge: str = "Electron.Charge"
     muon_size: str = "Muon_size"
     photon_size: str = "Photon_size"
     jet_size: str = "Jet_size"
@@ -71,13 +74,23 @@ class DelphesBranches:
     particle_pz: str = "Particle.Pz"
     particle_e: str = "Particle.E"
 
-    @property
-    def detector(self) -> tuple[str, ...]:
-        """Branches the reference selection and the X space need."""
+    @staticmethod
+    def lepton(kind: str, field: str) -> str:
+        """Branch of a lepton field (``electron``, ``pt`` -> ``Electron.PT``)."""
+        return f"{LEPTON_COLLECTIONS[kind]}.{_DELPHES_FIELDS[field]}"
+
+    def size(self, kind: str) -> str:
+        """Counter branch of a lepton kind (``muon`` -> ``Muon_size``)."""
+        return {"electron": self.electron_size, "muon": self.muon_size}[kind]
+
+    def detector(self, lepton: str = "electron") -> tuple[str, ...]:
+        """Branches a lepton+jets selection and its X space need, for the lepton kind of
+        the layout (``electron`` or ``muon``); the other lepton is counted."""
         return (
-            self.electron_size, self.electron_pt, self.electron_eta, self.electron_phi,
-            self.electron_charge, self.muon_size, self.photon_size, self.jet_size,
-            self.jet_pt, self.jet_eta, self.jet_phi, self.met, self.met_phi,
+            self.size(lepton), *(self.lepton(lepton, f) for f in LEPTON_FIELDS),
+            *(self.size(k) for k in LEPTON_COLLECTIONS if k != lepton),
+            self.photon_size, self.jet_size, self.jet_pt, self.jet_eta, self.jet_phi,
+            self.met, self.met_phi,
         )
 
     @property
@@ -102,21 +115,23 @@ def counter(collection: str) -> str:
     return f"n{collection}"
 
 
-def own_detector_branches(*, required: bool) -> list[str]:
-    """Branches of the own format the selection and the X space read.
+def own_detector_branches(*, required: bool, lepton: str = "electron") -> list[str]:
+    """Branches of the own format a lepton+jets selection and its X space read.
 
-    ``required=True``: Electron, Jet and MET; ``required=False``: the counters of the
-    collections a file may lack (a missing Muon or Photon collection counts as empty).
+    ``required=True``: the collection of the layout's lepton kind (``electron`` or
+    ``muon``), Jet and MET; ``required=False``: the counters of the collections a file
+    may lack (a missing collection of the other lepton or of photons counts as empty).
     """
     if required:
-        e, j = ELECTRON, JET
+        leptons, j = LEPTON_COLLECTIONS[lepton], JET
         return [
-            counter(e), *(branch(e, f) for f in ("pt", "eta", "phi", "charge")),
+            counter(leptons), *(branch(leptons, f) for f in LEPTON_FIELDS),
             counter(j), *(branch(j, f) for f in ("pt", "eta", "phi")),
             branch(MET, "pt"), branch(MET, "phi"),
         ]
     # A collection the file does not hold (say, no Muon in a simulated file) counts as empty.
-    return [counter(MUON), counter(PHOTON)]
+    others = [c for kind, c in LEPTON_COLLECTIONS.items() if kind != lepton]
+    return [counter(c) for c in others] + [counter(PHOTON)]
 
 
 def own_parton_branches() -> list[str]:

@@ -28,10 +28,17 @@ from typing import IO
 import numpy as np
 import pylhe
 
-from turbosim_hep import layout
 from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io.events import ALL_CUT, Cutflow, EventBatch, EventSource, cut_names
 from turbosim_hep.io.sources import GZIP_MAGIC, HEAD_BYTES, looks_like_lhe
+from turbosim_hep.layout import (
+    DEFAULT_LAYOUT,
+    N_COMPONENTS,
+    PARTON_CUT,
+    Layout,
+    cp_mirror,
+    resolve_layout,
+)
 
 #: Events per chunk of `LHEFile.iterate` when no number is asked for.
 LHE_CHUNK_EVENTS = 20_000
@@ -63,8 +70,9 @@ class LHEFile(EventSource):
 
     format = "lhe"
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, layout: Layout | str = DEFAULT_LAYOUT):
         self.path = os.fspath(path)
+        self.layout = resolve_layout(layout)
         read_head(self.path, "LHE file")
         self._open()  # fail early on a bad header
 
@@ -109,7 +117,7 @@ class LHEFile(EventSource):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
-        channel: str = "electron",
+        channel: str | None = None,
         labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the events with the six partons of a channel (see `EventSource.iterate`).
@@ -124,7 +132,7 @@ class LHEFile(EventSource):
             If detector objects are asked for, or the file is cut off or malformed.
         """
         self.require(detector=detector or labels, partons=partons)
-        channels = layout.channels_of(channel)
+        channels = self.layout.channels_of(channel or self.layout.reference_channel)
         chunk_events = self.chunk_size(chunk_events, LHE_CHUNK_EVENTS)
         cutflow = cutflow if cutflow is not None else Cutflow()
         cutflow.declare(cut_names(detector=False, partons=True))
@@ -139,9 +147,11 @@ class LHEFile(EventSource):
                 raise InputError(self.path, problem) from err
             if not chunk:
                 return
-            batch = final_state_partons(*_particle_arrays(chunk), start=start, channels=channels)
+            batch = final_state_partons(
+                *_particle_arrays(chunk), start=start, channels=channels, layout=self.layout
+            )
             cutflow.add(ALL_CUT, len(chunk))
-            cutflow.add(layout.PARTON_CUT, len(batch))
+            cutflow.add(PARTON_CUT, len(batch))
             yield batch
             start += len(chunk)
 
@@ -153,7 +163,8 @@ def final_state_partons(
     p4: np.ndarray,
     *,
     start: int = 0,
-    channels: tuple[str, ...] = (layout.REFERENCE_CHANNEL,),
+    channels: tuple[str, ...] | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EventBatch:
     """Match the outgoing particles of LHE events to the six partons of the Z space.
 
@@ -167,8 +178,11 @@ def final_state_partons(
         (px, py, pz, E) of every particle, shape (sum(counts), 4).
     start : int
         Entry number of the first event.
-    channels : tuple of str
-        The channels whose final state is looked for (`turbosim_hep.layout.CHANNELS`).
+    channels : tuple of str, optional
+        The channels of ``layout`` whose final state is looked for (default: the
+        reference channel).
+    layout : turbosim_hep.layout.Layout
+        The final state.
 
     Returns
     -------
@@ -178,11 +192,14 @@ def final_state_partons(
         charge-conjugate channel CP-mirrored and flagged in ``conjugate`` (set whenever
         ``channels`` is not the reference channel alone).
     """
+    reference = layout.reference_channel
+    channels = channels or (reference,)
     n = len(counts)
     event = np.repeat(np.arange(n), counts)
     outgoing = status == FINAL_STATE_STATUS
-    six = np.bincount(event[outgoing], minlength=n) == layout.N_OBJECTS
-    z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    n_partons = len(layout.partons)
+    six = np.bincount(event[outgoing], minlength=n) == n_partons
+    z = np.zeros((n, n_partons, N_COMPONENTS), dtype=np.float32)
     found = np.zeros(n, dtype=bool)
     conjugate = np.zeros(n, dtype=bool)
     for channel in channels:
@@ -196,14 +213,14 @@ def final_state_partons(
             mine = match & complete[event]
             z[event[mine], k] = p4[mine]
         found |= complete
-        if channel != layout.REFERENCE_CHANNEL:
+        if channel != reference:
             conjugate |= complete
     rows = np.flatnonzero(found)
-    z = z[rows].reshape(len(rows), layout.N_FEATURES)
+    z = z[rows].reshape(len(rows), n_partons * N_COMPONENTS)
     batch = EventBatch(entry=start + rows.astype(np.int64), z=z)
-    if channels != (layout.REFERENCE_CHANNEL,):
+    if channels != (reference,):
         batch.conjugate = conjugate[rows]
-        batch.z[batch.conjugate] = layout.cp_mirror(batch.z[batch.conjugate])
+        batch.z[batch.conjugate] = cp_mirror(batch.z[batch.conjugate])
     return batch
 
 

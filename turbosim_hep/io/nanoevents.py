@@ -17,16 +17,17 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import layout
 from turbosim_hep.io import formats
 from turbosim_hep.io.events import Cutflow, EventBatch
 from turbosim_hep.io.selection import Format, select_events
 from turbosim_hep.kinematics import p4_from_ptetaphim
+from turbosim_hep.layout import DEFAULT_LAYOUT, N_COMPONENTS, Layout
 
-#: Collections each format needs for the detector objects and for the partons.
+#: Collections each format needs for the detector objects (besides the layout's lepton)
+#: and for the partons.
 _DETECTOR_COLLECTIONS = {
     "delphes": ("Electron", "Jet", "MissingET", "Muon", "Photon"),
-    "turbosim": (formats.ELECTRON, formats.JET, formats.MET),
+    "turbosim": (formats.JET, formats.MET),
 }
 _PARTON_COLLECTIONS = {"delphes": ("Particle",), "turbosim": (formats.PARTON,)}
 #: Field under which `Delphes3Schema` keeps the stored energy of generator particles.
@@ -38,9 +39,11 @@ def event_format(events: ak.Array) -> Format:
     return "delphes" if "MissingET" in events.fields else "turbosim"
 
 
-def has_detector(events: ak.Array) -> bool:
-    """Whether the events hold the detector objects of the X space."""
-    return all(c in events.fields for c in _DETECTOR_COLLECTIONS[event_format(events)])
+def has_detector(events: ak.Array, layout: Layout = DEFAULT_LAYOUT) -> bool:
+    """Whether the events hold the detector objects of the layout's X space."""
+    lepton = formats.LEPTON_COLLECTIONS[layout.lepton.kind]
+    needed = (lepton, *_DETECTOR_COLLECTIONS[event_format(events)])
+    return all(c in events.fields for c in needed)
 
 
 def has_partons(events: ak.Array) -> bool:
@@ -54,9 +57,10 @@ def select(
     detector: bool,
     partons: bool,
     cutflow: Cutflow | None = None,
-    channel: str = layout.REFERENCE_CHANNEL,
+    channel: str | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> tuple[EventBatch, np.ndarray]:
-    """The reference selection and the X and Z arrays of a chunk of NanoEvents.
+    """A layout's selection and its X and Z arrays of a chunk of NanoEvents.
 
     Parameters
     ----------
@@ -66,8 +70,10 @@ def select(
         As for `turbosim_hep.io.events.EventSource.iterate`.
     cutflow : Cutflow, optional
         Accumulates the events passing each cut.
-    channel : {"electron", "positron", "both"}
+    channel : str, optional
         Which channel's events (see `turbosim_hep.io.selection.select_events`).
+    layout : turbosim_hep.layout.Layout
+        The final state (default ``ejets``).
 
     Returns
     -------
@@ -79,12 +85,12 @@ def select(
     start = int((events.metadata or {}).get("entrystart", 0) or 0)
     return _select(
         events, event_format(events), start=start, detector=detector, partons=partons,
-        cutflow=cutflow, channel=channel,
+        cutflow=cutflow, channel=channel, layout=layout,
     )
 
 
 def parton_z(
-    events: ak.Array, channel: str = layout.REFERENCE_CHANNEL
+    events: ak.Array, channel: str | None = None, layout: Layout = DEFAULT_LAYOUT
 ) -> tuple[np.ndarray, EventBatch]:
     """The events of a chunk of NanoEvents that have the six partons, as an `EventBatch`.
 
@@ -92,8 +98,10 @@ def parton_z(
     ----------
     events : awkward.Array
         NanoEvents of a Delphes file (``Particle``) or an own file (``Parton``).
-    channel : {"electron", "positron", "both"}
+    channel : str, optional
         Which channel's partons (conjugate events CP-mirrored and flagged).
+    layout : turbosim_hep.layout.Layout
+        The final state whose partons are looked for (default ``ejets``).
 
     Returns
     -------
@@ -110,12 +118,12 @@ def parton_z(
     """
     if not has_partons(events):
         raise ValueError("the events hold no parton collection (Parton or Particle)")
-    batch, rows = select(events, detector=False, partons=True, channel=channel)
+    batch, rows = select(events, detector=False, partons=True, channel=channel, layout=layout)
     return rows, batch
 
 
 def collection_z(
-    partons: ak.Array, channel: str = layout.REFERENCE_CHANNEL
+    partons: ak.Array, channel: str | None = None, layout: Layout = DEFAULT_LAYOUT
 ) -> tuple[np.ndarray, EventBatch]:
     """The events of a bare parton collection that have the six partons, and their Z array.
 
@@ -130,8 +138,10 @@ def collection_z(
     ----------
     partons : awkward.Array
         One list of particles per event.
-    channel : {"electron", "positron", "both"}
+    channel : str, optional
         Which channel's partons (conjugate events CP-mirrored and flagged).
+    layout : turbosim_hep.layout.Layout
+        The final state whose partons are looked for (default ``ejets``).
 
     Returns
     -------
@@ -155,7 +165,8 @@ def collection_z(
         )
         batch = final_state_partons(
             ak.to_numpy(ak.num(partons, axis=1)), ak.to_numpy(ak.flatten(partons.id)),
-            ak.to_numpy(ak.flatten(partons.status)), p4, channels=layout.channels_of(channel),
+            ak.to_numpy(ak.flatten(partons.status)), p4,
+            channels=layout.channels_of(channel or layout.reference_channel), layout=layout,
         )
         return batch.entry, batch
     if {"PID", "Status", "M1"} <= fields:
@@ -171,7 +182,8 @@ def collection_z(
         )
     events = ak.zip({_PARTON_COLLECTIONS[fmt][0]: partons}, depth_limit=1)
     batch, rows = _select(
-        events, fmt, start=0, detector=False, partons=True, cutflow=None, channel=channel
+        events, fmt, start=0, detector=False, partons=True, cutflow=None, channel=channel,
+        layout=layout,
     )
     return rows, batch
 
@@ -184,21 +196,22 @@ def _select(
     detector: bool,
     partons: bool,
     cutflow: Cutflow | None,
-    channel: str,
+    channel: str | None,
+    layout: Layout,
 ) -> tuple[EventBatch, np.ndarray]:
     """`select` of events whose format is known; entries count from ``start``."""
-    record = ak.zip(
-        {name: _column(events, fmt, name) for name in _branches(events, fmt, detector, partons)},
-        depth_limit=1,
-    )
+    names = _branches(events, fmt, detector, partons, layout.lepton.kind)
+    record = ak.zip({name: _column(events, fmt, name) for name in names}, depth_limit=1)
     batch = select_events(
         record, fmt, start=start, detector=detector, partons=partons, cutflow=cutflow,
-        channel=channel,
+        channel=channel, layout=layout,
     )
     return batch, batch.entry - start
 
 
-def stored_x(events: ak.Array, rows: np.ndarray) -> np.ndarray:
+def stored_x(
+    events: ak.Array, rows: np.ndarray, layout: Layout = DEFAULT_LAYOUT
+) -> np.ndarray:
     """(n, 24) X array of selected events as the file stores them.
 
     Unlike the reader's X (massless objects, jets re-sorted by pT), the objects keep
@@ -207,7 +220,7 @@ def stored_x(events: ak.Array, rows: np.ndarray) -> np.ndarray:
     """
     fmt = event_format(events)
     selected = events[rows]
-    electron = selected.Electron[:, 0]
+    lepton = selected[formats.LEPTON_COLLECTIONS[layout.lepton.kind]][:, 0]
     jets = selected.Jet
     if fmt == "delphes":
         # A singleton in coffea; its pt is MET * cosh(eta), not the MET.
@@ -219,28 +232,29 @@ def stored_x(events: ak.Array, rows: np.ndarray) -> np.ndarray:
         return ak.to_numpy(ak.flatten(array, axis=None)).astype(np.float32).reshape(shape)
 
     n = len(rows)
-    p4 = np.empty((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-    p4[:, 0] = p4_from_ptetaphim(*(values(electron[f], (n,)) for f in ("pt", "eta", "phi", "mass")))
+    p4 = np.empty((n, len(layout.objects), N_COMPONENTS), dtype=np.float32)
+    p4[:, 0] = p4_from_ptetaphim(*(values(lepton[f], (n,)) for f in ("pt", "eta", "phi", "mass")))
     met_pt, met_phi = values(met_pt, (n,)), values(met_phi, (n,))
     p4[:, 1] = np.stack(
         [met_pt * np.cos(met_phi), met_pt * np.sin(met_phi), np.zeros_like(met_pt), met_pt], -1
     )
-    shape = (n, layout.N_JETS)
+    shape = (n, layout.n_jets)
     p4[:, 2:] = p4_from_ptetaphim(*(values(jets[f], shape) for f in ("pt", "eta", "phi", "mass")))
-    return p4.reshape(n, layout.N_FEATURES)
+    return p4.reshape(n, -1)
 
 
-def _branches(events: ak.Array, fmt: Format, detector: bool, partons: bool) -> list[str]:
+def _branches(
+    events: ak.Array, fmt: Format, detector: bool, partons: bool, lepton: str
+) -> list[str]:
     names: list[str] = []
     if fmt == "delphes":
-        names += list(formats.DELPHES.detector) if detector else []
+        names += list(formats.DELPHES.detector(lepton)) if detector else []
         names += list(formats.DELPHES.partons) if partons else []
         return names
     if detector:
-        names += formats.own_detector_branches(required=True)
-        names += [
-            b for b in formats.own_detector_branches(required=False) if b[1:] in events.fields
-        ]
+        names += formats.own_detector_branches(required=True, lepton=lepton)
+        optional = formats.own_detector_branches(required=False, lepton=lepton)
+        names += [b for b in optional if b[1:] in events.fields]
     if partons:
         names += formats.own_parton_branches()
     weight = formats.weight_branch(events.fields)

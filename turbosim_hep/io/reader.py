@@ -1,16 +1,17 @@
-"""Read ROOT files into the fixed Z and X arrays of `turbosim_hep.layout`.
+"""Read ROOT files into the fixed Z and X arrays of a `turbosim_hep.layout.Layout`.
 
 Two formats are understood, recognised by their tree: Delphes 3 output (tree
 ``Delphes``, split TClonesArray branches such as ``Jet.PT`` with ``Jet_size``) and the
 project's own files (tree ``Events``, NanoAOD naming, see `turbosim_hep.io.formats`).
 Files are streamed with `uproot.TTree.iterate` in chunks of bounded memory and only the
-branches needed are read. The reference selection (`turbosim_hep.io.selection`) is
+branches needed are read. The layout's selection (`turbosim_hep.io.selection`) is
 applied on the way and counted as a cut-flow.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import uproot
 
-from turbosim_hep import layout
 from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io import formats
 from turbosim_hep.io.events import Cutflow, EventBatch, EventSource, cut_names
 from turbosim_hep.io.selection import Format, select_events
 from turbosim_hep.io.sources import ROOT_MAGIC
+from turbosim_hep.layout import DEFAULT_LAYOUT, LEPTON_KINDS, Layout, resolve_layout
 
 #: Chunk size of `EventFile.iterate` when no number of events is asked for: bounds the
 #: memory whatever the number of branches read.
@@ -46,6 +47,10 @@ class EventFile(EventSource):
     ----------
     path : str or os.PathLike
         The ROOT file.
+    layout : turbosim_hep.layout.Layout or str
+        The final state to select (a `Layout`, a built-in name or a layout file);
+        default ``ejets``. A file of the project's own format that says in its metadata
+        which layout it holds must hold this one.
 
     Raises
     ------
@@ -56,8 +61,9 @@ class EventFile(EventSource):
 
     format: Format
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, layout: Layout | str = DEFAULT_LAYOUT):
         self.path = os.fspath(path)
+        self.layout = resolve_layout(layout)
         if read_head(self.path, "ROOT file", size=len(ROOT_MAGIC)) != ROOT_MAGIC:
             raise InputError(self.path, "not a ROOT file")
         try:
@@ -69,6 +75,8 @@ class EventFile(EventSource):
             raise InputError(self.path, f"truncated ROOT file ({size:,} of {end:,} bytes)")
         self.format, self.tree = self._find_tree()
         self._keys = set(self.tree.keys(full_paths=False, filter_name=_leaf_names(self.format)))
+        if self.format == "turbosim":
+            _check_layout(self.path, self.layout, self._file)
 
     def _find_tree(self) -> tuple[Format, uproot.TTree]:
         not_trees = []
@@ -100,10 +108,11 @@ class EventFile(EventSource):
     @property
     def detector_branches(self) -> tuple[str, ...]:
         """Branches the selection and the X space need; optional ones only where present."""
+        lepton = self.layout.lepton.kind
         if self.format == "delphes":
-            return formats.DELPHES.detector
-        required = tuple(formats.own_detector_branches(required=True))
-        optional = formats.own_detector_branches(required=False)
+            return formats.DELPHES.detector(lepton)
+        required = tuple(formats.own_detector_branches(required=True, lepton=lepton))
+        optional = formats.own_detector_branches(required=False, lepton=lepton)
         optional = tuple(b for b in optional if b in self._keys)
         return required + optional
 
@@ -171,7 +180,7 @@ class EventFile(EventSource):
         partons: bool = True,
         cutflow: Cutflow | None = None,
         chunk_events: int | None = None,
-        channel: str = "electron",
+        channel: str | None = None,
         labels: bool = False,
     ) -> Iterator[EventBatch]:
         """Stream the selected events as `EventBatch` chunks (see `EventSource.iterate`).
@@ -183,7 +192,7 @@ class EventFile(EventSource):
         detector, partons = detector or labels, partons or labels
         if not (detector or partons):
             raise ValueError("ask for the detector objects, the partons, or both")
-        layout.channels_of(channel)  # an unknown channel fails before any read
+        self.layout.channels_of(channel or self.layout.reference_channel)  # fails before reading
         chunk_events = self.chunk_size(chunk_events, None)
         self.require(detector=detector, partons=partons)
         branches = (self.detector_branches if detector else ()) + (
@@ -193,7 +202,7 @@ class EventFile(EventSource):
         if weight is not None:
             branches += (weight,)
         cutflow = cutflow if cutflow is not None else Cutflow()
-        cutflow.declare(cut_names(detector=detector, partons=partons))
+        cutflow.declare(cut_names(detector=detector, partons=partons, layout=self.layout))
         chunks = self.tree.iterate(
             filter_name=list(branches),
             step_size=STEP_BYTES if chunk_events is None else chunk_events,
@@ -211,23 +220,46 @@ class EventFile(EventSource):
             yield select_events(
                 arrays, self.format, start=report.tree_entry_start, detector=detector,
                 partons=partons, cutflow=cutflow, channel=channel, labels=labels,
+                layout=self.layout,
             )
 
 
-def read_events(path: str | os.PathLike, **kwargs) -> tuple[EventBatch, Cutflow]:
-    """Read the selected events of a ROOT file; see `EventFile.iterate` for the keywords."""
-    return EventFile(path).read(**kwargs)
+def read_events(
+    path: str | os.PathLike, layout: Layout | str = DEFAULT_LAYOUT, **kwargs
+) -> tuple[EventBatch, Cutflow]:
+    """Read the selected events of a ROOT file in a layout (default ``ejets``); see
+    `EventFile.iterate` for the keywords."""
+    return EventFile(path, layout).read(**kwargs)
 
 
 def _leaf_names(fmt: Format) -> list[str]:
     if fmt == "delphes":
-        return list(formats.DELPHES.detector + formats.DELPHES.partons)
+        return [
+            *(b for kind in LEPTON_KINDS for b in formats.DELPHES.detector(kind)),
+            *formats.DELPHES.partons,
+        ]
     return (
-        formats.own_detector_branches(required=True)
+        [b for kind in LEPTON_KINDS for b in formats.own_detector_branches(required=True,
+                                                                            lepton=kind)]
         + formats.own_detector_branches(required=False)
+        + formats.own_detector_branches(required=False, lepton="muon")
         + formats.own_parton_branches()
         + list(formats.WEIGHT_BRANCHES)
     )
+
+
+def _check_layout(path: str, layout: Layout, file: uproot.ReadOnlyDirectory) -> None:
+    """Refuse a file whose metadata says it holds the events of another layout."""
+    if formats.METADATA_KEY not in file:
+        return
+    try:
+        stored = json.loads(str(file[formats.METADATA_KEY])).get(formats.LAYOUT_KEY)
+    except (ValueError, AttributeError):
+        return  # not the project's metadata: nothing said about the layout
+    if stored is not None and stored != layout.name:
+        raise InputError(
+            path, f"holds {stored} events, not {layout.name} ones (give --layout {stored})"
+        )
 
 
 def _kind(obj: object) -> str:

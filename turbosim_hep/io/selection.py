@@ -1,8 +1,8 @@
-"""The reference selection and the Z and X arrays of one chunk of branches.
+"""A layout's selection and the Z and X arrays of one chunk of branches.
 
-This is the one place where the branches of a file become the fixed arrays of
-`turbosim_hep.layout`: `turbosim_hep.io.reader.EventFile` calls `select_events` on the
-chunks uproot reads, `turbosim_hep.io.nanoevents` on records built from coffea
+This is the one place where the branches of a file become the fixed arrays of a
+`turbosim_hep.layout.Layout`: `turbosim_hep.io.reader.EventFile` calls `select_events` on
+the chunks uproot reads, `turbosim_hep.io.nanoevents` on records built from coffea
 NanoEvents collections, so both give the same events and the same numbers.
 `object_counts` is the one way to the multiplicities the selection looks at, for files
 as for the generator's detector.
@@ -16,10 +16,21 @@ from typing import Literal
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import layout
 from turbosim_hep.io import formats
 from turbosim_hep.io.events import ALL_CUT, Cutflow, EventBatch
 from turbosim_hep.kinematics import p4_from_ptetaphim
+from turbosim_hep.layout import (
+    DEFAULT_LAYOUT,
+    HARD_PROCESS_STATUS,
+    N_COMPONENTS,
+    N_FEATURES,
+    N_JETS,
+    N_OBJECTS,
+    PARTON_CUT,
+    Layout,
+    ObjectCounts,
+    cp_mirror,
+)
 
 #: The ROOT formats: Delphes 3 output and the project's own files.
 Format = Literal["delphes", "turbosim"]
@@ -33,10 +44,11 @@ def select_events(
     detector: bool = True,
     partons: bool = True,
     cutflow: Cutflow | None = None,
-    channel: str = layout.REFERENCE_CHANNEL,
+    channel: str | None = None,
     labels: bool = False,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EventBatch:
-    """Apply the reference selection to one chunk of branches and build X and Z.
+    """Apply a layout's selection to one chunk of branches and build its X and Z.
 
     Parameters
     ----------
@@ -54,20 +66,24 @@ def select_events(
         Accumulates the events passing each cut (the steps of
         `turbosim_hep.io.events.cut_names`). With ``channel="both"`` a cut counts the
         events passing it in either channel.
-    channel : {"electron", "positron", "both"}
-        Which channel's events; those of the charge-conjugate channel are CP-mirrored
-        into the reference layout and flagged in `EventBatch.conjugate`.
+    channel : str, optional
+        Which channel's events (one of ``layout.channel_choices``; default its
+        reference channel); those of the charge-conjugate channel are CP-mirrored into
+        the reference channel's slots and flagged in `EventBatch.conjugate`.
     labels : bool
         Keep every event with a complete parton record and label it (`EventBatch.passed`)
         instead of dropping those the selection rejects; reads the detector objects
         and the partons, fills no ``x``.
+    layout : turbosim_hep.layout.Layout
+        The final state: its selection, its lepton, its partons.
 
     Returns
     -------
     EventBatch
         The selected (or, with ``labels``, the labelled) events of the chunk.
     """
-    channels = layout.channels_of(channel)
+    reference = layout.reference_channel
+    channels = layout.channels_of(channel or reference)
     detector, partons = detector or labels, partons or labels
     cutflow = cutflow if cutflow is not None else Cutflow()
     n = len(arrays)
@@ -77,28 +93,28 @@ def select_events(
     passing = {c: np.ones(n, dtype=bool) for c in channels}
     found = {c: np.ones(n, dtype=bool) for c in channels}
     if detector:
-        objects = _DETECTOR_READERS[fmt](arrays)
+        objects = _DETECTOR_READERS[fmt](arrays, layout.lepton.kind)
         masks = {c: layout.selection_masks(objects.counts, c) for c in channels}
-        for name in layout.SELECTION:
+        for name in layout.selection:
             either = np.logical_or.reduce([masks[c][name] for c in channels])
             cutflow.add(name, np.count_nonzero(either))
-        passing = {c: masks[c][layout.SELECTED_CUT] for c in channels}
+        passing = {c: masks[c][layout.selected_cut] for c in channels}
     if partons:
-        z, found = _PARTON_READERS[fmt](arrays, channels)
+        z, found = _PARTON_READERS[fmt](arrays, layout, channels)
     selected = {c: passing[c] & found[c] for c in channels}
     keep = _any(selected)
     if partons:
-        cutflow.add(layout.PARTON_CUT, np.count_nonzero(keep))
+        cutflow.add(PARTON_CUT, np.count_nonzero(keep))
     # the channel an event is of: its partons' where they are read, else its selection's
     member = found if partons else passing
     if labels:
         keep = _any(found)
     rows = np.flatnonzero(keep)
     batch = EventBatch(entry=start + rows.astype(np.int64))
-    if channels != (layout.REFERENCE_CHANNEL,):
+    if channels != (reference,):
         conjugate = np.zeros(n, dtype=bool)
         for c in channels:
-            if c != layout.REFERENCE_CHANNEL:
+            if c != reference:
                 conjugate |= member[c]
         batch.conjugate = conjugate[rows]
     weight = formats.weight_branch(arrays.fields)
@@ -122,7 +138,7 @@ def _mirrored(p4: np.ndarray, conjugate: np.ndarray | None) -> np.ndarray:
     """``p4`` with the rows of charge-conjugate events CP-mirrored."""
     if conjugate is not None and conjugate.any():
         p4 = p4.copy()
-        p4[conjugate] = layout.cp_mirror(p4[conjugate])
+        p4[conjugate] = cp_mirror(p4[conjugate])
     return p4
 
 
@@ -133,18 +149,18 @@ def _mirrored(p4: np.ndarray, conjugate: np.ndarray | None) -> np.ndarray:
 class _DetectorObjects:
     """Jagged detector objects of one chunk and their multiplicities."""
 
-    counts: layout.ObjectCounts
-    electron: dict[str, ak.Array]  # jagged pt, eta, phi
+    counts: ObjectCounts
+    lepton: dict[str, ak.Array]  # jagged pt, eta, phi of the layout's lepton kind
     jet: dict[str, ak.Array]
     met_pt: np.ndarray
     met_phi: np.ndarray
 
     def x_space(self, mask: np.ndarray) -> np.ndarray:
-        """(n, 24) float32 X array of the masked events (which have 1 electron, 4 jets)."""
+        """(n, 24) float32 X array of the masked events (which have 1 lepton, 4 jets)."""
         rows = np.flatnonzero(mask)
-        x = np.empty((len(rows), layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
-        electron = [_take_regular(self.electron[f], rows, 1)[:, 0] for f in ("pt", "eta", "phi")]
-        x[:, 0] = p4_from_ptetaphim(*electron)
+        x = np.empty((len(rows), N_OBJECTS, N_COMPONENTS), dtype=np.float32)
+        lepton = [_take_regular(self.lepton[f], rows, 1)[:, 0] for f in ("pt", "eta", "phi")]
+        x[:, 0] = p4_from_ptetaphim(*lepton)
         met_pt = self.met_pt[rows].astype(np.float32)
         met_phi = self.met_phi[rows].astype(np.float32)
         x[:, 1, 0] = met_pt * np.cos(met_phi)
@@ -152,12 +168,12 @@ class _DetectorObjects:
         x[:, 1, 2] = 0.0
         x[:, 1, 3] = met_pt
         pt, eta, phi = (
-            _take_regular(self.jet[f], rows, layout.N_JETS) for f in ("pt", "eta", "phi")
+            _take_regular(self.jet[f], rows, N_JETS) for f in ("pt", "eta", "phi")
         )
         order = np.argsort(-pt, axis=1, kind="stable")  # pT order, whatever the file had
         pt, eta, phi = (np.take_along_axis(a, order, axis=1) for a in (pt, eta, phi))
         x[:, 2:] = p4_from_ptetaphim(pt, eta, phi)
-        return x.reshape(len(rows), layout.N_FEATURES)
+        return x.reshape(len(rows), N_FEATURES)
 
 
 def _take_regular(jagged: ak.Array, rows: np.ndarray, width: int) -> np.ndarray:
@@ -173,8 +189,9 @@ def object_counts(
     n_muons: np.ndarray | ak.Array,
     n_photons: np.ndarray | ak.Array,
     n_jets: np.ndarray | ak.Array,
-) -> layout.ObjectCounts:
-    """The multiplicities and the leading electron charge the reference selection looks at.
+    muon_charge: ak.Array | None = None,
+) -> ObjectCounts:
+    """The multiplicities and the leading lepton charges a selection looks at.
 
     Parameters
     ----------
@@ -183,40 +200,68 @@ def object_counts(
         number of electrons too).
     n_muons, n_photons, n_jets : array-like
         Objects per event.
+    muon_charge : awkward.Array, optional
+        Jagged charges of each event's muons, leading muon first, where a layout with a
+        muon needs them.
 
     Returns
     -------
-    turbosim_hep.layout.ObjectCounts
-        NumPy arrays; the leading charge is 0 where an event has no electron.
+    turbosim_hep.ObjectCounts
+        NumPy arrays; a leading charge is 0 where an event has no lepton of that kind.
     """
-    return layout.ObjectCounts(
+    return ObjectCounts(
         n_electrons=ak.to_numpy(ak.num(electron_charge, axis=1)),
-        electron_charge=ak.to_numpy(ak.fill_none(ak.firsts(electron_charge), 0)).astype(np.int32),
+        electron_charge=_leading(electron_charge),
         n_muons=_numpy(n_muons),
         n_photons=_numpy(n_photons),
         n_jets=_numpy(n_jets),
+        muon_charge=None if muon_charge is None else _leading(muon_charge),
     )
+
+
+def _leading(charge: ak.Array) -> np.ndarray:
+    """The first of each event's jagged charges, 0 where it has none."""
+    return ak.to_numpy(ak.fill_none(ak.firsts(charge), 0)).astype(np.int32)
 
 
 def _numpy(values: np.ndarray | ak.Array) -> np.ndarray:
     return values if isinstance(values, np.ndarray) else ak.to_numpy(values)
 
 
-def _delphes_detector(arrays: ak.Array) -> _DetectorObjects:
-    b = formats.DELPHES
-    counts = object_counts(
-        arrays[b.electron_charge], arrays[b.muon_size], arrays[b.photon_size], arrays[b.jet_size]
+def _counts(
+    lepton: str, charge: ak.Array, others: dict[str, np.ndarray | ak.Array],
+    n_photons: np.ndarray | ak.Array, n_jets: np.ndarray | ak.Array,
+) -> ObjectCounts:
+    """The counts from the jagged charges of the layout's lepton and the other's count."""
+    if lepton == "electron":
+        return object_counts(charge, others["muon"], n_photons, n_jets)
+    return ObjectCounts(
+        n_electrons=_numpy(others["electron"]),
+        electron_charge=None,
+        n_muons=ak.to_numpy(ak.num(charge, axis=1)),
+        n_photons=_numpy(n_photons),
+        n_jets=_numpy(n_jets),
+        muon_charge=_leading(charge),
     )
-    electron = {
-        "pt": arrays[b.electron_pt], "eta": arrays[b.electron_eta], "phi": arrays[b.electron_phi]
-    }
+
+
+def _delphes_detector(arrays: ak.Array, lepton: str) -> _DetectorObjects:
+    b = formats.DELPHES
+    others = {k: arrays[b.size(k)] for k in formats.LEPTON_COLLECTIONS if k != lepton}
+    counts = _counts(
+        lepton, arrays[b.lepton(lepton, "charge")], others, arrays[b.photon_size],
+        arrays[b.jet_size],
+    )
+    leptons = {f: arrays[b.lepton(lepton, f)] for f in ("pt", "eta", "phi")}
     jet = {"pt": arrays[b.jet_pt], "eta": arrays[b.jet_eta], "phi": arrays[b.jet_phi]}
     met_pt = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met]), 0.0))
     met_phi = ak.to_numpy(ak.fill_none(ak.firsts(arrays[b.met_phi]), 0.0))
-    return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
+    return _DetectorObjects(counts, leptons, jet, met_pt, met_phi)
 
 
-def _own_detector(arrays: ak.Array) -> _DetectorObjects:
+def _own_detector(arrays: ak.Array, lepton: str) -> _DetectorObjects:
+    collection = formats.LEPTON_COLLECTIONS[lepton]
+
     def col(collection: str, name: str) -> ak.Array:
         return arrays[formats.branch(collection, name)]
 
@@ -226,24 +271,22 @@ def _own_detector(arrays: ak.Array) -> _DetectorObjects:
             return ak.to_numpy(arrays[name])
         return np.zeros(len(arrays), dtype=np.int32)
 
-    counts = object_counts(
-        col(formats.ELECTRON, "charge"),
-        count(formats.MUON),
-        count(formats.PHOTON),
-        count(formats.JET),
+    others = {k: count(c) for k, c in formats.LEPTON_COLLECTIONS.items() if k != lepton}
+    counts = _counts(
+        lepton, col(collection, "charge"), others, count(formats.PHOTON), count(formats.JET)
     )
-    electron = {f: col(formats.ELECTRON, f) for f in ("pt", "eta", "phi")}
+    leptons = {f: col(collection, f) for f in ("pt", "eta", "phi")}
     jet = {f: col(formats.JET, f) for f in ("pt", "eta", "phi")}
     met_pt = ak.to_numpy(col(formats.MET, "pt"))
     met_phi = ak.to_numpy(col(formats.MET, "phi"))
-    return _DetectorObjects(counts, electron, jet, met_pt, met_phi)
+    return _DetectorObjects(counts, leptons, jet, met_pt, met_phi)
 
 
 # --- partons ---------------------------------------------------------------------------
 
 
 def _delphes_partons(
-    arrays: ak.Array, channels: tuple[str, ...]
+    arrays: ak.Array, layout: Layout, channels: tuple[str, ...]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Z array and, per channel, completeness mask from a Delphes ``Particle`` record.
 
@@ -260,8 +303,8 @@ def _delphes_partons(
     mother_pid = pid[ak.where(valid_mother, mother, 0)]
     mother_pid = ak.where(valid_mother, mother_pid, 0)
     status = arrays[b.particle_status]
-    hard = status == layout.HARD_PROCESS_STATUS[0]
-    for code in layout.HARD_PROCESS_STATUS[1:]:
+    hard = status == HARD_PROCESS_STATUS[0]
+    for code in HARD_PROCESS_STATUS[1:]:
         hard = hard | (status == code)
     momenta = [arrays[name] for name in (b.particle_px, b.particle_py, b.particle_pz, b.particle_e)]
 
@@ -269,7 +312,7 @@ def _delphes_partons(
     offsets = np.zeros(n, dtype=np.int64)
     np.cumsum(ak.to_numpy(ak.num(pid))[:-1], out=offsets[1:])
     flat_momenta = [ak.to_numpy(ak.flatten(component)) for component in momenta]
-    z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    z = np.zeros((n, N_OBJECTS, N_COMPONENTS), dtype=np.float32)
     complete = {}
     for channel in channels:
         z_channel = np.zeros_like(z)
@@ -291,11 +334,11 @@ def _delphes_partons(
             for c, values in enumerate(flat_momenta):
                 z_channel[rows, k, c] = values[offsets[rows] + first[rows]]
         z[complete[channel]] = z_channel[complete[channel]]
-    return z.reshape(n, layout.N_FEATURES), complete
+    return z.reshape(n, N_FEATURES), complete
 
 
 def _own_partons(
-    arrays: ak.Array, channels: tuple[str, ...]
+    arrays: ak.Array, layout: Layout, channels: tuple[str, ...]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Z array and, per channel, completeness mask from the ``Parton`` collection.
 
@@ -305,21 +348,21 @@ def _own_partons(
     """
     p = formats.PARTON
     n = len(arrays)
-    six = ak.to_numpy(arrays[formats.counter(p)]) == layout.N_OBJECTS
-    z = np.zeros((n, layout.N_OBJECTS, layout.N_COMPONENTS), dtype=np.float32)
+    six = ak.to_numpy(arrays[formats.counter(p)]) == N_OBJECTS
+    z = np.zeros((n, N_OBJECTS, N_COMPONENTS), dtype=np.float32)
     complete = {channel: six.copy() for channel in channels}
     rows = np.flatnonzero(six)
     if len(rows):
 
         def take(name: str) -> np.ndarray:
-            return _take_regular(arrays[formats.branch(p, name)], rows, layout.N_OBJECTS)
+            return _take_regular(arrays[formats.branch(p, name)], rows, N_OBJECTS)
 
         z[rows] = p4_from_ptetaphim(take("pt"), take("eta"), take("phi"), take("mass"))
         ids = take("pdgId").astype(np.int32)
         for channel in channels:
             pdg_ok = np.all(ids == layout.parton_pdg_ids(channel), axis=1)
             complete[channel][rows[~pdg_ok]] = False
-    return z.reshape(n, layout.N_FEATURES), complete
+    return z.reshape(n, N_FEATURES), complete
 
 
 _DETECTOR_READERS = {"delphes": _delphes_detector, "turbosim": _own_detector}

@@ -15,6 +15,7 @@ from typing import Literal
 
 from turbosim_hep.errors import InputError, read_head
 from turbosim_hep.io.events import EventSource
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 
 Kind = Literal["root", "hdf5", "lhe"]
 
@@ -69,14 +70,18 @@ def sniff_format(path: str | os.PathLike) -> Kind:
     raise InputError(path, "neither a ROOT, an HDF5 nor an LHE file")
 
 
-def open_events(path: str | os.PathLike) -> EventSource:
+def open_events(
+    path: str | os.PathLike, layout: Layout | str = DEFAULT_LAYOUT
+) -> EventSource:
     """The reader of an event file, whatever its format.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A ROOT file (Delphes 3 or the project's own), an HDF5 export in the reference
-        layout, or an LHE file (plain or gzipped).
+        A ROOT file (Delphes 3 or the project's own), an HDF5 export, or an LHE file
+        (plain or gzipped).
+    layout : turbosim_hep.layout.Layout or str
+        The final state to read (a `Layout`, a built-in name or a layout file).
 
     Returns
     -------
@@ -98,4 +103,4 @@ def open_events(path: str | os.PathLike) -> EventSource:
     ...     batch.entry, batch.z
     """
     module, name = _READERS[sniff_format(path)]
-    return getattr(importlib.import_module(module), name)(path)
+    return getattr(importlib.import_module(module), name)(path, layout)

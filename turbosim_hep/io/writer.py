@@ -24,11 +24,11 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from turbosim_hep import layout
 from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.io import formats
 from turbosim_hep.kinematics import ptetaphim_from_p4
+from turbosim_hep.layout import COMPONENTS, DEFAULT_LAYOUT, N_COMPONENTS, Layout, cp_mirror
 from turbosim_hep.outputs import AtomicOutput, writing
 
 #: Default compression (see docs/formats.md for the choice).
@@ -360,7 +360,7 @@ def collection(
     pt, eta, phi, mass = ptetaphim_from_p4(p4)
     fields = {"pt": pt, "eta": eta, "phi": phi, "mass": mass}
     if with_cartesian:
-        fields |= dict(zip(layout.COMPONENTS, np.moveaxis(p4, -1, 0), strict=True))
+        fields |= dict(zip(COMPONENTS, np.moveaxis(p4, -1, 0), strict=True))
     fields |= extra
     flat = {
         name: np.ascontiguousarray(value, dtype=value.dtype).reshape(n * k)
@@ -370,9 +370,13 @@ def collection(
 
 
 def reco_collections(
-    x: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
+    x: np.ndarray,
+    *,
+    with_cartesian: bool = False,
+    conjugate: np.ndarray | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict[str, ak.Array]:
-    """Electron, Jet and MET of an (n, 24) X array, as awkward arrays.
+    """The lepton, Jet and MET of an (n, 24) X array, as awkward arrays.
 
     The one conversion of the X layout into detector-level collections: the writer stores
     them (`reco_columns`) and the coffea plugin (`turbosim_hep.coffea`) gives them coffea's
@@ -381,31 +385,34 @@ def reco_collections(
     Parameters
     ----------
     x : numpy.ndarray
-        Shape (n, 24) in the X layout of `turbosim_hep.layout`.
+        Shape (n, 24) in the X space of ``layout``.
     with_cartesian : bool
         Also give ``px, py, pz, E`` (``px, py`` for MET) beside ``pt, eta, phi, mass``.
     conjugate : numpy.ndarray, optional
         bool (n,): events of the charge-conjugate channel, held CP-mirrored in ``x``
         (`turbosim_hep.io.events.EventBatch`); they are mirrored back and their
-        electron is a positron.
+        lepton has the opposite charge.
+    layout : turbosim_hep.layout.Layout
+        The final state (default ``ejets``): its lepton's collection and charge.
 
     Returns
     -------
     dict[str, awkward.Array]
-        Keyed by `formats.ELECTRON`, `formats.JET` and `formats.MET`:
-        ``n * var * {pt, eta, phi, mass, charge}`` (one electron per event, of the
-        charge of its channel), ``n * var * {pt, eta, phi, mass}`` (the four jets in pT
-        order) and ``n * {pt, phi}``, float32 but for the int32 charge. Masses follow
-        from the four-momenta (0 for the massless objects of the X layout, negative for a
-        space-like one, see `turbosim_hep.kinematics.ptetaphim_from_p4`).
+        Keyed by the lepton's collection (`formats.ELECTRON` or `formats.MUON`),
+        `formats.JET` and `formats.MET`: ``n * var * {pt, eta, phi, mass, charge}`` (one
+        lepton per event, of the charge of its channel), ``n * var * {pt, eta, phi,
+        mass}`` (the four jets in pT order) and ``n * {pt, phi}``, float32 but for the
+        int32 charge. Masses follow from the four-momenta (0 for the massless objects of
+        the X space, negative for a space-like one, see
+        `turbosim_hep.kinematics.ptetaphim_from_p4`).
     """
     n = len(x)
     x = _unmirrored(x, conjugate)
-    charge = np.full((n, 1), layout.electron_charge(), dtype=np.int32)
+    charge = np.full((n, 1), layout.lepton_charge, dtype=np.int32)
     if conjugate is not None:
-        charge[conjugate] = layout.electron_charge("positron")
-    objects = np.asarray(x, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
-    electron = objects[:, :1]
+        charge[conjugate] = -layout.lepton_charge
+    objects = np.asarray(x, dtype=np.float32).reshape(n, len(layout.objects), N_COMPONENTS)
+    lepton = objects[:, :1]
     met = objects[:, 1]
     jets = objects[:, 2:]
     met_fields = {
@@ -415,39 +422,52 @@ def reco_collections(
     if with_cartesian:
         met_fields |= {"px": met[:, 0].copy(), "py": met[:, 1].copy()}
     return {
-        formats.ELECTRON: collection(electron, with_cartesian=with_cartesian, charge=charge),
+        formats.LEPTON_COLLECTIONS[layout.lepton.kind]: collection(
+            lepton, with_cartesian=with_cartesian, charge=charge
+        ),
         formats.JET: collection(jets, with_cartesian=with_cartesian),
         formats.MET: ak.zip(met_fields),
     }
 
 
 def reco_columns(
-    x: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
+    x: np.ndarray,
+    *,
+    with_cartesian: bool = False,
+    conjugate: np.ndarray | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict[str, ak.Array | np.ndarray]:
-    """Electron, Jet and MET columns from an (n, 24) X array (`reco_collections`).
+    """The lepton, Jet and MET columns from an (n, 24) X array (`reco_collections`).
 
     MET is stored as the flat branches ``MET_pt`` and ``MET_phi`` (plus ``MET_px``,
     ``MET_py`` on request), as NanoAOD stores it.
     """
-    collections = reco_collections(x, with_cartesian=with_cartesian, conjugate=conjugate)
+    collections = reco_collections(
+        x, with_cartesian=with_cartesian, conjugate=conjugate, layout=layout
+    )
     met = collections.pop(formats.MET)
     return collections | {formats.branch(formats.MET, f): ak.to_numpy(met[f]) for f in met.fields}
 
 
 def parton_columns(
-    z: np.ndarray, *, with_cartesian: bool = False, conjugate: np.ndarray | None = None
+    z: np.ndarray,
+    *,
+    with_cartesian: bool = False,
+    conjugate: np.ndarray | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict[str, ak.Array]:
-    """The ``Parton`` collection (six partons in Z order, with ``pdgId``) of an (n, 24) Z array.
+    """The ``Parton`` collection (the partons in Z order, with ``pdgId``) of a Z array.
 
     Events flagged in ``conjugate`` (held CP-mirrored, see `reco_collections`) are
-    mirrored back and get the particle ids of the charge-conjugate channel.
+    mirrored back and get the particle ids of the layout's charge-conjugate channel.
     """
     n = len(z)
     z = _unmirrored(z, conjugate)
-    p4 = np.asarray(z, dtype=np.float32).reshape(n, layout.N_OBJECTS, layout.N_COMPONENTS)
-    pdg = np.broadcast_to(layout.parton_pdg_ids(), (n, layout.N_OBJECTS))
+    n_partons = len(layout.partons)
+    p4 = np.asarray(z, dtype=np.float32).reshape(n, n_partons, N_COMPONENTS)
+    pdg = np.broadcast_to(layout.parton_pdg_ids(), (n, n_partons))
     if conjugate is not None and conjugate.any():
-        pdg = np.where(conjugate[:, None], layout.parton_pdg_ids("positron"), pdg)
+        pdg = np.where(conjugate[:, None], layout.parton_pdg_ids(layout.channels[1]), pdg)
     return {formats.PARTON: collection(p4, with_cartesian=with_cartesian, pdgId=pdg)}
 
 
@@ -456,6 +476,6 @@ def _unmirrored(p4: np.ndarray, conjugate: np.ndarray | None) -> np.ndarray:
     if conjugate is None or not conjugate.any():
         return p4
     p4 = np.array(p4, dtype=np.float32, copy=True)
-    p4[conjugate] = layout.cp_mirror(p4[conjugate])
+    p4[conjugate] = cp_mirror(p4[conjugate])
     return p4
 

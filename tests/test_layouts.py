@@ -1,0 +1,166 @@
+"""Layouts as values: the built-ins, layout files, and a muon+jets sample through the readers."""
+
+import pickle
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from particle import Particle
+
+from turbosim_hep import layout as L
+from turbosim_hep.errors import InputError
+from turbosim_hep.io.reader import EventFile, read_events
+
+MUJETS_TOML = """\
+name = "mujets"
+description = "tt-bar -> mu- nu_mu-bar b b-bar u d-bar"
+channels = ["muon", "antimuon"]
+partons = [
+  {name = "mu-", pdg_id = 13, parent = -24},
+  {name = "nubar", pdg_id = -14, parent = -24},
+  {name = "b", pdg_id = 5, parent = 6},
+  {name = "bbar", pdg_id = -5, parent = -6},
+  {name = "u", pdg_id = 2, parent = 24},
+  {name = "dbar", pdg_id = -1, parent = 24},
+]
+objects = [
+  {name = "mu-", kind = "muon", source = "mu-"},
+  {name = "met", kind = "met", source = "nubar"},
+  {name = "jet1", kind = "jet", source = "b"},
+  {name = "jet2", kind = "jet", source = "bbar"},
+  {name = "jet3", kind = "jet", source = "u"},
+  {name = "jet4", kind = "jet", source = "dbar"},
+]
+"""
+
+
+def charge(pdg_id: int) -> Fraction:
+    return Fraction(Particle.from_pdgid(int(pdg_id)).charge).limit_denominator(3)
+
+
+@pytest.mark.parametrize("layout", L.BUILTIN_LAYOUTS.values(), ids=L.BUILTIN_LAYOUTS)
+def test_every_builtin_layout_conserves_charge_in_both_channels(layout):
+    for channel in layout.channels:
+        ids, parents = layout.parton_pdg_ids(channel), layout.parton_parent_pdg_ids(channel)
+        sign = layout.channel_sign(channel)
+        for parent in set(parents.tolist()) - {6 * sign, -6 * sign}:
+            daughters = [int(p) for p, m in zip(ids, parents, strict=True) if m == parent]
+            assert sum(map(charge, daughters)) == charge(parent), (layout.name, channel)
+        lepton = ids[layout.z_objects.index(layout.lepton.source)]
+        assert charge(lepton) == layout.lepton_charge_of(channel)
+        assert abs(lepton) == L.LEPTON_PDG_IDS[layout.lepton.kind]
+
+
+def test_ejets_is_the_module_level_layout_and_its_selection_is_the_papers():
+    assert L.DEFAULT_LAYOUT is L.EJETS
+    assert L.EJETS.z_columns == L.Z_COLUMNS and L.EJETS.x_columns == L.X_COLUMNS
+    assert list(L.EJETS.selection) == [
+        "one_electron", "electron_charge", "no_muon", "no_photon", "four_jets"
+    ]
+    assert list(L.MUJETS.selection) == [
+        "one_muon", "muon_charge", "no_electron", "no_photon", "four_jets"
+    ]
+    assert L.EJETS.w_decay_settings == (
+        "24:onMode = off", "24:onPosIfMatch = 2 -1", "24:onNegIfMatch = 11 -12"
+    )
+    assert L.MUJETS.w_decay_settings[-1] == "24:onNegIfMatch = 13 -14"
+    assert L.MUJETS.top_decays == L.TOP_DECAYS  # the positions the networks index
+
+
+def test_mujets_selection_asks_for_one_muon_of_its_channels_charge_and_no_electron():
+    n = 5
+    counts = L.ObjectCounts(
+        n_electrons=np.array([0, 1, 0, 0, 0]), electron_charge=None,
+        n_muons=np.array([1, 1, 1, 2, 1]), n_photons=np.zeros(n, int),
+        n_jets=np.array([4, 4, 4, 4, 5]), muon_charge=np.array([-1, -1, 1, -1, -1]),
+    )
+    selected = L.MUJETS.selection_masks(counts)[L.MUJETS.selected_cut]
+    assert selected.tolist() == [1, 0, 0, 0, 0]
+    conjugate = L.MUJETS.selection_masks(counts, "antimuon")[L.MUJETS.selected_cut]
+    assert conjugate.tolist() == [0, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="unknown channel 'positron' of the mujets layout"):
+        L.MUJETS.selection_masks(counts, "positron")
+
+
+def test_layouts_survive_pickling_and_plain_data():
+    for layout in L.BUILTIN_LAYOUTS.values():
+        layout.selection  # the cached predicates are lambdas: not pickled  # noqa: B018
+        assert pickle.loads(pickle.dumps(layout)) == layout
+        assert L.Layout.from_dict(layout.to_dict()) == layout
+
+
+def test_resolve_layout_takes_a_layout_a_name_or_a_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(MUJETS_TOML)
+    assert L.resolve_layout("mujets") is L.MUJETS
+    assert L.resolve_layout(L.EJETS) is L.EJETS
+    assert L.resolve_layout(str(path)) == L.MUJETS
+    with pytest.raises(ValueError, match="unknown layout 'tau'; choose from ejets, mujets"):
+        L.resolve_layout("tau")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('name = "mujets"', "name = 3"), "layout name: must be a string"),
+        (lambda t: t.replace('kind = "muon"', 'kind = "tau"'),
+         "layout object 'mu-': unknown kind 'tau'"),
+        (lambda t: t.replace('source = "b"', 'source = "c"'),
+         "layout object 'jet1': its source 'c' is not a parton"),
+        (lambda t: t.replace("pdg_id = -14", "pdg_id = -12"),
+         "layout partons: the W-'s daughters must be a charged lepton and its neutrino"),
+        (lambda t: t.replace('kind = "muon"', 'kind = "electron"'),
+         "layout object 'mu-': a electron cannot come from the parton 'mu-'"),
+        (lambda t: t.replace("parent = 6}", "parent = 24}"), "layout partons: must come from"),
+        (lambda t: t.replace('  {name = "jet4", kind = "jet", source = "dbar"},\n', ""),
+         "layout objects: must be one charged lepton, the met and four jets"),
+        (lambda t: t.replace("description", "descripton"), "layout descripton: unknown key"),
+        (lambda t: t.replace("pdg_id = 2, parent = 24}", "pdg_id = 2}"),
+         r"layout partons\[4\].parent: missing"),
+        (lambda t: t + "[[", "not a TOML file"),
+        (lambda t: t.replace('"muon", "antimuon"', '"muon", "muon"'),
+         "layout channels: must be two different names"),
+    ],
+)
+def test_a_bad_layout_file_is_one_line_naming_the_file_and_the_key(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(MUJETS_TOML))
+    with pytest.raises(InputError, match=message) as raised:
+        L.load_layout(path)
+    assert str(raised.value).startswith(f"{path}: ") and "\n" not in str(raised.value)
+
+
+def test_a_missing_layout_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        L.resolve_layout(str(tmp_path / "missing.toml"))
+
+
+@pytest.fixture(scope="module")
+def mujets_file(tmp_path_factory):
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    from turbosim_hep.generate.run import generate_file
+
+    path = tmp_path_factory.mktemp("mujets") / "mujets.root"
+    generate_file(path, 400, seed=11, layout="mujets", progress=False)
+    return path
+
+
+def test_a_generated_mujets_file_reads_in_its_layout_only(mujets_file):
+    batch, cutflow = read_events(mujets_file, layout="mujets")
+    assert list(cutflow.as_dict()) == ["all", *L.MUJETS.selection, L.PARTON_CUT]
+    assert len(batch) == cutflow.selected > 0
+    # the Z slots hold the muon and its neutrino: the lepton is the one parton whose
+    # direction the selected muon follows (but for radiation and resolution)
+    z = batch.z.reshape(-1, 6, 4)
+    x = batch.x.reshape(-1, 6, 4)
+    cos = np.sum(z[:, 0, :3] * x[:, 0, :3], axis=1) / (
+        np.linalg.norm(z[:, 0, :3], axis=1) * np.linalg.norm(x[:, 0, :3], axis=1)
+    )
+    assert np.mean(cos > 0.99) > 0.8
+    with pytest.raises(InputError, match="holds mujets events, not ejets ones"):
+        EventFile(mujets_file)
+    # Pythia forces the reference channel's W decays: the conjugate channel is empty
+    both, _ = read_events(mujets_file, layout="mujets", channel="both")
+    assert len(both) == len(batch) and not both.conjugate.any()
+    assert len(read_events(mujets_file, layout="mujets", channel="antimuon")[0]) == 0
