@@ -42,6 +42,7 @@ def test_every_public_name_resolves_to_the_documented_object():
     from turbosim_hep.coffea import FastSim
     from turbosim_hep.io import EventWriter, open_events, read_events
     from turbosim_hep.io.samples import posterior_samples
+    from turbosim_hep.layout import Layout, resolve_layout
     from turbosim_hep.model import load_model
     from turbosim_hep.pipeline import simulate_files, unfold_files
     from turbosim_hep.training import TrainConfig, train
@@ -52,7 +53,7 @@ def test_every_public_name_resolves_to_the_documented_object():
         "load_model": load_model, "open_events": open_events, "read_events": read_events,
         "posterior_samples": posterior_samples,
         "simulate_files": simulate_files, "train": train, "unfold_files": unfold_files,
-        "validate": validate,
+        "validate": validate, "Layout": Layout, "resolve_layout": resolve_layout,
     }
     assert set(turbosim_hep.__all__) == {"__version__", *expected}
     for name, obj in expected.items():

@@ -159,8 +159,111 @@ def test_a_generated_mujets_file_reads_in_its_layout_only(mujets_file):
     )
     assert np.mean(cos > 0.99) > 0.8
     with pytest.raises(InputError, match="holds mujets events, not ejets ones"):
-        EventFile(mujets_file)
+        EventFile(mujets_file).read()
     # Pythia forces the reference channel's W decays: the conjugate channel is empty
     both, _ = read_events(mujets_file, layout="mujets", channel="both")
     assert len(both) == len(batch) and not both.conjugate.any()
     assert len(read_events(mujets_file, layout="mujets", channel="antimuon")[0]) == 0
+
+
+@pytest.fixture(scope="module")
+def mujets_model(mujets_file, tmp_path_factory):
+    from turbosim_hep.training import TrainConfig, train
+
+    path = tmp_path_factory.mktemp("mujets_model") / "mu.pt"
+    train([mujets_file], path, train_config=TrainConfig(epochs=1, layout="mujets"),
+          progress=False)
+    return path
+
+
+def test_a_model_stores_its_layout_and_simulates_and_unfolds_that_layout_only(
+    mujets_model, mujets_file, tmp_path
+):
+    import uproot
+
+    from turbosim_hep.errors import TurbosimError
+    from turbosim_hep.io import read_metadata
+    from turbosim_hep.model.checkpoint import load_model_layout
+    from turbosim_hep.pipeline import simulate_files, unfold_files
+
+    assert load_model_layout(mujets_model) is L.MUJETS
+    simulated = tmp_path / "sim.root"
+    simulate_files(mujets_model, [mujets_file], simulated, acceptance="off", progress=False)
+    assert read_metadata(simulated)["layout"] == "mujets"
+    with uproot.open(simulated) as file:
+        branches = set(file["Events"].keys())
+        charge = file["Events"]["Muon_charge"].array(library="np")
+    assert {"Muon_pt", "Parton_pdgId"} <= branches and not any(
+        b.startswith("Electron") for b in branches
+    )
+    assert {int(q) for event in charge for q in event} == {-1}
+    # every parton event simulated (no acceptance) reads back as a mujets selected event
+    x, _ = read_events(simulated, layout="mujets", detector=True, partons=False)
+    partons, _ = read_events(mujets_file, layout="mujets", detector=False, partons=True)
+    assert len(x) == len(partons) == 400
+
+    unfolded = tmp_path / "unf.root"
+    unfold_files(mujets_model, [mujets_file], unfolded, progress=False)
+    with uproot.open(unfolded) as file:
+        ids = file["Events"]["Parton_pdgId"].array(library="np")
+    np.testing.assert_array_equal(np.stack(ids)[0], L.MUJETS.parton_pdg_ids())
+
+    with pytest.raises(TurbosimError, match="trained on mujets events, not on those of the ejets"):
+        simulate_files(mujets_model, [mujets_file], tmp_path / "no.root", layout="ejets")
+    assert not (tmp_path / "no.root").exists()
+
+
+def test_validation_of_mujets_names_its_muon_and_finds_the_layout_itself(
+    mujets_model, mujets_file, tmp_path
+):
+    from turbosim_hep.pipeline import simulate_files
+    from turbosim_hep.validation import validate
+
+    simulated = tmp_path / "sim.root"
+    simulate_files(mujets_model, [mujets_file], simulated, acceptance="off", progress=False)
+    metrics = validate(mujets_file, simulated, tmp_path / "report", plots=False, progress=False)
+    assert metrics["layout"] == "mujets"
+    assert {"x_px_mu-", "z_E_nubar", "m_t_had"} <= set(metrics["quantities"])
+    assert metrics["classifier"]["feature_names"][:2] == ["log_pt_mu-", "eta_mu-"]
+    assert metrics["cutflow"]["truth"]["one_muon"] > 0 and metrics["valid_fraction"] == 1.0
+
+
+def test_the_documented_user_layout_runs_through_every_command(tmp_path, monkeypatch):
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    from pathlib import Path
+
+    from turbosim_hep.cli import main
+
+    documented = Path(__file__).parents[1] / "docs" / "examples" / "ttbar_mujets_cs.toml"
+    layout_file = tmp_path / "cs.toml"
+    layout_file.write_text(documented.read_text())
+    monkeypatch.chdir(tmp_path)
+    flags = ["--layout", str(layout_file), "--no-progress"]
+    assert main(["generate", "-n", "400", "--seed", "3", "-o", "cs.root", *flags]) == 0
+    batch, _ = read_events("cs.root", layout=str(layout_file))
+    # the W+ quarks are c and s-bar: Pythia was told so by the layout
+    assert len(batch) > 0
+    assert main(["train", "cs.root", "-o", "cs.pt", "--epochs", "1", *flags]) == 0
+    layout_file.unlink()  # the model carries the layout: the file is no longer needed
+    assert main(["simulate", "cs.pt", "cs.root", "-o", "sim.root", "--acceptance", "off",
+                 "--no-progress"]) == 0
+    assert main(["validate", "--truth", "cs.root", "--sim", "sim.root", "-o", "report",
+                 "--plots", "none", "--no-progress", "--layout", str(documented)]) == 0
+    import json
+
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["layout"] == "mujets_cs" and "z_E_sbar" in metrics["quantities"]
+
+
+def test_a_bad_layout_flag_is_one_line(tmp_path, capsys):
+    from turbosim_hep.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\npartons = []\nobjects = []\n')
+    assert main(["inspect", str(tmp_path / "none.root"), "--layout", "tau"]) == 2
+    assert "unknown layout 'tau'; choose from ejets, mujets" in capsys.readouterr().err
+    assert main(["generate", "-n", "10", "-o", str(tmp_path / "g.root"), "--layout",
+                 str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: layout objects: must be one charged lepton" in err and err.count("\n") == 1

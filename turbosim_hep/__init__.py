@@ -7,6 +7,8 @@ model)::
     import turbosim_hep as ts
 
     events, cutflow = ts.read_events("delphes.root")          # selected Z and X arrays
+    mu, _ = ts.read_events("mujets.root", layout="mujets")     # another final state
+    layout = ts.resolve_layout("my_layout.toml")               # a Layout (docs/layouts.md)
     ts.train(["sample.root"], "model.pt", train_config=ts.TrainConfig(epochs=20))
     model = ts.load_model("model.pt")                          # a torch module
     ts.simulate_files("model.pt", ["partons.lhe.gz"], "sim.root")
@@ -34,11 +36,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 _EXPORTS: dict[str, str] = {
     "EventWriter": "turbosim_hep.io",
     "FastSim": "turbosim_hep.coffea",
+    "Layout": "turbosim_hep.layout",
     "TrainConfig": "turbosim_hep.training",
     "load_model": "turbosim_hep.model",
     "open_events": "turbosim_hep.io",
     "posterior_samples": "turbosim_hep.io.samples",
     "read_events": "turbosim_hep.io",
+    "resolve_layout": "turbosim_hep.layout",
     "simulate_files": "turbosim_hep.pipeline",
     "train": "turbosim_hep.training",
     "unfold_files": "turbosim_hep.pipeline",
@@ -48,12 +52,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "EventWriter",
     "FastSim",
+    "Layout",
     "TrainConfig",
     "__version__",
     "load_model",
     "open_events",
     "posterior_samples",
     "read_events",
+    "resolve_layout",
     "simulate_files",
     "train",
     "unfold_files",
@@ -64,6 +70,7 @@ if TYPE_CHECKING:
     from turbosim_hep.coffea import FastSim
     from turbosim_hep.io import EventWriter, open_events, read_events
     from turbosim_hep.io.samples import posterior_samples
+    from turbosim_hep.layout import Layout, resolve_layout
     from turbosim_hep.model import load_model
     from turbosim_hep.pipeline import simulate_files, unfold_files
     from turbosim_hep.training import TrainConfig, train

@@ -1,14 +1,15 @@
 """The coffea plugin of turbosim-hep: detector-level collections from partons, on the fly.
 
-`FastSim` turns a parton collection into the Electron, Jet and MissingET collections a
-detector-level file would give, with the same coffea NanoAOD behaviours as
-`turbosim_hep.io.schemas.TurboSimSchema` (``.pt``, ``.mass``, ``+``, ``.delta_r`` work
-as on read objects)::
+`FastSim` turns a parton collection into the lepton (Electron, or Muon for a ``mujets``
+model), Jet and MissingET collections a detector-level file would give, with the same
+coffea NanoAOD behaviours as `turbosim_hep.io.schemas.TurboSimSchema` (``.pt``, ``.mass``,
+``+``, ``.delta_r`` work as on read objects)::
 
     fastsim = FastSim("model.pt")                     # in the processor's __init__
     sim = fastsim(events)                             # in process(): NanoEvents in
     events = events[sim.mask]                         # the events it could simulate
     events["Electron"], events["Jet"], events["MET"] = sim.Electron, sim.Jet, sim.MissingET
+    # a mujets model: sim.Muon (sim.Lepton, under sim.lepton_collection, for either)
 
 `FastSim` holds only the model's path and settings: a processor that carries one
 pickles small and never ships weights to the workers. Each worker process loads the
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import arguments, layout
+from turbosim_hep import arguments
 from turbosim_hep.device import check_device_name, resolve_device
 from turbosim_hep.inference import (
     ACCEPTANCE_MODES,
@@ -47,6 +48,8 @@ from turbosim_hep.inference import (
 )
 from turbosim_hep.io import EventBatch, formats, nanoevents
 from turbosim_hep.io.writer import reco_collections
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
+from turbosim_hep.model.checkpoint import load_model_layout
 from turbosim_hep.random import stream_id
 
 
@@ -60,9 +63,10 @@ class FastSimOutput:
         bool, one per input event: True where the event had the partons of a simulated
         channel with finite momenta, was kept by the acceptance (``sample``) and the
         model gave finite outputs.
-    Electron : awkward.Array
-        ``n * var * Electron`` (one electron per event, of its channel's charge),
-        n = mask.sum().
+    Lepton : awkward.Array
+        ``n * var * Electron`` or ``n * var * Muon`` (the model's layout's lepton: one
+        per event, of its channel's charge), n = mask.sum(); also as ``Electron`` or
+        ``Muon``.
     Jet : awkward.Array
         ``n * var * Jet`` (four jets in pT order).
     MissingET : awkward.Array
@@ -76,16 +80,29 @@ class FastSimOutput:
         float32 (n,): event weights (the acceptance with ``acceptance="weight"``).
     acceptance : numpy.ndarray or None
         (n,) acceptance of each event, where it was applied.
+    lepton_collection : str
+        The lepton's collection name: ``Electron`` or ``Muon``.
     """
 
     mask: np.ndarray
-    Electron: ak.Array
+    Lepton: ak.Array
     Jet: ak.Array
     MissingET: ak.Array
     x: np.ndarray
     conjugate: np.ndarray
     weight: np.ndarray
     acceptance: np.ndarray | None
+    lepton_collection: str = formats.ELECTRON
+
+    def __getattr__(self, name: str) -> ak.Array:
+        # sim.Electron of an ejets model, sim.Muon of a mujets one
+        if name in formats.LEPTON_COLLECTIONS.values() and name == self.lepton_collection:
+            return self.Lepton
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+            + (f" (its lepton is {self.lepton_collection})"
+               if name in formats.LEPTON_COLLECTIONS.values() else "")
+        )
 
 
 class FastSim:
@@ -106,8 +123,14 @@ class FastSim:
         How the model's acceptance applies, as for ``turbosim-hep simulate``
         (`turbosim_hep.inference.resolve_acceptance`; default ``sample`` for a model
         with an acceptance, ``off`` for one without).
-    channel : {"electron", "positron", "both"}
-        Which final states to simulate (default both).
+    channel : str
+        Which final states to simulate: the reference channel of the model's layout
+        (``ejets``: ``electron``), its charge conjugate, or ``both`` (the default).
+
+    Attributes
+    ----------
+    layout : turbosim_hep.layout.Layout
+        The layout the model was trained on (read from the model file).
     """
 
     def __init__(
@@ -122,9 +145,10 @@ class FastSim:
     ):
         if acceptance is not None:
             arguments.choice(acceptance, ACCEPTANCE_MODES, "acceptance")
-        layout.channels_of(channel)
         check_device_name(device)
         self.model_path = os.path.abspath(os.fspath(model))
+        self.layout: Layout = load_model_layout(self.model_path)
+        self.layout.channels_of(channel)
         self.seed = arguments.SEED.check(seed, "seed")
         self.device = str(device)
         self.batch_size = (
@@ -158,7 +182,7 @@ class FastSim:
                 "events.metadata has no 'filename'; call simulate() with file= and entry="
             )
         start = int(metadata.get("entrystart", 0) or 0)
-        rows, batch = nanoevents.parton_z(events, self.channel)
+        rows, batch = nanoevents.parton_z(events, self.channel, self.layout)
         return self._simulate(len(events), rows, batch, metadata["filename"], start + rows)
 
     def simulate(
@@ -187,7 +211,7 @@ class FastSim:
         entry = np.arange(n, dtype=np.int64) if entry is None else np.asarray(entry, dtype=np.int64)
         if len(entry) != n:
             raise ValueError(f"{len(entry)} entry numbers for {n} events")
-        rows, batch = nanoevents.collection_z(partons, self.channel)
+        rows, batch = nanoevents.collection_z(partons, self.channel, self.layout)
         return self._simulate(n, rows, batch, file, entry[rows])
 
     def _simulate(
@@ -214,17 +238,18 @@ class FastSim:
         mask = np.zeros(n, dtype=bool)
         mask[rows[kept]] = True
         conjugate = batch.conjugates[kept]
-        electron, jet, met = nanoaod_collections(x, conjugate)
+        lepton, jet, met = nanoaod_collections(x, conjugate, self.layout)
         return FastSimOutput(
-            mask=mask, Electron=electron, Jet=jet, MissingET=met, x=x, conjugate=conjugate,
+            mask=mask, Lepton=lepton, Jet=jet, MissingET=met, x=x, conjugate=conjugate,
             weight=weight, acceptance=None if epsilon is None else epsilon[kept],
+            lepton_collection=formats.LEPTON_COLLECTIONS[self.layout.lepton.kind],
         )
 
 
 def nanoaod_collections(
-    x: np.ndarray, conjugate: np.ndarray | None = None
+    x: np.ndarray, conjugate: np.ndarray | None = None, layout: Layout = DEFAULT_LAYOUT
 ) -> tuple[ak.Array, ak.Array, ak.Array]:
-    """Electron, Jet and MissingET collections with coffea's NanoAOD behaviours.
+    """The lepton, Jet and MissingET collections with coffea's NanoAOD behaviours.
 
     The collections of `turbosim_hep.io.writer.reco_collections` (those
     ``turbosim-hep simulate`` writes), with two changes for coffea's candidates: masses
@@ -238,22 +263,26 @@ def nanoaod_collections(
         Shape (n, 24) in the X layout.
     conjugate : numpy.ndarray, optional
         bool (n,): events of the charge-conjugate channel (CP-mirrored in ``x``), given
-        back in their own frame with a positron.
+        back in their own frame with the lepton of the opposite charge.
+    layout : turbosim_hep.layout.Layout
+        The final state of ``x`` (default ``ejets``): its lepton is an Electron or a Muon.
 
     Returns
     -------
     tuple of awkward.Array
-        ``n * var * Electron``, ``n * var * Jet`` and ``n * MissingET`` (pt, phi).
+        ``n * var * Electron`` (or ``Muon``), ``n * var * Jet`` and ``n * MissingET``
+        (pt, phi).
     """
     # Imported here, not with the module: coffea.nanoevents imports coffea.util and with it
     # hist and rich, which a processor that only holds a FastSim does not need.
     from coffea.nanoevents.methods import nanoaod
 
-    collections = reco_collections(x, conjugate=conjugate)
+    collections = reco_collections(x, conjugate=conjugate, layout=layout)
     jet = collections[formats.JET]
     jet = ak.with_field(jet, ak.zeros_like(jet.pt), "charge")
+    lepton = formats.LEPTON_COLLECTIONS[layout.lepton.kind]
     return (
-        _candidates(collections[formats.ELECTRON], "Electron", nanoaod.behavior),
+        _candidates(collections[lepton], lepton, nanoaod.behavior),
         _candidates(jet, "Jet", nanoaod.behavior),
         ak.with_name(collections[formats.MET], "MissingET", behavior=nanoaod.behavior),
     )
@@ -265,26 +294,23 @@ def _candidates(objects: ak.Array, name: str, behavior: dict) -> ak.Array:
     return ak.with_name(objects, name, behavior=behavior)
 
 
-#: Detector-level collections a simulated event does not have (the simulated channel has
-#: no muon and no photon), removed by `simulated_events`.
-_NOT_SIMULATED = (formats.MUON, formats.PHOTON)
-
-
 def simulated_events(events: ak.Array, fastsim: FastSim) -> ak.Array:
-    """The events `fastsim` could simulate, with simulated Electron, Jet and MET.
+    """The events `fastsim` could simulate, with the simulated lepton, Jet and MET.
 
     A drop-in for processors written for the project's files: the returned NanoEvents
     look like those of a ``turbosim-hep simulate`` output (``MET`` as `TurboSimSchema`
-    names it, no Muon or Photon, the event ``weight``), with the partons and event ids
-    kept. For Delphes
+    names it, the lepton collection of the model's layout and no other lepton or Photon,
+    the event ``weight``), with the partons and event ids kept. For Delphes
     NanoEvents call ``fastsim(events)`` and use its collections directly.
     """
     sim = fastsim(events)
     kept = events[sim.mask]
-    for name in _NOT_SIMULATED:
+    # the simulated final state has one lepton of the layout's kind and no photon
+    not_simulated = [*formats.LEPTON_COLLECTIONS.values(), formats.PHOTON]
+    for name in not_simulated:
         if name in kept.fields:
             kept = ak.without_field(kept, name)
-    kept[formats.ELECTRON] = sim.Electron
+    kept[sim.lepton_collection] = sim.Lepton
     kept[formats.JET] = sim.Jet
     kept[formats.MET] = sim.MissingET
     kept[formats.EVENT_WEIGHT] = sim.weight

@@ -33,9 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from turbosim_hep.errors import InputError
-from turbosim_hep.io import Cutflow, EventBatch, EventWriter, read_events
+from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.generate.run import generate_file
+from turbosim_hep.io import Cutflow, EventBatch, EventFile, EventWriter, read_events
+from turbosim_hep.io.formats import LAYOUT_KEY
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+from turbosim_hep.layout import BUILTIN_LAYOUTS, DEFAULT_LAYOUT, Layout, resolve_layout
 from turbosim_hep.metrics import ks_floor
 from turbosim_hep.model import ModelConfig
 from turbosim_hep.model.presets import loss_config as preset_loss
@@ -93,6 +96,9 @@ class DemoSettings:
         How the acceptance is trained.
     plots : bool or tuple of str
         Plots of the report (see `turbosim_hep.validation.report.write_report`).
+    generated_events : int
+        Events the demo generates for a layout that has no shipped sample and was given
+        none (the shipped ``ejets`` sample was generated from 520,000).
     """
 
     test_fraction: float = 0.3
@@ -116,13 +122,14 @@ class DemoSettings:
     posterior_samples: int = 50
     acceptance: AcceptanceSettings = field(default_factory=AcceptanceSettings)
     plots: bool | tuple[str, ...] = True
+    generated_events: int = 520_000
 
 
 DEFAULT = DemoSettings()
 #: The same run on a small subset: one epoch of 36 steps, averaged over ~10 steps.
 QUICK = replace(
     DEFAULT, max_events=6000, epochs=1, ema_decay=0.9, replicas=1, posterior_samples=8,
-    acceptance=AcceptanceSettings(epochs=2), plots=("m_t_had", "x_E_jet1"),
+    acceptance=AcceptanceSettings(epochs=2), plots=("m_t_had", "x_E_jet1"), generated_events=4000,
 )
 #: The acceptance modes the demo checks on the raw test partons.
 ACCEPTANCE_CHECKS = ("sample", "weight")
@@ -155,6 +162,7 @@ def run_demo(
     seed: int = 2021,
     force: bool = False,
     progress: bool = True,
+    layout: Layout | str | None = None,
 ) -> dict:
     """Run the demo and write everything under ``output_dir``.
 
@@ -166,7 +174,9 @@ def run_demo(
         missing, refused if it holds files unless ``force``.
     sample : path, optional
         Events to use instead of the shipped sample (own format or Delphes, with partons;
-        the acceptance is checked when it holds rejected events).
+        the acceptance is checked when it holds rejected events). Without one, the
+        shipped sample for ``ejets``, and for another layout a sample the demo generates
+        first (``settings.generated_events`` events, as ``turbosim-hep generate`` does).
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     quick : bool
@@ -177,6 +187,9 @@ def run_demo(
         Reuse a non-empty output directory, replacing what the demo writes there.
     progress : bool
         Show progress bars.
+    layout : turbosim_hep.layout.Layout or str, optional
+        The final state (a `Layout`, a built-in name or a layout file). Default: the
+        built-in layout the sample's metadata names, else ``ejets``.
 
     Returns
     -------
@@ -188,20 +201,31 @@ def run_demo(
     started = time.perf_counter()
     settings = QUICK if quick else DEFAULT
     out = _prepare_directory(output_dir, force=force)
+    layout = _demo_layout(layout, sample)
+    if sample is None and layout != DEFAULT_LAYOUT:
+        sample = out / f"sample_{layout.name}.root"
+        _step(0, f"generating {settings.generated_events:,} {layout.name} events", sample)
+        try:
+            generate_file(sample, settings.generated_events, seed=seed,
+                          jobs=os.cpu_count() or 1, rejected_fraction=0.25, mantissa_bits=16,
+                          force=True, progress=progress, layout=layout)
+        except ImportError as err:  # no Pythia: the [generate] extra is not installed
+            raise TurbosimError(f"{err}; or give --sample") from None
     sample = Path(sample) if sample is not None else shipped_sample()
     if not sample.exists():
         raise InputError(
             sample, "no such file (the shipped sample is missing from this installation)"
         )
 
-    _step(1, "reading and splitting the sample", sample)
-    split = _split_sample(sample, settings, seed)
+    _step(1, f"reading and splitting the sample ({layout.name})", sample)
+    split = _split_sample(sample, settings, seed, layout)
 
     _step(2, "writing the test truth and the raw test partons", out)
-    files = _write_test_files(split, out, sample.name, seed)
+    files = _write_test_files(split, out, sample.name, seed, layout)
 
     _step(3, f"training the turbosim preset for {settings.epochs} epochs", files.model)
-    result = _train(sample, split, files, settings, seed=seed, device=device, progress=progress)
+    result = _train(sample, split, files, settings, seed=seed, device=device, progress=progress,
+                    layout=layout)
 
     _step(4, f"simulating the test partons ({settings.replicas}x) and unfolding the test events",
           out)
@@ -211,10 +235,11 @@ def run_demo(
 
     _step(5, "validating against the test truth", out / "report")
     metrics = validate(files.truth, [files.simulated], out / "report", unfolded=files.unfolded,
-                       plots=settings.plots, force=True, progress=progress)
+                       plots=settings.plots, force=True, progress=progress, layout=layout)
     acceptance = _check_acceptance(files, accepted, settings, metrics["table1"],
-                                   progress=progress)
+                                   progress=progress, layout=layout)
     metrics["demo"] = _facts(sample, split, settings, result, acceptance)
+    metrics["demo"]["layout"] = layout.name
     metrics["demo"]["wall_seconds"] = time.perf_counter() - started
     (out / "demo.json").write_text(json.dumps(metrics["demo"], indent=2) + "\n")
     _summary(metrics, out)
@@ -273,11 +298,21 @@ class _Files:
         return self.out / f"accepted_{mode}.root"
 
 
-def _split_sample(sample: Path, settings: DemoSettings, seed: int) -> _Split:
+def _demo_layout(layout: Layout | str | None, sample: str | os.PathLike | None) -> Layout:
+    """The layout asked for; else the built-in one the sample's metadata names; else
+    ``ejets`` (the shipped sample's)."""
+    if layout is not None:
+        return resolve_layout(layout)
+    if sample is None or not os.path.isfile(sample):
+        return DEFAULT_LAYOUT
+    return BUILTIN_LAYOUTS.get(EventFile(sample).stored_layout, DEFAULT_LAYOUT)
+
+
+def _split_sample(sample: Path, settings: DemoSettings, seed: int, layout: Layout) -> _Split:
     """Step 1: read the sample and split it (the selected events and the rejected ones
     each in the same proportions)."""
-    batch, cutflow = read_events(sample)
-    labelled, _ = read_events(sample, labels=True)
+    batch, cutflow = read_events(sample, layout)
+    labelled, _ = read_events(sample, layout, labels=True)
     if settings.max_events is not None and len(batch) > settings.max_events:
         batch = batch.take(slice(0, settings.max_events))
         labelled = labelled.take(labelled.entry <= batch.entry[-1])
@@ -295,27 +330,31 @@ def _split_sample(sample: Path, settings: DemoSettings, seed: int) -> _Split:
     return _Split(batch, cutflow, labelled, parts, np.isin(labelled.entry, examples["test"]))
 
 
-def _write_test_files(split: _Split, out: Path, sample_name: str, seed: int) -> _Files:
+def _write_test_files(
+    split: _Split, out: Path, sample_name: str, seed: int, layout: Layout
+) -> _Files:
     """Step 2: the selected test events as a truth file, and the partons of every test
     event, selected or not, as a raw parton file."""
     files = _Files(out)
     batch, test = split.batch, split.test
-    facts = {"sample": sample_name, "split": "test", "seed": seed}
+    facts = {"sample": sample_name, "split": "test", "seed": seed, LAYOUT_KEY: layout.name}
     with EventWriter(files.truth, force=True, metadata=facts) as writer:
         writer.write(
             event_columns(batch.entry[test])
-            | reco_columns(batch.x[test])
-            | parton_columns(batch.z[test])
+            | reco_columns(batch.x[test], layout=layout)
+            | parton_columns(batch.z[test], layout=layout)
         )
     raw = split.labelled.take(split.test_events)
     with EventWriter(files.partons, force=True, metadata=facts | {"content": "raw"}) as writer:
-        writer.write(event_columns(raw.entry, weight=raw.weights) | parton_columns(raw.z))
+        writer.write(
+            event_columns(raw.entry, weight=raw.weights) | parton_columns(raw.z, layout=layout)
+        )
     return files
 
 
 def _train(
     sample: Path, split: _Split, files: _Files, settings: DemoSettings, *, seed: int,
-    device: str, progress: bool,
+    device: str, progress: bool, layout: Layout,
 ) -> TrainResult:
     """Step 3: train the ``turbosim`` preset on the selected training events (the
     validation part for model selection), and the acceptance on every training event."""
@@ -340,6 +379,7 @@ def _train(
             val_fraction=len(parts["val"]) / len(fit),
             seed=seed,
             device=device,
+            layout=layout,
         ),
         force=True,
         progress=progress,
@@ -375,7 +415,7 @@ def _simulate_and_unfold(
 
 def _check_acceptance(
     files: _Files, accepted: dict[str, RunSummary], settings: DemoSettings,
-    table1: dict[str, float | None], *, progress: bool,
+    table1: dict[str, float | None], *, progress: bool, layout: Layout,
 ) -> dict[str, dict]:
     """Step 5, the acceptance: validate each file of ``accepted`` against the test truth;
     its Table 1, the selected yield it predicts and the events it holds, by mode. The
@@ -385,7 +425,7 @@ def _check_acceptance(
     unfolding = {key: table1[key] for key in report.TABLE1_PARTON_COLUMNS}
     for mode, summary in accepted.items():
         checked = validate(files.truth, [summary.output], files.out / f"report_acceptance_{mode}",
-                           plots=settings.plots, force=True, progress=progress)
+                           plots=settings.plots, force=True, progress=progress, layout=layout)
         acceptance[mode] = {
             "table1": checked["table1"] | unfolding,
             "predicted_selected": checked["yield"]["simulation"],

@@ -20,17 +20,18 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_layout_flag(parser: argparse.ArgumentParser, *, from_model: bool = False) -> None:
+def add_layout_flag(
+    parser: argparse.ArgumentParser, *, default: str | None = "ejets", default_text: str = ""
+) -> None:
     """``--layout NAME|FILE``: the final state (``args.layout``, resolved by the command).
 
-    ``from_model``: the default is the layout the model was trained on (None), and a
-    layout given must be the model's.
+    ``default`` None: the command takes the layout from elsewhere (the model, a config
+    file), which ``default_text`` says.
     """
     from turbosim_hep.layout import BUILTIN_LAYOUTS
 
-    default = "the model's" if from_model else "ejets, the paper's"
     parser.add_argument(
-        "--layout", default=None if from_model else "ejets", metavar="NAME|FILE",
+        "--layout", default=default, metavar="NAME|FILE",
         help=f"the final state: {', '.join(BUILTIN_LAYOUTS)} or a .toml layout file "
-        f"(docs/layouts.md; default {default})",
+        f"(docs/layouts.md; default {default_text or 'ejets, the paper'})",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from turbosim_hep.cli._common import add_progress_flag
+from turbosim_hep.cli._common import add_layout_flag, add_progress_flag
 from turbosim_hep.cli._types import seed_int
 
 #: The command's line in ``turbosim-hep --help``.
@@ -30,6 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=seed_int, default=2021,
                         help="seed of everything (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty output directory")
+    add_layout_flag(
+        parser, default=None,
+        default_text="the one --sample names, else ejets and the shipped sample; another "
+        "layout without --sample generates its sample first (needs turbosim-hep[generate])",
+    )
     add_progress_flag(parser)
     return parser
 
@@ -38,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     from turbosim_hep.demo import run_demo  # torch and coffea: only when the demo runs
 
     run_demo(args.output, sample=args.sample, device=args.device, quick=args.quick,
-             seed=args.seed, force=args.force, progress=args.progress)
+             seed=args.seed, force=args.force, progress=args.progress, layout=args.layout)
     return 0

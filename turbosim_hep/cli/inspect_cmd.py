@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from turbosim_hep.cli._common import add_layout_flag
+
 if TYPE_CHECKING:  # uproot and awkward load only when the command runs
     from turbosim_hep.io import Cutflow, EventFile
 
@@ -18,30 +20,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "inspect",
         help=HELP,
         description="Report the tree found in FILE, its entries, the cut-flow of the "
-        "reference selection, the events with a complete parton record and the events "
+        "layout's selection, the events with a complete parton record and the events "
         "finally usable for training, and beside them the events of the charge-conjugate "
-        "channel (a positron, e+ nu_e b-bar b u-bar d), which simulate, unfold and train "
-        "can use too (--channel).",
+        "channel (ejets: a positron, e+ nu_e b-bar b u-bar d), which simulate, unfold and "
+        "train can use too (--channel).",
     )
     parser.add_argument("file", metavar="FILE", help="Delphes or turbosim-hep ROOT file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_layout_flag(parser, default=None, default_text="the one FILE names, else ejets")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from turbosim_hep import layout
-    from turbosim_hep.io import EventFile
-
-    event_file = EventFile(args.file)
+    event_file = open_in_layout(args.file, args.layout)
+    layout = event_file.layout
     detector, partons = event_file.has_detector, event_file.has_partons
-    if not (detector or partons):
-        event_file.require(detector=True, partons=False)  # raises, naming the missing branches
+    # raises on a file of another layout, or naming the missing branches
+    event_file.require(detector=not partons, partons=False)
+    reference, conjugate_channel = layout.channels
     cutflows = {
         channel: _cutflow(event_file, detector=detector, partons=partons, channel=channel)
-        for channel in layout.CHANNELS
+        for channel in layout.channels
     }
-    cutflow, conjugate = cutflows[layout.REFERENCE_CHANNEL], cutflows["positron"]
+    cutflow, conjugate = cutflows[reference], cutflows[conjugate_channel]
     report = {
+        "layout": layout.name,
         "file": event_file.path,
         "tree": event_file.tree.name,
         "format": event_file.format,
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         "conjugate": {
             "cutflow": conjugate.as_dict(),
             "complete_partons": (
-                _cutflow(event_file, partons=True, channel="positron").selected
+                _cutflow(event_file, partons=True, channel=conjugate_channel).selected
                 if partons else None
             ),
             "selected": conjugate.selected,
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{report['file']}: tree '{report['tree']}' ({report['format']}), "
-        f"{report['entries']} entries"
+        f"{report['entries']} entries; layout {layout.name} ({layout.description})"
     )
     width = max(len(name) for name in report["cutflow"])
     for name, count in report["cutflow"].items():
@@ -77,10 +80,22 @@ def run(args: argparse.Namespace) -> int:
         f", {other['complete_partons']} with its parton record" if partons else ""
     )
     print(
-        f"charge-conjugate channel (e+ nu_e b-bar b u-bar d): {other['selected']} usable "
+        f"charge-conjugate channel ({conjugate_channel}): {other['selected']} usable "
         f"events{partons_text}"
     )
     return 0
+
+
+def open_in_layout(path: str, layout: str | None) -> EventFile:
+    """The reader of a file in ``layout`` (a name or a file); None: the built-in layout
+    the file's metadata names, else ``ejets``."""
+    from turbosim_hep.io import EventFile
+    from turbosim_hep.layout import BUILTIN_LAYOUTS, DEFAULT_LAYOUT
+
+    event_file = EventFile(path, layout or DEFAULT_LAYOUT)
+    if layout is None and event_file.stored_layout in BUILTIN_LAYOUTS:
+        event_file = EventFile(path, event_file.stored_layout)
+    return event_file
 
 
 def _cutflow(
@@ -88,10 +103,8 @@ def _cutflow(
     channel: str | None = None,
 ) -> Cutflow:
     """The cut-flow of one read of the file, in ``channel`` (default: the reference one)."""
-    from turbosim_hep import layout
     from turbosim_hep.io import Cutflow
 
-    channel = layout.REFERENCE_CHANNEL if channel is None else channel
     cutflow = Cutflow()
     for _ in event_file.iterate(
         detector=detector, partons=partons, cutflow=cutflow, channel=channel

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from turbosim_hep.cli._common import add_progress_flag
+from turbosim_hep.cli._common import add_layout_flag, add_progress_flag
 from turbosim_hep.cli._types import oversample_int, positive_int, scheduler_address, seed_int
 
 if TYPE_CHECKING:  # torch and uproot load only when a command runs
@@ -21,8 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "simulate",
         help=HELP,
-        description="Generate the electron, missing transverse momentum and four jets of "
-        "every e- nu_e-bar b b-bar u d-bar event (and of its charge conjugate) of the INPUT "
+        description="Generate the lepton, missing transverse momentum and four jets of "
+        "every event of the model's layout (ejets: e- nu_e-bar b b-bar u d-bar; mujets: "
+        "the muon's) and of its charge conjugate in the INPUT "
         "files (the project's ROOT files, Delphes files, LHE files plain or gzipped, HDF5 "
         "exports) with the decoder of MODEL, and write them with the input partons to one "
         "ROOT file. Most events of a raw parton sample would fail the detector selection: the "
@@ -53,7 +54,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments simulate and unfold share."""
-    from turbosim_hep.layout import CHANNEL_CHOICES
 
     parser.add_argument("model", metavar="MODEL.pt", help="model file of 'turbosim-hep train'")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="input files")
@@ -80,9 +80,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the input files on this Dask distributed scheduler (tcp://host:8786)",
     )
     parser.add_argument(
-        "--channel", choices=CHANNEL_CHOICES, default="both",
-        help="electron (e- nu_e-bar b b-bar u d-bar, the paper's), positron (its charge "
-        "conjugate, CP-mirrored through the model) or both (default)",
+        "--channel", default="both", metavar="CHANNEL",
+        help="the layout's reference channel (ejets: electron, e- nu_e-bar b b-bar u d-bar, "
+        "the paper's; mujets: muon), its charge conjugate (positron, antimuon: CP-mirrored "
+        "through the model) or both (default)",
+    )
+    add_layout_flag(
+        parser, default=None,
+        default_text="the model's, the only one it takes; a file of another is refused",
     )
     parser.add_argument(
         "--compression", default="zstd:1", metavar="ALGO[:LEVEL]",
@@ -107,6 +112,7 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
         progress=args.progress and sys.stderr.isatty(),
         channel=args.channel,
         compression=args.compression,
+        layout=args.layout,
     )
     if direction == "simulate":
         summary = simulate_files(
@@ -125,8 +131,8 @@ def run_command(args: argparse.Namespace, direction: str) -> int:
 _COPIES = {"simulate": "replicas", "unfold": "samples"}
 #: What the events skipped by the reader lack, by direction.
 _SKIPPED = {
-    "simulate": "without the e- nu_e-bar b b-bar u d-bar final state",
-    "unfold": "failing the reference selection",
+    "simulate": "without the layout's partons",
+    "unfold": "failing the layout's selection",
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from turbosim_hep.cli._common import add_progress_flag
+from turbosim_hep.cli._common import add_layout_flag, add_progress_flag
 from turbosim_hep.cli._types import (
     fraction,
     non_negative_float,
@@ -41,7 +41,7 @@ SETTING_FLAGS: dict[str, str] = {
     "select_on_physics": "--select-on-physics", "gp_interval": "--gp-interval", "amp": "--amp",
     "seed": "--seed", "epochs": "--epochs", "patience": "--patience", "device": "--device",
     "graphs": "--no-graphs", "threads": "--threads", "channel": "--channel",
-    "acceptance": "--no-acceptance",
+    "acceptance": "--no-acceptance", "layout": "--layout",
 }
 
 
@@ -64,7 +64,6 @@ def _resume_flags() -> dict[str, str]:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # the flags' choices and help list the loss terms and presets, which import torch:
     # this parser is built only when the command is train (turbosim_hep.cli.build_parser)
-    from turbosim_hep import layout
     from turbosim_hep.model.losses import (
         DISTRIBUTION_TERMS,
         DIVERGENCES,
@@ -187,9 +186,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=seed_int, metavar="S", help="random seed (default 0)")
     parser.add_argument(
         "--channel",
-        choices=layout.CHANNEL_CHOICES,
-        help="train on the reference channel (electron, the default), its charge conjugate "
-        "(positron, CP-mirrored into the same layout) or both",
+        metavar="CHANNEL",
+        help="train on the layout's reference channel (the default; ejets: electron), its "
+        "charge conjugate (ejets: positron, CP-mirrored into the same slots) or both",
+    )
+    add_layout_flag(
+        parser, default=None, default_text="the config file's, else ejets, the paper's"
     )
     parser.add_argument(
         "--no-acceptance",
@@ -231,6 +233,7 @@ def _new_run(args: argparse.Namespace):
         "seed": args.seed,
         "channel": args.channel,
         "acceptance": args.acceptance,
+        "layout": args.layout,
     }
     file_config = read_config_file(args.config) if args.config else None
     model_config, loss_config, train_config = build_configs(

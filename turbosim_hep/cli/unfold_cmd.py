@@ -15,10 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "unfold",
         help=HELP,
-        description="Estimate the six partons (e-, nu_e-bar, b, b-bar, u, d-bar) of every "
-        "event of the INPUT files (Delphes or the project's ROOT files, HDF5 exports) that "
-        "passes the reference selection, with the encoder of MODEL, and write them as the Parton "
-        "collection beside the input Electron, Jet and MET to one ROOT file. With --samples "
+        description="Estimate the six partons of the model's layout (ejets: e-, nu_e-bar, b, "
+        "b-bar, u, d-bar) of every event of the INPUT files (Delphes or the project's ROOT "
+        "files, HDF5 exports) that passes the layout's selection, with the encoder of MODEL, "
+        "and write them as the Parton collection beside the input lepton, Jet and MET to one "
+        "ROOT file. With --samples "
         "K, every event is unfolded K times, each a draw from the encoder's posterior "
         "q(z|x) with its own reproducible noise (docs/simulate.md: how to use them).",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from turbosim_hep.cli._common import add_progress_flag
+from turbosim_hep.cli._common import add_layout_flag, add_progress_flag
 from turbosim_hep.cli._types import positive_int
 
 #: Executors offered here (Dask needs a client: use the Python API or analysis/).
@@ -17,12 +17,10 @@ HELP = "compare a fast simulation with the truth: KS/W1 metrics, Table 1, plots"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from turbosim_hep.layout import CHANNEL_CHOICES
-
     parser = subparsers.add_parser(
         "validate",
         help=HELP,
-        description="Run the same coffea analysis (reference selection, tt-bar "
+        description="Run the same coffea analysis (the layout's selection, tt-bar "
         "reconstruction, histograms) on the truth and on the Turbo-Sim output, and write "
         "a report to DIR: metrics.json (KS and Wasserstein-1 distances of every quantity, "
         "valid fraction, Table 1), metrics.md (Table 1 next to the published rows), "
@@ -48,9 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--bins", type=positive_int, default=80, help="bins per histogram")
     parser.add_argument("--plots", choices=("all", "table1", "none"), default="all",
                         help="which quantities to plot (default: all)")
-    parser.add_argument("--channel", choices=CHANNEL_CHOICES, default="electron",
-                        help="selection: electron (the paper's, default), positron (its charge "
-                        "conjugate) or both")
+    parser.add_argument("--channel", default=None, metavar="CHANNEL",
+                        help="selection: the layout's reference channel (default; ejets: "
+                        "electron, the paper's), its charge conjugate (positron) or both")
+    add_layout_flag(
+        parser, default=None,
+        default_text="the one the --sim file's metadata names, else ejets",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     add_progress_flag(parser)
     return parser
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         plots=plots,
         force=args.force,
         channel=args.channel,
+        layout=args.layout,
         progress=args.progress and sys.stderr.isatty(),
     )
     print(table1_markdown(result))

@@ -261,4 +261,4 @@ def hard_partons(records: np.ndarray, layout: Layout = DEFAULT_LAYOUT) -> np.nda
             raise RuntimeError(f"a hard process lacks the {parton.name} of {layout.name}")
         index = np.argmax(match, axis=1)
         z[:, k] = records[np.arange(n), index, 2:]
-    return z.reshape(n, -1)
+    return z.reshape(n, len(layout.partons) * N_COMPONENTS)

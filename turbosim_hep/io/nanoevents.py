@@ -240,7 +240,7 @@ def stored_x(
     )
     shape = (n, layout.n_jets)
     p4[:, 2:] = p4_from_ptetaphim(*(values(jets[f], shape) for f in ("pt", "eta", "phi", "mass")))
-    return p4.reshape(n, -1)
+    return p4.reshape(n, len(layout.objects) * N_COMPONENTS)
 
 
 def _branches(

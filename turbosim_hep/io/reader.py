@@ -50,7 +50,7 @@ class EventFile(EventSource):
     layout : turbosim_hep.layout.Layout or str
         The final state to select (a `Layout`, a built-in name or a layout file);
         default ``ejets``. A file of the project's own format that says in its metadata
-        which layout it holds must hold this one.
+        which layout it holds must hold this one to be read (`require`).
 
     Raises
     ------
@@ -75,8 +75,8 @@ class EventFile(EventSource):
             raise InputError(self.path, f"truncated ROOT file ({size:,} of {end:,} bytes)")
         self.format, self.tree = self._find_tree()
         self._keys = set(self.tree.keys(full_paths=False, filter_name=_leaf_names(self.format)))
-        if self.format == "turbosim":
-            _check_layout(self.path, self.layout, self._file)
+        #: The layout the file's metadata names (the project's files), if any.
+        self.stored_layout = _stored_layout(self._file) if self.format == "turbosim" else None
 
     def _find_tree(self) -> tuple[Format, uproot.TTree]:
         not_trees = []
@@ -137,7 +137,14 @@ class EventFile(EventSource):
         return [b for b in branches if b not in self._keys]
 
     def require(self, *, detector: bool, partons: bool) -> None:
-        """Raise `InputError` naming the missing branches if the file lacks what is asked."""
+        """Raise `InputError` naming the missing branches if the file lacks what is asked,
+        or naming its layout if its metadata says it holds the events of another one."""
+        if self.stored_layout is not None and self.stored_layout != self.layout.name:
+            raise InputError(
+                self.path,
+                f"holds {self.stored_layout} events, not {self.layout.name} ones "
+                f"(give --layout {self.stored_layout})",
+            )
         missing = []
         if detector:
             missing += self._missing(self.detector_branches)
@@ -248,18 +255,15 @@ def _leaf_names(fmt: Format) -> list[str]:
     )
 
 
-def _check_layout(path: str, layout: Layout, file: uproot.ReadOnlyDirectory) -> None:
-    """Refuse a file whose metadata says it holds the events of another layout."""
+def _stored_layout(file: uproot.ReadOnlyDirectory) -> str | None:
+    """The layout name a file's metadata holds (`formats.LAYOUT_KEY`), if any."""
     if formats.METADATA_KEY not in file:
-        return
+        return None
     try:
         stored = json.loads(str(file[formats.METADATA_KEY])).get(formats.LAYOUT_KEY)
     except (ValueError, AttributeError):
-        return  # not the project's metadata: nothing said about the layout
-    if stored is not None and stored != layout.name:
-        raise InputError(
-            path, f"holds {stored} events, not {layout.name} ones (give --layout {stored})"
-        )
+        return None  # not the project's metadata: nothing said about the layout
+    return None if stored is None else str(stored)
 
 
 def _kind(obj: object) -> str:

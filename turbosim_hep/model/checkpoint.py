@@ -1,4 +1,5 @@
-"""One-file checkpoints: weights, configuration, standardisation, layout version, history.
+"""One-file checkpoints: weights, configuration, standardisation, the layout and its version,
+history.
 
 A checkpoint is a dictionary of tensors and plain Python values written with
 `torch.save` and read with ``torch.load(weights_only=True)``: loading never unpickles
@@ -18,9 +19,10 @@ from typing import Any
 
 import torch
 
-from turbosim_hep import __version__, layout
+from turbosim_hep import __version__
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import InputError, read_head
+from turbosim_hep.layout import BUILTIN_LAYOUTS, DEFAULT_LAYOUT, LAYOUT_VERSION, Layout
 from turbosim_hep.model.acceptance import N_FEATURES, AcceptanceModel, acceptance_from_state
 from turbosim_hep.model.turbosim import ModelConfig, TurboSim
 from turbosim_hep.outputs import AtomicOutput
@@ -42,6 +44,7 @@ def save_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     model_state: Mapping[str, torch.Tensor] | None = None,
     acceptance: Mapping[str, Any] | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
     force: bool = True,
 ) -> None:
     """Write a model (and optionally its training record) to one file, atomically.
@@ -67,6 +70,8 @@ def save_checkpoint(
     acceptance : mapping, optional
         The acceptance classifier: ``config`` (`AcceptanceConfig` as a dict), ``state``
         (its state dict) and any plain-Python record (settings, training history).
+    layout : turbosim_hep.layout.Layout
+        The layout of the events the model was trained on (stored as its plain data).
     force : bool
         Replace an existing file (False: refuse one, even if it appears while writing).
 
@@ -79,7 +84,8 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "layout_version": layout.LAYOUT_VERSION,
+        "layout_version": LAYOUT_VERSION,
+        "layout": layout.to_dict(),
         "turbosim_hep_version": __version__,
         "model_config": model.config.to_dict(),
         "model_state": {
@@ -134,13 +140,46 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             f"model file format {payload.get('format_version')} is not the supported "
             f"format {FORMAT_VERSION}",
         )
-    if payload.get("layout_version") != layout.LAYOUT_VERSION:
+    if payload.get("layout_version") != LAYOUT_VERSION:
         raise InputError(
             path,
             f"model was trained for event layout version {payload.get('layout_version')}, "
-            f"this turbosim-hep uses version {layout.LAYOUT_VERSION}; retrain it",
+            f"this turbosim-hep uses version {LAYOUT_VERSION}; retrain it",
         )
+    checkpoint_layout(payload, path)  # a bad stored layout fails here, in one line
     return payload
+
+
+def checkpoint_layout(payload: Mapping[str, Any], path: str | os.PathLike) -> Layout:
+    """The layout of the events a loaded checkpoint was trained on.
+
+    Models written before layouts were values store none: theirs is ``ejets``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, if the stored layout is not a valid one.
+    """
+    stored = payload.get("layout")
+    if stored is None:
+        return DEFAULT_LAYOUT
+    try:
+        layout = Layout.from_dict(stored)
+    except ValueError as err:
+        raise InputError(path, f"model file holds a bad layout ({err})") from None
+    builtin = BUILTIN_LAYOUTS.get(layout.name)
+    return builtin if builtin == layout else layout
+
+
+def load_model_layout(path: str | os.PathLike) -> Layout:
+    """The layout of a model file's events (see `checkpoint_layout`).
+
+    Raises
+    ------
+    InputError
+        Naming the file, if it is missing, corrupt, or not a model.
+    """
+    return checkpoint_layout(load_checkpoint(path), path)
 
 
 def model_from_checkpoint(

@@ -9,6 +9,7 @@ import numpy as np
 
 from turbosim_hep.io import formats
 from turbosim_hep.io.writer import event_columns, parton_columns, reco_columns
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 from turbosim_hep.pipeline.job import Direction
 
 #: Branch with the position of each event's input in the metadata list ``inputs``.
@@ -46,6 +47,7 @@ class InputColumns:
         direction: Direction,
         source: int,
         conjugate: np.ndarray | None = None,
+        layout: Layout = DEFAULT_LAYOUT,
     ) -> InputColumns:
         """The input branches of a chunk.
 
@@ -61,13 +63,15 @@ class InputColumns:
             Index of the input in the output's ``inputs`` metadata.
         conjugate : numpy.ndarray, optional
             bool (n,): events of the charge-conjugate channel (held CP-mirrored).
+        layout : turbosim_hep.layout.Layout
+            The final state (its collections, charges and ids).
         """
         ids = event_columns(entry)
         ids[SOURCE_BRANCH] = np.full(len(entry), source, dtype=np.uint32)
         if direction == "simulate":
-            objects = parton_columns(inputs, conjugate=conjugate)
+            objects = parton_columns(inputs, conjugate=conjugate, layout=layout)
         else:
-            objects = reco_columns(inputs, conjugate=conjugate)
+            objects = reco_columns(inputs, conjugate=conjugate, layout=layout)
         return cls(ids, objects)
 
     def __len__(self) -> int:
@@ -92,12 +96,14 @@ def output_columns(
     weight: np.ndarray | None = None,
     acceptance: np.ndarray | None = None,
     replica: int | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict[str, object]:
     """The branches of one chunk: event ids, ``source``, generated and input objects.
 
-    simulate: Electron, Jet, MET (pt, eta, phi, mass and px, py, pz, E) generated from
-    the input ``Parton`` collection. unfold: the generated ``Parton`` collection (with
-    px, py, pz, E) and the input Electron, Jet and MET. Events of the charge-conjugate
+    simulate: the lepton (the layout's Electron or Muon), Jet, MET (pt, eta, phi, mass
+    and px, py, pz, E) generated from the input ``Parton`` collection. unfold: the
+    generated ``Parton`` collection (with px, py, pz, E) and the input lepton, Jet and
+    MET. Events of the charge-conjugate
     channel are written back in their own frame, with their own charges and ids.
 
     Parameters
@@ -116,6 +122,8 @@ def output_columns(
         (n,) acceptance of each event, written as `ACCEPTANCE_BRANCH`.
     replica : int, optional
         Replica number of the chunk, written as `REPLICA_BRANCH`.
+    layout : turbosim_hep.layout.Layout
+        The final state (its collections, charges and ids).
     """
     n = len(outputs)
     columns: dict[str, object] = dict(inputs.ids)
@@ -126,9 +134,11 @@ def output_columns(
     if acceptance is not None:
         columns[ACCEPTANCE_BRANCH] = np.asarray(acceptance, dtype=np.float32)
     if direction == "simulate":
-        columns |= reco_columns(outputs, with_cartesian=True, conjugate=conjugate)
+        columns |= reco_columns(outputs, with_cartesian=True, conjugate=conjugate, layout=layout)
     else:
-        columns |= parton_columns(outputs, with_cartesian=True, conjugate=conjugate)
+        columns |= parton_columns(
+            outputs, with_cartesian=True, conjugate=conjugate, layout=layout
+        )
     return columns | inputs.objects
 
 

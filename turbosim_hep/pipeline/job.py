@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
+
 #: ``simulate``: Z -> X with the decoder; ``unfold``: X -> Z with the encoder.
 Direction = Literal["simulate", "unfold"]
 
@@ -33,13 +35,15 @@ class Job:
         Events per chunk read.
     threads : int
         Torch intra-op threads of the inference (0: leave torch's setting).
-    channel : {"electron", "positron", "both"}
-        Which channel's events are read (`turbosim_hep.layout.CHANNEL_CHOICES`).
+    channel : str
+        Which channel's events are read (``layout.channel_choices``).
     acceptance : {"sample", "weight", "off"}
         How the model's acceptance applies (simulate; `turbosim_hep.inference.ACCEPTANCE_MODES`).
     oversample : int
         Copies of every input event, each with its own noise: the replicas of
         ``simulate --oversample`` or the posterior samples of ``unfold --samples``.
+    layout : turbosim_hep.layout.Layout
+        The final state of the model's events: what is read and what is written.
     """
 
     direction: Direction
@@ -52,3 +56,4 @@ class Job:
     channel: str = "both"
     acceptance: str = "off"
     oversample: int = 1
+    layout: Layout = DEFAULT_LAYOUT

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from turbosim_hep.layout import Layout
 from turbosim_hep.pipeline.job import CHUNK_EVENTS
 
 
@@ -50,14 +51,18 @@ class RunOptions:
         Overwrite an existing output.
     progress : bool
         Show progress bars.
-    channel : {"electron", "positron", "both"}
-        Which final states to read: the reference one (e- nu_e-bar b b-bar u d-bar, an
-        electron of charge -1 at detector level), its charge conjugate (CP-mirrored
-        through the model), or both.
+    channel : str
+        Which final states to read: the layout's reference one (``ejets``: ``electron``,
+        e- nu_e-bar b b-bar u d-bar with an electron of charge -1 at detector level),
+        its charge conjugate (``positron``, CP-mirrored through the model), or ``both``.
     compression : str
         Compression of the output, ``ALGORITHM[:LEVEL]`` with ALGORITHM one of ``zstd``,
         ``lz4``, ``zlib``, ``lzma`` (`turbosim_hep.io.writer.parse_compression`);
         recorded in the output's metadata.
+    layout : turbosim_hep.layout.Layout or str, optional
+        The final state of the inputs: a `Layout`, a built-in name or a layout file.
+        Default: the layout the model was trained on, the only one it takes (another
+        is refused in one line).
     """
 
     seed: int = 0
@@ -70,6 +75,7 @@ class RunOptions:
     progress: bool = True
     channel: str = "both"
     compression: str = "zstd:1"
+    layout: Layout | str | None = None
 
     @classmethod
     def merge(

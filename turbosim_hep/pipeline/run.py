@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from turbosim_hep import __version__, arguments, layout
+from turbosim_hep import __version__, arguments
 from turbosim_hep.device import resolve_device
 from turbosim_hep.errors import TurbosimError
 from turbosim_hep.inference import (
@@ -32,7 +32,10 @@ from turbosim_hep.inference import (
     cached_model,
     file_sha256,
 )
+from turbosim_hep.io import formats
 from turbosim_hep.io.writer import EventWriter, compression_text, parse_compression, read_chunks
+from turbosim_hep.layout import Layout, resolve_layout
+from turbosim_hep.model.checkpoint import load_model_layout
 from turbosim_hep.outputs import check_output_path, temporary_prefix
 from turbosim_hep.pipeline import executors
 from turbosim_hep.pipeline.job import Direction, Job
@@ -210,7 +213,8 @@ def run_files(
         jobs = arguments.POSITIVE_INT.check(jobs, "jobs")
     if direction == "unfold" and acceptance not in (None, "off"):
         raise TurbosimError("unfold takes no acceptance")
-    channel = arguments.choice(channel, layout.CHANNEL_CHOICES, "channel")
+    event_layout = _model_layout(model, options.layout)
+    channel = arguments.choice(channel, event_layout.channel_choices, "channel")
     if scheduler is not None:
         scheduler = arguments.scheduler_address(scheduler, "scheduler")
     compressed = parse_compression(compression)
@@ -230,7 +234,7 @@ def run_files(
             stacklevel=3,
         )
     for path in inputs:
-        open_input(path, direction)  # fail on a bad input before any work
+        open_input(path, direction, event_layout)  # fail on a bad input before any work
     _warn_of_shared_names(inputs)
     jobs = _jobs(jobs, len(inputs))
     job = Job(
@@ -244,6 +248,7 @@ def run_files(
         channel=channel,
         acceptance=mode,
         oversample=oversample,
+        layout=event_layout,
     )
     metadata = {
         "command": direction,
@@ -255,6 +260,7 @@ def run_files(
         "torch_version": torch.__version__,
         "device": job.device,
         "inputs": [os.path.basename(p) for p in inputs],
+        formats.LAYOUT_KEY: event_layout.name,
         "channel": channel,
         "acceptance": mode,
         "oversample": oversample,
@@ -270,6 +276,18 @@ def run_files(
             files = _run_parallel(job, inputs, writer, jobs, scheduler, progress)
         writer.metadata["cutflow"] = [f.cutflow for f in files]  # in the order of "inputs"
     return RunSummary(output, files, time.perf_counter() - start_time)
+
+
+def _model_layout(model: str | os.PathLike, asked: Layout | str | None) -> Layout:
+    """The layout of a model's events; `TurbosimError` if ``asked`` is another one."""
+    trained = load_model_layout(model)
+    if asked is not None and resolve_layout(asked) != trained:
+        name = asked.name if isinstance(asked, Layout) else os.fspath(asked)
+        raise TurbosimError(
+            f"{os.fspath(model)}: the model was trained on {trained.name} events, not on "
+            f"those of the {name} layout"
+        )
+    return trained
 
 
 def inference_threads(jobs: int) -> int:

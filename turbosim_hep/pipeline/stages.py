@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from turbosim_hep import layout
 from turbosim_hep.errors import InputError
 from turbosim_hep.inference import (
     Replica,
@@ -39,6 +38,7 @@ from turbosim_hep.inference import (
     run_model,
 )
 from turbosim_hep.io import Cutflow, EventBatch, EventSource, EventWriter, open_events
+from turbosim_hep.layout import DEFAULT_LAYOUT, N_FEATURES, Layout
 from turbosim_hep.model.acceptance import AcceptanceModel
 from turbosim_hep.pipeline.columns import InputColumns, output_columns
 from turbosim_hep.pipeline.job import Direction, Job
@@ -97,8 +97,10 @@ def reads(direction: Direction) -> dict[str, bool]:
     return {"detector": direction == "unfold", "partons": direction == "simulate"}
 
 
-def open_input(path: str | os.PathLike, direction: Direction) -> EventSource:
-    """The reader of an input file, checked to hold what ``direction`` needs.
+def open_input(
+    path: str | os.PathLike, direction: Direction, layout: Layout = DEFAULT_LAYOUT
+) -> EventSource:
+    """The reader of an input file in a layout, checked to hold what ``direction`` needs.
 
     Raises
     ------
@@ -106,7 +108,7 @@ def open_input(path: str | os.PathLike, direction: Direction) -> EventSource:
         If the file cannot be read or lacks the partons (simulate) or the detector
         objects (unfold).
     """
-    source = open_events(path)
+    source = open_events(path, layout)
     source.require(**reads(direction))
     return source
 
@@ -240,7 +242,7 @@ class Inference:
             function, noise_dim = model.unfold, model.encoder_noise_dim
         staging = None
         if device.type == "cuda":
-            staging = CudaStaging(device, layout.N_FEATURES, noise_dim, layout.N_FEATURES,
+            staging = CudaStaging(device, N_FEATURES, noise_dim, N_FEATURES,
                                   job.batch_size)
         return cls(function, noise_dim, device, job.batch_size, staging)
 
@@ -297,7 +299,7 @@ def replica_columns(
     return output_columns(
         inputs, replica.outputs, job.direction, conjugate=of(chunk.conjugate),
         weight=replica.weight, acceptance=of(chunk.epsilon),
-        replica=replica.replica if job.oversample > 1 else None,
+        replica=replica.replica if job.oversample > 1 else None, layout=job.layout,
     )
 
 
@@ -315,7 +317,7 @@ def kept_input_columns(
         rows = np.unique(np.concatenate([r.rows for r in replicas]))
     conjugate = None if chunk.conjugate is None else chunk.conjugate[rows]
     shared = InputColumns.of(
-        chunk.entry[rows], chunk.inputs[rows], job.direction, source, conjugate
+        chunk.entry[rows], chunk.inputs[rows], job.direction, source, conjugate, job.layout
     )
     return [shared.take(np.searchsorted(rows, r.rows)) for r in replicas]
 
@@ -419,7 +421,7 @@ def file_stages(
         path, applies_acceptance=acceptance is not None, oversample=job.oversample
     )
     inference = Inference.of(job)
-    batches = open_input(path, job.direction).iterate(
+    batches = open_input(path, job.direction, job.layout).iterate(
         **reads(job.direction), cutflow=summary.read, chunk_events=job.chunk_events,
         channel=job.channel,
     )

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from turbosim_hep import arguments, layout
+from turbosim_hep import arguments
 from turbosim_hep.errors import InputError, TurbosimError
+from turbosim_hep.layout import BUILTIN_LAYOUTS, DEFAULT_LAYOUT, Layout, resolve_layout
 from turbosim_hep.model.losses import LossConfig
 from turbosim_hep.model.presets import DEFAULT_PRESET
 from turbosim_hep.model.presets import loss_config as preset_loss_config
@@ -73,9 +74,16 @@ class TrainConfig(Settings):
         reference batch size every operation is so small that a second thread costs
         more in synchronisation than it gains (and collapses when the cores are shared);
         try 2 for batches of 1,000 or more on an idle machine. 0 keeps torch's setting.
-    channel : {"electron", "positron", "both"}
-        Which channel's events to train on: the reference one, its charge conjugate
-        (CP-mirrored into the reference layout, `turbosim_hep.layout.CHANNELS`), or both.
+    channel : str, optional
+        Which channel's events to train on: the layout's reference one (the default;
+        ``electron`` for ``ejets``), its charge conjugate (CP-mirrored into the same
+        slots, `turbosim_hep.layout.CHANNELS`), or ``both``.
+    layout : str, mapping or Layout
+        The final state of the events: a built-in layout's name (``ejets``, the default,
+        or ``mujets``), a layout file (`turbosim_hep.layout.load_layout`) or a `Layout`;
+        kept as the built-in's name or as its plain data (`Layout.to_dict`), so that a
+        resumed run needs no file. The model stores the layout, and simulates and unfolds
+        events of that layout only.
     acceptance : bool
         Also learn the detector acceptance (`turbosim_hep.training.acceptance`) when the
         files hold events the selection rejects; it is stored with the model.
@@ -104,8 +112,9 @@ class TrainConfig(Settings):
     amp: bool = False
     graphs: bool = True
     threads: int | None = 1
-    channel: str = layout.REFERENCE_CHANNEL
+    channel: str | None = None
     acceptance: bool = True
+    layout: str | dict | Layout = DEFAULT_LAYOUT.name
 
     def __post_init__(self) -> None:
         """Check every setting as the command line's flags are checked
@@ -137,7 +146,21 @@ class TrainConfig(Settings):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if not isinstance(self.graphs, bool):
             raise ValueError(f"graphs must be true or false, not {self.graphs!r}")
-        layout.channels_of(self.channel)  # ValueError naming the choices
+        if isinstance(self.layout, Mapping):
+            event_layout = Layout.from_dict(self.layout)  # LayoutError naming the key
+        else:  # a Layout, a name or a file: ArgumentError or InputError
+            event_layout = resolve_layout(self.layout)
+        builtin = BUILTIN_LAYOUTS.get(event_layout.name) == event_layout
+        self.layout = event_layout.name if builtin else event_layout.to_dict()
+        self.channel = self.channel or event_layout.reference_channel
+        event_layout.channels_of(self.channel)  # ValueError naming the choices
+
+    @property
+    def event_layout(self) -> Layout:
+        """The layout of ``layout``."""
+        if isinstance(self.layout, Mapping):
+            return Layout.from_dict(self.layout)
+        return resolve_layout(self.layout)
 
     def lr_factor(self, epoch: int) -> float:
         """Factor of the learning rates in epoch ``epoch`` (0-based; see ``lr_final_fraction``)."""

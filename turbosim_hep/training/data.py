@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from turbosim_hep import layout
 from turbosim_hep.errors import InputError
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 
 #: Seed of the train/validation split: fixed, so the split does not move with ``seed``.
 SPLIT_SEED = 20211206
@@ -41,7 +41,9 @@ class PairedEvents:
 
 
 def read_pairs(
-    paths: Sequence[str | os.PathLike], channel: str = layout.REFERENCE_CHANNEL
+    paths: Sequence[str | os.PathLike],
+    channel: str | None = None,
+    layout: Layout | str = DEFAULT_LAYOUT,
 ) -> PairedEvents:
     """Selected, paired events of ROOT files (Delphes or turbosim-hep) or HDF5 exports.
 
@@ -49,9 +51,12 @@ def read_pairs(
     ----------
     paths : sequence of path
         The files.
-    channel : {"electron", "positron", "both"}
-        Which channel's events; charge-conjugate ones come CP-mirrored into the
-        reference layout (`turbosim_hep.layout.CHANNELS`), so both train one model.
+    channel : str, optional
+        Which channel's events (default the layout's reference one, or ``both``);
+        charge-conjugate ones come CP-mirrored into the reference channel's slots
+        (`turbosim_hep.layout.CHANNELS`), so both train one model.
+    layout : turbosim_hep.layout.Layout or str
+        The final state (default ``ejets``).
 
     Raises
     ------
@@ -64,7 +69,7 @@ def read_pairs(
     zs, xs = [], []
     for path in paths:
         path = os.fspath(path)
-        batch, _ = open_events(path).read(detector=True, partons=True, channel=channel)
+        batch, _ = open_events(path, layout).read(detector=True, partons=True, channel=channel)
         if len(batch) == 0:
             raise InputError(path, "no event passes the selection with a complete parton record")
         bad = ~(np.isfinite(batch.z).all(1) & np.isfinite(batch.x).all(1))
@@ -106,7 +111,9 @@ class LabelledPartons:
 
 
 def read_labelled(
-    paths: Sequence[str | os.PathLike], channel: str = layout.REFERENCE_CHANNEL
+    paths: Sequence[str | os.PathLike],
+    channel: str | None = None,
+    layout: Layout | str = DEFAULT_LAYOUT,
 ) -> LabelledPartons:
     """Every event with the six partons of some files, labelled by the selection.
 
@@ -119,8 +126,10 @@ def read_labelled(
     ----------
     paths : sequence of path
         The files (as for `read_pairs`).
-    channel : {"electron", "positron", "both"}
+    channel : str, optional
         Which channel's events.
+    layout : turbosim_hep.layout.Layout or str
+        The final state whose selection labels the events (default ``ejets``).
 
     Raises
     ------
@@ -130,7 +139,8 @@ def read_labelled(
     from turbosim_hep.io import EventBatch, open_events
 
     batches = [
-        open_events(path).read(labels=True, channel=channel)[0] for path in map(os.fspath, paths)
+        open_events(path, layout).read(labels=True, channel=channel)[0]
+        for path in map(os.fspath, paths)
     ]
     batch = EventBatch.concatenate(batches)
     finite = np.isfinite(batch.z).all(axis=1)

@@ -150,7 +150,9 @@ def train(
             )
         train_config = train_config or TrainConfig()
     check_parent_directory(output)
-    data = events if events is not None else read_pairs(paths, train_config.channel)
+    data = events if events is not None else read_pairs(
+        paths, train_config.channel, train_config.event_layout
+    )
     train_events, val_events = data.split(train_config.val_fraction)
     if len(train_events) < 2:
         source = paths[0] if paths else output
@@ -178,7 +180,7 @@ def train(
     # stores it at once
     if train_config.acceptance and trainer.acceptance is None:
         if labelled is None and events is None:
-            labelled = read_labelled(paths, train_config.channel)
+            labelled = read_labelled(paths, train_config.channel, train_config.event_layout)
         trainer.acceptance = learn_acceptance(
             labelled, acceptance_settings, trainer.device, progress
         )

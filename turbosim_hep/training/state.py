@@ -310,6 +310,7 @@ class Trainer:
             training_state=state,
             metadata=metadata,
             acceptance=self.acceptance,
+            layout=self.config.event_layout,
             force=force,
         )
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from turbosim_hep import arguments
 from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import InputError
-from turbosim_hep.io import EventFile
+from turbosim_hep.io import EventFile, formats, read_metadata
+from turbosim_hep.layout import BUILTIN_LAYOUTS, DEFAULT_LAYOUT, Layout, resolve_layout
 from turbosim_hep.validation import processor, report, runner, unfolding
 
 
@@ -80,7 +81,8 @@ def validate_fileset(
     plots: bool | Sequence[str] = True,
     force: bool = False,
     progress: bool = True,
-    channel: str = "electron",
+    channel: str | None = None,
+    layout: Layout | str | None = None,
 ) -> dict:
     """Run the validation processor over a fileset and write the report.
 
@@ -111,9 +113,13 @@ def validate_fileset(
         Replace an existing, non-empty report directory.
     progress : bool
         Show progress bars.
-    channel : {"electron", "positron", "both"}
-        The selection of every dataset: the reference one (the paper's Table 1), its
-        charge conjugate, or both.
+    channel : str, optional
+        The selection of every dataset: the layout's reference one (the default; for
+        ``ejets`` the paper's Table 1), its charge conjugate, or ``both``.
+    layout : turbosim_hep.layout.Layout or str, optional
+        The final state of the events (a `Layout`, a built-in name or a layout file).
+        Default: the built-in layout the simulation's metadata names (``simulate``
+        writes it), else ``ejets``.
 
     Returns
     -------
@@ -140,17 +146,20 @@ def validate_fileset(
     workers = arguments.POSITIVE_INT.check(workers, "workers")
     chunksize = arguments.POSITIVE_INT.check(chunksize, "chunksize")
     bins = arguments.POSITIVE_INT.check(bins, "bins")
+    layout = _layout_of(fileset[simulation]) if layout is None else resolve_layout(layout)
+    channel = channel or layout.reference_channel
+    layout.channels_of(channel)  # ArgumentError naming the choices
     # fail on bad inputs and outputs before the long run
     needs = {truth: _DETECTOR, simulation: _DETECTOR} | ({unfolded: _PARTONS} if unfolded else {})
     inputs = []
     for dataset, files in fileset.items():
         for path in files:
-            check_input(path, **needs.get(dataset, _NOTHING))
+            check_input(path, **needs.get(dataset, _NOTHING), layout=layout)
             inputs.append(path)
     report.check_report_directory(output_dir, force=force, inputs=inputs)
     output = runner.run_fileset(
         fileset,
-        processor.TtbarValidationProcessor(bins=bins, channel=channel),
+        processor.TtbarValidationProcessor(bins=bins, channel=channel, layout=layout),
         executor=runner.make_executor(executor, workers=workers, client=client, progress=progress),
         chunksize=chunksize,
     )
@@ -158,12 +167,13 @@ def validate_fileset(
     if unfolded:
         # the K samples of each unfolded event beside its true partons: the coverage
         posterior = unfolding.matched_posterior(
-            fileset[unfolded], fileset[truth], channel=channel
+            fileset[unfolded], fileset[truth], channel=channel, layout=layout
         )
     result = report.compute_metrics(
-        output, truth=truth, simulation=simulation, unfolded=unfolded, posterior=posterior
+        output, truth=truth, simulation=simulation, unfolded=unfolded, posterior=posterior,
+        layout=layout,
     )
-    report.write_report(output, result, output_dir, force=force, plots=plots)
+    report.write_report(output, result, output_dir, force=force, plots=plots, layout=layout)
     return result
 
 
@@ -174,21 +184,33 @@ _PARTONS = {"detector": False, "partons": True}
 _NOTHING = {"detector": False, "partons": False}
 
 
-def check_input(path: str | os.PathLike, *, detector: bool, partons: bool) -> None:
+def check_input(
+    path: str | os.PathLike, *, detector: bool, partons: bool, layout: Layout = DEFAULT_LAYOUT
+) -> None:
     """Check a file of the analysis with the readers' checks, before coffea runs.
 
     Raises
     ------
     InputError
         Naming the file: missing, not a readable (complete) ROOT file of a known
-        format, lacking the detector objects or the partons asked for, holding no
-        events, or with NaN or infinite event weights.
+        format, of another layout, lacking the detector objects or the partons asked
+        for, holding no events, or with NaN or infinite event weights.
     """
-    event_file = EventFile(path)
+    event_file = EventFile(path, layout)
     event_file.require(detector=detector, partons=partons)
     if event_file.num_entries == 0:
         raise InputError(path, f"tree '{event_file.tree.name}' holds no events")
     event_file.check_weights()
+
+
+def _layout_of(paths: Sequence[str]) -> Layout:
+    """The built-in layout the first file's metadata names (``simulate`` outputs and
+    ``generate`` files say it), else ``ejets``."""
+    try:
+        stored = read_metadata(paths[0]).get(formats.LAYOUT_KEY)
+    except Exception:  # missing or unreadable: check_input then says what is wrong
+        stored = None
+    return BUILTIN_LAYOUTS.get(stored, DEFAULT_LAYOUT)
 
 
 __all__ = ["check_input", "validate", "validate_fileset"]

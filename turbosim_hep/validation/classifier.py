@@ -28,13 +28,14 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
-from turbosim_hep import kinematics, layout, metrics, physics
+from turbosim_hep import kinematics, metrics, physics
+from turbosim_hep.layout import DEFAULT_LAYOUT, N_COMPONENTS, N_JETS, Layout
 
 #: The reconstructed masses of the paper's Table 1 among the features.
 TABLE1_MASSES: tuple[str, ...] = ("m_tt", "m_W_had", "m_t_had", "m_t_lep")
 #: Every pair and every triplet of the four jets (indices into the jets).
-JET_PAIRS = np.array(list(itertools.combinations(range(layout.N_JETS), 2)))
-JET_TRIPLETS = np.array(list(itertools.combinations(range(layout.N_JETS), 3)))
+JET_PAIRS = np.array(list(itertools.combinations(range(N_JETS), 2)))
+JET_TRIPLETS = np.array(list(itertools.combinations(range(N_JETS), 3)))
 #: Events per side the test uses at most (a reproducible random subsample beyond).
 MAX_EVENTS = 50_000
 #: Fewer events per side than this give an AUC of NaN (too few to train and test on).
@@ -52,7 +53,7 @@ CLASSIFIER_SETTINGS: Mapping[str, object] = {
 #: Quantile bins of each feature (the classifier's own default number).
 BINS = 255
 
-_FIRST_JET = layout.X_OBJECTS.index("jet1")
+_FIRST_JET = DEFAULT_LAYOUT.x_objects.index("jet1")  # every lepton+jets layout's
 #: The per-object variables of `object_features`, in order.
 OBJECT_VARIABLES: tuple[str, ...] = ("log_pt", "eta", "phi")
 #: The detector-level objects without an eta feature: the MET has none.
@@ -97,7 +98,7 @@ def object_features(
         and their names (`object_feature_names`). The log of a zero pT is -inf.
     """
     p4 = np.asarray(p4, dtype=np.float64)
-    if p4.ndim != 3 or p4.shape[1:] != (len(objects), layout.N_COMPONENTS):
+    if p4.ndim != 3 or p4.shape[1:] != (len(objects), N_COMPONENTS):
         raise ValueError(f"expected (n, {len(objects)}, 4) four-momenta, got shape {p4.shape}")
     pt, eta, phi, _ = kinematics.ptetaphim_from_p4(p4)
     with np.errstate(divide="ignore"):
@@ -115,32 +116,36 @@ def finite_or_nan(features: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(features), features, np.nan)
 
 
-def feature_names() -> list[str]:
+def feature_names(layout: Layout = DEFAULT_LAYOUT) -> list[str]:
     """Names of the columns of `event_features`, in order.
 
     ``log_pt_<object>``, ``eta_<object>`` (not for the MET, which has none) and
-    ``phi_<object>`` of the six objects of `turbosim_hep.layout.X_OBJECTS`, then the
-    `TABLE1_MASSES`, then the invariant mass of every jet pair (``m_jet1_jet2``, ...) and
-    of every jet triplet (``m_jet1_jet2_jet3``, ...).
+    ``phi_<object>`` of the six objects of the layout's X space (default ``ejets``), then
+    the `TABLE1_MASSES`, then the invariant mass of every jet pair (``m_jet1_jet2``, ...)
+    and of every jet triplet (``m_jet1_jet2_jet3``, ...).
     """
-    jets = layout.X_OBJECTS[_FIRST_JET:]
+    jets = layout.x_objects[_FIRST_JET:]
     combinations = [*JET_PAIRS, *JET_TRIPLETS]
     return (
-        object_feature_names(layout.X_OBJECTS, _NO_ETA)
+        object_feature_names(layout.x_objects, _NO_ETA)
         + list(TABLE1_MASSES)
         + ["m_" + "_".join(jets[j] for j in combination) for combination in combinations]
     )
 
 
-def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+def event_features(
+    values: Mapping[str, np.ndarray], layout: Layout = DEFAULT_LAYOUT
+) -> tuple[np.ndarray, list[str]]:
     """The classifier's features of every detector-level event.
 
     Parameters
     ----------
     values : mapping of str to numpy.ndarray
         Per-event values as `turbosim_hep.validation.processor.dataset_values` gives them
-        for a detector-level dataset: ``x_<column>`` for every column of
-        `turbosim_hep.layout.X_COLUMNS` and the reconstructed `TABLE1_MASSES`.
+        for a detector-level dataset: ``x_<column>`` for every X column of the layout
+        and the reconstructed `TABLE1_MASSES`.
+    layout : turbosim_hep.layout.Layout
+        The final state (default ``ejets``).
 
     Returns
     -------
@@ -149,9 +154,9 @@ def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[s
         finite (a reconstruction without a solution, the log of a zero pT) are NaN, which
         the classifier treats as missing.
     """
-    x = np.stack([np.asarray(values[f"x_{c}"], dtype=np.float64) for c in layout.X_COLUMNS], 1)
-    p4 = x.reshape(len(x), layout.N_OBJECTS, layout.N_COMPONENTS)
-    per_object, _ = object_features(p4, layout.X_OBJECTS, _NO_ETA)
+    x = np.stack([np.asarray(values[f"x_{c}"], dtype=np.float64) for c in layout.x_columns], 1)
+    p4 = x.reshape(len(x), len(layout.objects), N_COMPONENTS)
+    per_object, _ = object_features(p4, layout.x_objects, _NO_ETA)
     jets = p4[:, _FIRST_JET:]
     combined = [
         kinematics.ptetaphim_from_p4(jets[:, groups].sum(axis=2))[3]
@@ -159,17 +164,18 @@ def event_features(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[s
     ]
     reconstructed = np.stack([np.asarray(values[m], dtype=np.float64) for m in TABLE1_MASSES], 1)
     features = np.concatenate([per_object, reconstructed, *combined], axis=1)
-    return finite_or_nan(features), feature_names()
+    return finite_or_nan(features), feature_names(layout)
 
 
-def detector_values(x: np.ndarray) -> dict[str, np.ndarray]:
+def detector_values(x: np.ndarray, layout: Layout = DEFAULT_LAYOUT) -> dict[str, np.ndarray]:
     """The per-event values `event_features` reads, from an (n, 24) X array.
 
-    The X columns as ``x_<column>`` and the reconstructed observables of
-    `turbosim_hep.physics.reconstruct`, as the validation processor keeps them.
+    The X columns of the layout (default ``ejets``) as ``x_<column>`` and the
+    reconstructed observables of `turbosim_hep.physics.reconstruct`, as the validation
+    processor keeps them.
     """
     x = np.asarray(x)
-    values = {f"x_{c}": x[:, i] for i, c in enumerate(layout.X_COLUMNS)}
+    values = {f"x_{c}": x[:, i] for i, c in enumerate(layout.x_columns)}
     observables = physics.reconstruct(x)
     return values | {name: observables[name] for name in physics.OBSERVABLE_NAMES}
 

@@ -28,12 +28,13 @@ import hist
 import numpy as np
 from coffea import processor
 
-from turbosim_hep import layout, metrics, physics
+from turbosim_hep import metrics, physics
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import formats, nanoevents
 from turbosim_hep.io.events import Cutflow
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 from turbosim_hep.physics import Observable
-from turbosim_hep.validation.quantities import QUANTITY_BY_NAME
+from turbosim_hep.validation.quantities import quantity_by_name
 
 #: Name of the category axis that tells the datasets apart.
 DATASET_AXIS = "dataset"
@@ -90,10 +91,13 @@ class TtbarValidationProcessor(processor.ProcessorABC):
     keep_values : bool
         Keep the unbinned values of every quantity in the output (``values``), as the
         exact KS distances need; turn off for very large runs that only plot.
-    channel : {"electron", "positron", "both"}
-        Which selection: the reference one (the paper's, an electron of charge -1), its
-        charge conjugate, or both (conjugate events CP-mirrored into the reference
-        layout, `turbosim_hep.layout.CHANNELS`).
+    channel : str, optional
+        Which selection: the layout's reference one (the default; ``ejets``: the paper's,
+        an electron of charge -1), its charge conjugate, or ``both`` (conjugate events
+        CP-mirrored into the reference channel's slots, `turbosim_hep.layout.CHANNELS`).
+    layout : turbosim_hep.layout.Layout
+        The final state: its selection, its objects and the names of its quantities
+        (`turbosim_hep.validation.quantities.layout_quantities`); default ``ejets``.
 
     Notes
     -----
@@ -113,12 +117,18 @@ class TtbarValidationProcessor(processor.ProcessorABC):
     """
 
     def __init__(
-        self, *, bins: int = 80, keep_values: bool = True, channel: str = layout.REFERENCE_CHANNEL
+        self,
+        *,
+        bins: int = 80,
+        keep_values: bool = True,
+        channel: str | None = None,
+        layout: Layout = DEFAULT_LAYOUT,
     ):
-        layout.channels_of(channel)
+        self.channel = channel or layout.reference_channel
+        layout.channels_of(self.channel)
         self.bins = bins
         self.keep_values = keep_values
-        self.channel = channel
+        self.layout = layout
 
     def histogram(self, quantity: Observable) -> hist.Hist:
         """An empty histogram of one quantity with the dataset category axis."""
@@ -130,35 +140,38 @@ class TtbarValidationProcessor(processor.ProcessorABC):
 
     def process(self, events) -> dict:
         dataset = events.metadata["dataset"]
-        detector = nanoevents.has_detector(events)
+        detector = nanoevents.has_detector(events, self.layout)
         partons = nanoevents.has_partons(events)
         if not (detector or partons):
             raise InputError(
                 events.metadata.get("filename", dataset),
-                "holds neither detector objects (Electron, Jet, MET) nor partons",
+                f"holds neither the detector objects of {self.layout.name} (its lepton, Jet, "
+                "MET) nor partons",
             )
         cutflow = Cutflow()
         batch, rows = nanoevents.select(
-            events, detector=detector, partons=partons, cutflow=cutflow, channel=self.channel
+            events, detector=detector, partons=partons, cutflow=cutflow, channel=self.channel,
+            layout=self.layout,
         )
         weight = batch.weights
         quantities: dict[str, np.ndarray] = {}
         valid = {"checked": 0, "valid": 0}
         if detector:
-            quantities |= {f"x_{c}": batch.x[:, i] for i, c in enumerate(layout.X_COLUMNS)}
+            quantities |= {f"x_{c}": batch.x[:, i] for i, c in enumerate(self.layout.x_columns)}
             observables = physics.reconstruct(batch.x)
             quantities |= {name: observables[name] for name in physics.OBSERVABLE_NAMES}
-            stored = nanoevents.stored_x(events, rows)
+            stored = nanoevents.stored_x(events, rows, self.layout)
             valid = {
                 "checked": len(rows),
                 "valid": int(np.count_nonzero(metrics.valid_x_events(stored))),
             }
         if partons:
-            quantities |= {f"z_{c}": batch.z[:, i] for i, c in enumerate(layout.Z_COLUMNS)}
+            quantities |= {f"z_{c}": batch.z[:, i] for i, c in enumerate(self.layout.z_columns)}
 
         hists = {}
+        by_name = quantity_by_name(self.layout)
         for name, values in quantities.items():
-            h = self.histogram(QUANTITY_BY_NAME[name])
+            h = self.histogram(by_name[name])
             h.fill(**{DATASET_AXIS: dataset, name: values}, weight=weight)
             hists[name] = h
         output = {
@@ -204,8 +217,9 @@ class FastSimProcessor(TtbarValidationProcessor):
         How the model's acceptance applies (`turbosim_hep.coffea.FastSim`): ``off`` for
         parton events that already passed the selection, ``sample`` or ``weight`` for a
         raw parton sample.
-    channel : {"electron", "positron", "both"}
-        The channels simulated and selected.
+    channel : str, optional
+        The channels simulated and selected (default the reference one of the model's
+        layout, which the processor takes).
     **kwargs
         Passed to `TtbarValidationProcessor` (``bins``, ``keep_values``).
     """
@@ -217,15 +231,15 @@ class FastSimProcessor(TtbarValidationProcessor):
         seed: int = 0,
         device: str = "auto",
         acceptance: str | None = None,
-        channel: str = layout.REFERENCE_CHANNEL,
+        channel: str | None = None,
         **kwargs,
     ):
         from turbosim_hep.coffea import FastSim
 
-        super().__init__(channel=channel, **kwargs)
-        self.fastsim = FastSim(
-            model, seed=seed, device=device, acceptance=acceptance, channel=channel
-        )
+        fastsim = FastSim(model, seed=seed, device=device, acceptance=acceptance)
+        super().__init__(channel=channel, layout=fastsim.layout, **kwargs)
+        fastsim.channel = self.channel
+        self.fastsim = fastsim
 
     def process(self, events) -> dict:
         from turbosim_hep.coffea import simulated_events

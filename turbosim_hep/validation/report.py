@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import uproot
 
-from turbosim_hep import layout, metrics
+from turbosim_hep import metrics
 from turbosim_hep.errors import TurbosimError
+from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 from turbosim_hep.outputs import AtomicOutput, check_output_path, writing
 from turbosim_hep.validation import classifier, peaks, unfolding
 from turbosim_hep.validation.processor import (
@@ -32,7 +33,7 @@ from turbosim_hep.validation.processor import (
     WEIGHT_VALUES,
     dataset_values,
 )
-from turbosim_hep.validation.quantities import QUANTITIES, QUANTITY_BY_NAME
+from turbosim_hep.validation.quantities import layout_quantities, quantity_by_name
 
 #: Table 1 of the Turbo-Sim paper: column key -> (quantity of the processor, header).
 TABLE1: Mapping[str, tuple[str, str]] = {
@@ -70,6 +71,7 @@ def compute_metrics(
     simulation: str = SIMULATION,
     unfolded: str | None = None,
     posterior: unfolding.MatchedPosterior | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict:
     """Distances between the truth and the simulation for every quantity.
 
@@ -86,13 +88,15 @@ def compute_metrics(
     posterior : turbosim_hep.validation.unfolding.MatchedPosterior, optional
         The posterior samples of the unfolded events beside their truth: the coverage of
         the ``unfolding`` section.
+    layout : turbosim_hep.layout.Layout
+        The final state of the events (default ``ejets``): the names of its quantities.
 
     Returns
     -------
     dict
-        JSON-serialisable: ``datasets``, ``events``, ``yield`` (weighted events),
-        ``cutflow``, ``valid_fraction``, ``ks_floor``, ``quantities`` (name -> ``ks``,
-        ``w1``, ``n_truth``, ``n_sim``, ``w_truth``, ``w_sim``, ``compared_with``,
+        JSON-serialisable: ``layout`` (its name), ``datasets``, ``events``, ``yield``
+        (weighted events), ``cutflow``, ``valid_fraction``, ``ks_floor``, ``quantities``
+        (name -> ``ks``, ``w1``, ``n_truth``, ``n_sim``, ``w_truth``, ``w_sim``, ``compared_with``,
         ``label``), ``table1`` (column -> KS or None), ``table1_notes``,
         ``classifier`` (`classifier_metrics`; None without detector-level values in both
         datasets), ``peaks`` (`peaks.mass_peaks`: mass -> peak figures) and
@@ -112,7 +116,7 @@ def compute_metrics(
         candidates[unfolded] = dataset_values(output, unfolded)
 
     quantities = {}
-    for quantity in QUANTITIES:
+    for quantity in layout_quantities(layout):
         other = unfolded if (unfolded is not None and quantity.space == "z") else simulation
         a, b = truth_values.get(quantity.name), candidates[other].get(quantity.name)
         if a is None or b is None:
@@ -157,6 +161,7 @@ def compute_metrics(
         for values, n in ((truth_values, n_truth), (candidates[simulation], n_sim))
     ]
     return {
+        "layout": layout.name,
         "datasets": {"truth": truth, "simulation": simulation, "unfolded": unfolded},
         "events": {"truth": n_truth, "simulation": n_sim},
         "yield": {
@@ -169,10 +174,14 @@ def compute_metrics(
         "quantities": quantities,
         "table1": table1,
         "table1_notes": notes,
-        "classifier": classifier_metrics(truth_values, candidates[simulation], truth, simulation),
+        "classifier": classifier_metrics(
+            truth_values, candidates[simulation], truth, simulation, layout
+        ),
         "peaks": peak_metrics(truth_values, candidates[simulation], truth, simulation),
         "unfolding": (
-            unfolding_metrics(truth_values, candidates[unfolded], truth, unfolded, posterior)
+            unfolding_metrics(
+                truth_values, candidates[unfolded], truth, unfolded, posterior, layout
+            )
             if unfolded is not None
             else None
         ),
@@ -313,6 +322,7 @@ def write_report(
     *,
     force: bool = False,
     plots: bool | Iterable[str] = True,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> str:
     """Write the report directory: metrics, table, plots and histograms.
 
@@ -333,6 +343,9 @@ def write_report(
         that were compared; unless none, also the calibration plot of the unfolded
         posterior where the metrics have one. Plots (a PNG and a PDF per quantity) are
         the slowest part of the report.
+    layout : turbosim_hep.layout.Layout
+        The final state of the events (default ``ejets``): the quantities ``plots``
+        may name.
 
     Returns
     -------
@@ -340,17 +353,22 @@ def write_report(
         The report directory.
     """
     with AtomicOutput(directory, force=force, directory=True) as report:
-        _write_report_files(output, result, report, plots)
+        _write_report_files(output, result, report, plots, layout)
     return report.path
 
 
 def _write_report_files(
-    output: Mapping, result: Mapping, report: AtomicOutput, plots: bool | Iterable[str]
+    output: Mapping,
+    result: Mapping,
+    report: AtomicOutput,
+    plots: bool | Iterable[str],
+    layout: Layout,
 ) -> None:
     """The files of `write_report` into the report's temporary directory; an `OSError`
     (full disk) is raised as `turbosim_hep.errors.WriteError` naming the report."""
     names = list(result["quantities"]) if plots is True else list(plots or ())
-    unknown = [name for name in names if name not in QUANTITY_BY_NAME]
+    known = quantity_by_name(layout)
+    unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"unknown quantities to plot: {', '.join(unknown)}")
     names = [name for name in names if name in result["quantities"]]  # compared ones
@@ -443,19 +461,22 @@ def classifier_metrics(
     simulation_values: Mapping[str, np.ndarray],
     truth: str,
     simulation: str,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict | None:
     """`classifier.classifier_test` of the simulation's detector-level events against the
-    truth's, with the datasets' event weights; None unless both have them.
+    truth's (of ``layout``), with the datasets' event weights; None unless both have them.
 
     Returns
     -------
     dict or None
         The test's result plus ``feature_names``.
     """
-    needed = [f"x_{c}" for c in layout.X_COLUMNS] + list(classifier.TABLE1_MASSES)
+    needed = [f"x_{c}" for c in layout.x_columns] + list(classifier.TABLE1_MASSES)
     if not all(name in values for name in needed for values in (truth_values, simulation_values)):
         return None
-    (a, names), (b, _) = (classifier.event_features(v) for v in (truth_values, simulation_values))
+    (a, names), (b, _) = (
+        classifier.event_features(v, layout) for v in (truth_values, simulation_values)
+    )
     result = classifier.classifier_test(
         a,
         b,
@@ -527,6 +548,7 @@ def unfolding_metrics(
     truth: str,
     unfolded: str,
     posterior: unfolding.MatchedPosterior | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> dict | None:
     """The parton-level figures of unfolded events against the truth's partons.
 
@@ -538,6 +560,8 @@ def unfolding_metrics(
         Their dataset names (for error messages).
     posterior : turbosim_hep.validation.unfolding.MatchedPosterior, optional
         Posterior samples beside their truth, for the coverage.
+    layout : turbosim_hep.layout.Layout
+        The final state (default ``ejets``): the names of its Z columns.
 
     Returns
     -------
@@ -551,7 +575,7 @@ def unfolding_metrics(
         ``calibration`` (``levels`` and per quantity the ``observed`` fractions),
         ``coverage_events`` and ``coverage_unmatched``: None without ``posterior``.
     """
-    columns = [f"z_{c}" for c in layout.Z_COLUMNS]
+    columns = [f"z_{c}" for c in layout.z_columns]
     if not all(c in values for c in columns for values in (truth_values, unfolded_values)):
         return None
     truth_z, unfolded_z = (
@@ -577,6 +601,7 @@ def unfolding_metrics(
             one_draw,
             truth_weights=truth_weights,
             unfolded_weights=None if unfolded_weights is None else unfolded_weights[first],
+            layout=layout,
         ),
         "coverage": None,
         "calibration": None,
@@ -607,8 +632,8 @@ def unfolding_markdown(result: Mapping) -> str:
     lines = [
         f"Unfolded partons ({u['events']['unfolded']} events, {u['samples_per_event']} "
         f"sample(s) each) against the true partons ({u['events']['truth']} events): the "
-        "masses of the W- (e- nu-bar), the W+ (u d-bar), the anti-top (e- nu-bar b-bar), the "
-        "top (u d-bar b) and the tt-bar system, KS distance x 10^-2"
+        "masses of the W- (lepton, neutrino), the W+ (u d-bar), the anti-top (lepton, "
+        "neutrino, b-bar), the top (u d-bar b) and the tt-bar system, KS distance x 10^-2"
         + (f" (statistical floor {100 * floor:.2f})." if floor else "."),
         "",
         "| " + " | ".join(labels) + " |",

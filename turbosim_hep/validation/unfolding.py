@@ -33,10 +33,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from turbosim_hep import kinematics, layout, metrics
+from turbosim_hep import kinematics, metrics
 from turbosim_hep.io import read_events
 from turbosim_hep.io.samples import posterior_samples
 from turbosim_hep.io.writer import read_metadata
+from turbosim_hep.layout import (
+    DEFAULT_LAYOUT,
+    N_COMPONENTS,
+    N_FEATURES,
+    N_OBJECTS,
+    TOP_DECAYS,
+    Layout,
+)
 from turbosim_hep.physics import OBSERVABLES, Observable
 from turbosim_hep.validation import classifier
 
@@ -45,8 +53,9 @@ _OBSERVABLE = {o.name: o for o in OBSERVABLES}
 
 #: The two top decays (`turbosim_hep.layout.TOP_DECAYS`): the leptonic one, whose W gives
 #: the electron (the anti-top's in the reference channel), and the hadronic one.
-_LEPTONIC = next(d for d in layout.TOP_DECAYS if layout.Z_OBJECTS.index("e-") in d.w_daughters)
-_HADRONIC = next(d for d in layout.TOP_DECAYS if d is not _LEPTONIC)
+#: Positions shared by every lepton+jets layout: the lepton is the first parton.
+_LEPTONIC = next(d for d in TOP_DECAYS if 0 in d.w_daughters)
+_HADRONIC = next(d for d in TOP_DECAYS if d is not _LEPTONIC)
 _T_LEP, _T_HAD = ((*d.w_daughters, d.b) for d in (_LEPTONIC, _HADRONIC))
 
 #: The parton-level quantities, named as the detector-level reconstruction names the same
@@ -57,10 +66,10 @@ PARTON_GROUPS: Mapping[str, tuple[int, ...]] = {
     "m_W_had": _HADRONIC.w_daughters,
     "m_t_lep": _T_LEP,
     "m_t_had": _T_HAD,
-    "m_tt": tuple(range(layout.N_OBJECTS)),
+    "m_tt": tuple(range(N_OBJECTS)),
     "pt_t_lep": _T_LEP,
     "pt_t_had": _T_HAD,
-    "pt_b": (layout.Z_OBJECTS.index("b"),),
+    "pt_b": (DEFAULT_LAYOUT.z_objects.index("b"),),
 }
 #: The parton-level masses: of the W- (e- nu-bar), the W+ (u d-bar), the anti-top
 #: (e- nu-bar b-bar), the top (u d-bar b) and the tt-bar system (all six partons).
@@ -97,9 +106,9 @@ CALIBRATION_LEVELS: np.ndarray = np.round(np.arange(0.05, 1.0, 0.05), 2)
 def parton_four_momenta(z: np.ndarray) -> np.ndarray:
     """float64 (..., 6, 4) four-momenta of (..., 24) Z arrays."""
     z = np.asarray(z, dtype=np.float64)
-    if z.shape[-1] != layout.N_FEATURES:
-        raise ValueError(f"expected (..., {layout.N_FEATURES}) Z arrays, got shape {z.shape}")
-    return z.reshape(*z.shape[:-1], layout.N_OBJECTS, layout.N_COMPONENTS)
+    if z.shape[-1] != N_FEATURES:
+        raise ValueError(f"expected (..., {N_FEATURES}) Z arrays, got shape {z.shape}")
+    return z.reshape(*z.shape[:-1], N_OBJECTS, N_COMPONENTS)
 
 
 def parton_quantities(
@@ -158,19 +167,23 @@ def mass_ks(
     }
 
 
-def parton_feature_names() -> list[str]:
+def parton_feature_names(layout: Layout = DEFAULT_LAYOUT) -> list[str]:
     """Names of the columns of `parton_event_features`: ``log_pt_<parton>``,
-    ``eta_<parton>``, ``phi_<parton>`` of the six partons, then `PARTON_MASSES`."""
-    return classifier.object_feature_names(layout.Z_OBJECTS) + list(PARTON_MASSES)
+    ``eta_<parton>``, ``phi_<parton>`` of the layout's six partons, then `PARTON_MASSES`."""
+    return classifier.object_feature_names(layout.z_objects) + list(PARTON_MASSES)
 
 
-def parton_event_features(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def parton_event_features(
+    z: np.ndarray, layout: Layout = DEFAULT_LAYOUT
+) -> tuple[np.ndarray, list[str]]:
     """The classifier's features of parton events.
 
     Parameters
     ----------
     z : numpy.ndarray
         (n, 24) partons.
+    layout : turbosim_hep.layout.Layout
+        Their layout (default ``ejets``): the names of the features.
 
     Returns
     -------
@@ -181,11 +194,11 @@ def parton_event_features(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """
     p4 = parton_four_momenta(z)
     if p4.ndim != 3:
-        raise ValueError(f"expected (n, {layout.N_FEATURES}) partons, got shape {np.shape(z)}")
-    per_parton, _ = classifier.object_features(p4, layout.Z_OBJECTS)
+        raise ValueError(f"expected (n, {N_FEATURES}) partons, got shape {np.shape(z)}")
+    per_parton, _ = classifier.object_features(p4, layout.z_objects)
     masses = parton_quantities(z, PARTON_MASSES)
     features = np.concatenate([per_parton, np.stack(list(masses.values()), axis=1)], axis=1)
-    return classifier.finite_or_nan(features), parton_feature_names()
+    return classifier.finite_or_nan(features), parton_feature_names(layout)
 
 
 def parton_classifier_test(
@@ -194,6 +207,7 @@ def parton_classifier_test(
     *,
     truth_weights: np.ndarray | None = None,
     unfolded_weights: np.ndarray | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
     **kwargs,
 ) -> dict:
     """The classifier two-sample test of unfolded against true partons.
@@ -205,6 +219,8 @@ def parton_classifier_test(
         event are not independent events).
     truth_weights, unfolded_weights : numpy.ndarray, optional
         Event weights.
+    layout : turbosim_hep.layout.Layout
+        The partons' layout (default ``ejets``): the names of the features.
     **kwargs
         Passed to `turbosim_hep.validation.classifier.classifier_test` (``folds``,
         ``seed``, ``max_events``, ``threads``).
@@ -215,7 +231,7 @@ def parton_classifier_test(
         `classifier_test`'s result (``auc``, its truth-against-truth floor ``auc_floor``,
         ...) plus ``feature_names``.
     """
-    (a, names), (b, _) = parton_event_features(truth), parton_event_features(unfolded)
+    (a, names), (b, _) = (parton_event_features(z, layout) for z in (truth, unfolded))
     result = classifier.classifier_test(
         a, b, truth_weights=truth_weights, simulation_weights=unfolded_weights, **kwargs
     )
@@ -403,7 +419,8 @@ def matched_posterior(
     unfolded: Sequence[str | os.PathLike],
     truth: Sequence[str | os.PathLike],
     *,
-    channel: str = layout.REFERENCE_CHANNEL,
+    channel: str | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> MatchedPosterior | None:
     """The posterior samples of ``unfold --samples K`` files matched to their truth.
 
@@ -411,7 +428,7 @@ def matched_posterior(
     its entry there (`turbosim_hep.io.samples.posterior_samples`); the truth files are
     read with the selection of ``channel`` (`turbosim_hep.io.read_events`) and each
     unfolded event takes the true partons of the truth file of its input's base name at
-    that entry. Charge-conjugate events are compared in the reference layout.
+    that entry. Charge-conjugate events are compared in the reference channel's slots.
 
     Parameters
     ----------
@@ -419,8 +436,10 @@ def matched_posterior(
         Outputs of ``turbosim-hep unfold``, all with the same K.
     truth : sequence of path
         The files that were unfolded, with their partons (``generate`` outputs, Delphes).
-    channel : {"electron", "positron", "both"}
-        The selection of the truth events.
+    channel : str, optional
+        The selection of the truth events (default the layout's reference channel).
+    layout : turbosim_hep.layout.Layout
+        The final state of the events (default ``ejets``).
 
     Returns
     -------
@@ -437,11 +456,11 @@ def matched_posterior(
         return None
     names = [os.path.basename(os.fspath(path)) for path in truth]
     unfolded_inputs = {name for posterior in posteriors for name in posterior.inputs}
-    truth_z, truth_keys = [np.zeros((0, layout.N_FEATURES), np.float32)], [np.zeros(0, np.int64)]
+    truth_z, truth_keys = [np.zeros((0, N_FEATURES), np.float32)], [np.zeros(0, np.int64)]
     for index, path in enumerate(truth):
         if names[index] not in unfolded_inputs:
             continue  # not unfolded here: nothing to read
-        events, _ = read_events(path, detector=True, partons=True, channel=channel)
+        events, _ = read_events(path, layout, detector=True, partons=True, channel=channel)
         truth_z.append(events.z)
         truth_keys.append(_key(np.full(len(events), index), events.entry))
     keys = np.concatenate(truth_keys)
