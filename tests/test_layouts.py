@@ -267,3 +267,31 @@ def test_a_bad_layout_flag_is_one_line(tmp_path, capsys):
                  str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}: layout objects: must be one charged lepton" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("layout", L.BUILTIN_LAYOUTS.values(), ids=L.BUILTIN_LAYOUTS)
+def test_the_observables_of_any_layout_agree_with_vector(layout):
+    import vector
+
+    from turbosim_hep.validation.quantities import object_observables, object_values
+
+    from _ttbar import smear, ttbar_partons
+
+    x = smear(ttbar_partons(300, seed=3), seed=4).reshape(300, 6, 4)
+    values = object_values(x.reshape(300, 24), layout)
+    assert list(values) == [o.name for o in object_observables(layout)]
+    objects = {
+        name: vector.array({"px": x[:, i, 0], "py": x[:, i, 1], "pz": x[:, i, 2],
+                            "E": x[:, i, 3]})
+        for i, name in enumerate(layout.x_objects)
+    }
+    lepton, jets = layout.lepton.name, [f"jet{i}" for i in range(1, 5)]
+    np.testing.assert_allclose(values[f"pt_{lepton}"], objects[lepton].pt, rtol=1e-5)
+    np.testing.assert_allclose(values["eta_jet3"], objects["jet3"].eta, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(values["pt_met"], objects["met"].pt, rtol=1e-5)
+    np.testing.assert_allclose(values["ht"], sum(objects[j].pt for j in jets), rtol=1e-5)
+    for a, b in ((lepton, "jet2"), ("jet1", "jet4")):
+        np.testing.assert_allclose(
+            values[f"m_{a}_{b}"], (objects[a] + objects[b]).mass, rtol=1e-3, atol=1e-2
+        )
+    assert "eta_met" not in values and not any("met" in n for n in values if n.startswith("m_"))

@@ -13,6 +13,7 @@ from turbosim_hep import layout, metrics, physics
 from turbosim_hep.cli import main
 from turbosim_hep.errors import OutputError
 from turbosim_hep.validation import validate
+from turbosim_hep.validation.quantities import object_observables
 from turbosim_hep.validation.report import PUBLISHED_TABLE1, TABLE1, table1_markdown
 
 from _ttbar import smear, ttbar_partons, write_sample
@@ -43,7 +44,9 @@ def test_identical_inputs_give_zero_distances_everywhere(samples, tmp_path):
     result = validate(
         samples["truth"], samples["copy"], tmp_path / "report", plots=False, progress=False
     )
-    assert len(result["quantities"]) == 2 * layout.N_FEATURES + len(physics.OBSERVABLES)
+    assert len(result["quantities"]) == (
+        2 * layout.N_FEATURES + len(physics.OBSERVABLES) + len(object_observables())
+    )
     for name, q in result["quantities"].items():
         assert q["ks"] == 0.0 and q["w1"] == 0.0, name
         assert q["n_truth"] == q["n_sim"] == N_EVENTS

@@ -34,7 +34,7 @@ from turbosim_hep.io import formats, nanoevents
 from turbosim_hep.io.events import Cutflow
 from turbosim_hep.layout import DEFAULT_LAYOUT, Layout
 from turbosim_hep.physics import Observable
-from turbosim_hep.validation.quantities import quantity_by_name
+from turbosim_hep.validation.quantities import object_values, quantity_by_name
 
 #: Name of the category axis that tells the datasets apart.
 DATASET_AXIS = "dataset"
@@ -160,6 +160,7 @@ class TtbarValidationProcessor(processor.ProcessorABC):
             quantities |= {f"x_{c}": batch.x[:, i] for i, c in enumerate(self.layout.x_columns)}
             observables = physics.reconstruct(batch.x)
             quantities |= {name: observables[name] for name in physics.OBSERVABLE_NAMES}
+            quantities |= object_values(batch.x, self.layout)
             stored = nanoevents.stored_x(events, rows, self.layout)
             valid = {
                 "checked": len(rows),
