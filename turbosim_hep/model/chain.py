@@ -33,31 +33,34 @@ _RAW_PER_DECAY = 9
 
 
 def _boost(p4: torch.Tensor, parent: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
-    """(n, 4) four-vectors given in the rest frame of ``parent`` (n, 4), of mass (n, 1),
-    in the frame ``parent`` is given in."""
-    beta = parent[:, :3] / parent[:, 3:]
-    gamma = parent[:, 3:] / mass
-    beta_p = (beta * p4[:, :3]).sum(1, keepdim=True)
-    momentum = p4[:, :3] + beta * (gamma.square() / (gamma + 1.0) * beta_p + gamma * p4[:, 3:])
-    return torch.cat([momentum, gamma * (p4[:, 3:] + beta_p)], dim=1)
+    """(..., 4) four-vectors given in the rest frame of ``parent`` (..., 4), of mass
+    (..., 1), in the frame ``parent`` is given in (the shapes broadcast)."""
+    beta = parent[..., :3] / parent[..., 3:]
+    gamma = parent[..., 3:] / mass
+    beta_p = (beta * p4[..., :3]).sum(-1, keepdim=True)
+    momentum = p4[..., :3] + beta * (gamma.square() / (gamma + 1.0) * beta_p + gamma * p4[..., 3:])
+    return torch.cat([momentum, gamma * (p4[..., 3:] + beta_p)], dim=-1)
 
 
 def _two_body(
     parent: torch.Tensor,
     mass: torch.Tensor,
     direction: torch.Tensor,
-    m1: torch.Tensor,
-    m2: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Four-vectors of the decay products of ``parent`` (n, 4) of ``mass`` (n, 1): the
-    first flies along the unit ``direction`` (n, 3) in the parent's rest frame, the
-    second opposite; ``m1``, ``m2`` are their masses."""
+    daughter_masses: torch.Tensor,
+) -> torch.Tensor:
+    """(..., 2, 4) four-vectors of the decay products of ``parent`` (..., 4) of ``mass``
+    (..., 1): the first flies along the unit ``direction`` (..., 3) in the parent's rest
+    frame, the second opposite; ``daughter_masses`` (..., 2, 1) are their masses.
+
+    Every decay of a batch (both tops of an event, or both Ws) is one call: the head's
+    cost is the number of its small operations, not their size."""
+    m1, m2 = daughter_masses.unbind(-2)
     kallen = (mass.square() - (m1 + m2).square()) * (mass.square() - (m1 - m2).square())
     momentum = kallen.clamp_min(0.0).sqrt() / (2.0 * mass) * direction
-    p2 = momentum.square().sum(1, keepdim=True)
-    first = torch.cat([momentum, torch.sqrt(p2 + m1.square())], dim=1)
-    second = torch.cat([-momentum, torch.sqrt(p2 + m2.square())], dim=1)
-    return _boost(first, parent, mass), _boost(second, parent, mass)
+    p2 = momentum.square().sum(-1, keepdim=True)
+    energy = torch.sqrt(p2.unsqueeze(-2) + daughter_masses.square())
+    daughters = torch.cat([torch.stack([momentum, -momentum], dim=-2), energy], dim=-1)
+    return _boost(daughters, parent.unsqueeze(-2), mass.unsqueeze(-2))
 
 
 class DecayChainZHead(nn.Module):
@@ -84,6 +87,14 @@ class DecayChainZHead(nn.Module):
         self.register_buffer("mass_quantiles", torch.zeros(self.n_noise, N_MASS_QUANTILES))
         self.register_buffer("top_mean", torch.zeros(len(layout.TOP_DECAYS), 3))
         self.register_buffer("top_std", torch.ones(len(layout.TOP_DECAYS), 3))
+        # not in the state dict: fixed by the layout. The Z positions of each decay's
+        # (b, f1, f2), and where each parton of Z is among them, in a flat index
+        made = [[decay.b, *decay.w_daughters] for decay in layout.TOP_DECAYS]
+        flat = [i for decay in made for i in decay]
+        self.register_buffer("_made", torch.tensor(made), persistent=False)
+        self.register_buffer("_z_order", torch.tensor([flat.index(i) for i in
+                                                       range(layout.N_OBJECTS)]),
+                             persistent=False)
 
     @staticmethod
     def resonances(z: torch.Tensor) -> torch.Tensor:
@@ -124,29 +135,29 @@ class DecayChainZHead(nn.Module):
 
     def physical(self, raw: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """(n, 24) partons from (n, `n_raw`) raw outputs and (n, `n_noise`) standard
-        normals (drawn with torch when None)."""
+        normals (drawn with torch when None). Both decays are computed together, as
+        (n, decays, ...) tensors."""
         n = raw.shape[0]
         if noise is None:
             noise = torch.randn(n, self.n_noise, device=raw.device,
                                 dtype=self.mass_quantiles.dtype)
-        masses = self.resonance_masses(noise)
-        partons: dict[int, torch.Tensor] = {}
-        for k, decay in enumerate(layout.TOP_DECAYS):
-            # the kinematics in the masses' precision (a bfloat16 direction is not a unit one)
-            out = raw[:, _RAW_PER_DECAY * k:_RAW_PER_DECAY * (k + 1)].to(masses.dtype)
-            m_top, m_w = masses[:, 2 * k:2 * k + 1], masses[:, 2 * k + 1:2 * k + 2]
-            f1, f2 = decay.w_daughters
-            m_b, m_f1, m_f2 = (self.mass[i].expand(n, 1) for i in (decay.b, f1, f2))
-            # the W must fit in its top, and the W's daughters in it
-            m_w = torch.minimum(m_w, m_top - m_b - 1e-2).clamp_min(m_f1 + m_f2 + 1e-2)
-            top_p = out[:, 0:3] * self.top_std[k] + self.top_mean[k]
-            top = torch.cat([top_p, torch.sqrt(top_p.square().sum(1, keepdim=True)
-                                               + m_top.square())], dim=1)
-            w_direction = F.normalize(out[:, 3:6], dim=1)
-            w, partons[decay.b] = _two_body(top, m_top, w_direction, m_w, m_b)
-            f1_direction = F.normalize(out[:, 6:9], dim=1)
-            partons[f1], partons[f2] = _two_body(w, m_w, f1_direction, m_f1, m_f2)
-        return torch.cat([partons[i] for i in range(layout.N_OBJECTS)], dim=1)
+        masses = self.resonance_masses(noise).reshape(n, -1, 2, 1)
+        # the kinematics in the masses' precision (a bfloat16 direction is not a unit one)
+        out = raw.to(masses.dtype).reshape(n, -1, _RAW_PER_DECAY)
+        m_top = masses[:, :, 0]
+        made = self.mass[self._made].unsqueeze(-1)  # (decays, 3, 1): b, f1, f2
+        m_b, m_f = made[:, 0], made[:, 1:]
+        # the W must fit in its top, and the W's daughters in it
+        m_w = torch.minimum(masses[:, :, 1], m_top - m_b - 1e-2).clamp_min(m_f.sum(1) + 1e-2)
+        top_p = out[..., 0:3] * self.top_std + self.top_mean
+        top = torch.cat([top_p, torch.sqrt(top_p.square().sum(-1, keepdim=True)
+                                           + m_top.square())], dim=-1)
+        directions = F.normalize(out[..., 3:9].reshape(n, -1, 2, 3), dim=-1)
+        w_b = _two_body(top, m_top, directions[:, :, 0],
+                        torch.stack([m_w, m_b.expand_as(m_w)], dim=-2))
+        f1_f2 = _two_body(w_b[:, :, 0], m_w, directions[:, :, 1], m_f)
+        partons = torch.cat([w_b[:, :, 1:], f1_f2], dim=2).reshape(n, -1, layout.N_COMPONENTS)
+        return partons.index_select(1, self._z_order).reshape(n, layout.N_FEATURES)
 
     def standardised(self, raw: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.scaler(self.physical(raw, noise))
