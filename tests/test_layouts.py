@@ -183,6 +183,7 @@ def test_a_model_stores_its_layout_and_simulates_and_unfolds_that_layout_only(
 
     from turbosim_hep.errors import TurbosimError
     from turbosim_hep.io import read_metadata
+    from turbosim_hep.io.samples import posterior_samples
     from turbosim_hep.model.checkpoint import load_model_layout
     from turbosim_hep.pipeline import simulate_files, unfold_files
 
@@ -203,10 +204,12 @@ def test_a_model_stores_its_layout_and_simulates_and_unfolds_that_layout_only(
     assert len(x) == len(partons) == 400
 
     unfolded = tmp_path / "unf.root"
-    unfold_files(mujets_model, [mujets_file], unfolded, progress=False)
+    unfold_files(mujets_model, [mujets_file], unfolded, samples=2, progress=False)
     with uproot.open(unfolded) as file:
         ids = file["Events"]["Parton_pdgId"].array(library="np")
     np.testing.assert_array_equal(np.stack(ids)[0], L.MUJETS.parton_pdg_ids())
+    samples = posterior_samples(unfolded)  # the muon's id tells the channel apart
+    assert samples.z.shape == (len(ids) // 2, 2, 24) and not samples.conjugate.any()
 
     with pytest.raises(TurbosimError, match="trained on mujets events, not on those of the ejets"):
         simulate_files(mujets_model, [mujets_file], tmp_path / "no.root", layout="ejets")

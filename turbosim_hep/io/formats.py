@@ -49,8 +49,10 @@ def weight_branch(names: Iterable[str]) -> str | None:
 
 #: Key of the JSON metadata string stored beside the tree.
 METADATA_KEY = "turbosim_metadata"
-#: Key of the metadata entry that names the layout of a file's events.
+#: Key of the metadata entry that names the layout of a file's events, and of the one
+#: that holds its definition (`turbosim_hep.layout.Layout.to_dict`; simulate and unfold).
 LAYOUT_KEY = "layout"
+LAYOUT_DEFINITION_KEY = "layout_definition"
 
 
 @dataclass(frozen=True)

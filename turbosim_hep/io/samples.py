@@ -19,12 +19,12 @@ from typing import Literal
 import awkward as ak
 import numpy as np
 
-from turbosim_hep import layout
 from turbosim_hep.arguments import ArgumentError
 from turbosim_hep.errors import InputError
 from turbosim_hep.io import formats
 from turbosim_hep.io.reader import EventFile
 from turbosim_hep.io.writer import read_metadata
+from turbosim_hep.layout import DEFAULT_LAYOUT, N_FEATURES, N_OBJECTS, Layout, cp_mirror
 
 #: The Cartesian branches of the written partons, in the component order of Z.
 _PARTON_BRANCHES = tuple(f"{formats.PARTON}_{c}" for c in ("px", "py", "pz", "E"))
@@ -88,7 +88,7 @@ def posterior_samples(
         ``own``: every event as written, charge-conjugate events with their own momenta
         (as their truth file stores them); ``reference``: charge-conjugate events
         CP-mirrored onto the reference channel's layout
-        (`turbosim_hep.layout.cp_mirror`), as ``read_events`` returns their truth.
+        (`turbosim_hep.cp_mirror`), as ``read_events`` returns their truth.
 
     Returns
     -------
@@ -128,20 +128,22 @@ def posterior_samples(
         raise InputError(path, f"cannot read the unfolded events ({err})") from err
     rows = len(arrays)
     z = np.stack(
-        [ak.to_numpy(ak.flatten(arrays[b])).reshape(rows, layout.N_OBJECTS)
+        [ak.to_numpy(ak.flatten(arrays[b])).reshape(rows, N_OBJECTS)
          for b in _PARTON_BRANCHES], axis=-1,
-    ).reshape(rows, layout.N_FEATURES).astype(np.float32, copy=False)
+    ).reshape(rows, N_FEATURES).astype(np.float32, copy=False)
     source = ak.to_numpy(arrays[formats.SOURCE]).astype(np.uint32, copy=False)
     event = ak.to_numpy(arrays["event"]).astype(np.uint64, copy=False)
     replica = (ak.to_numpy(arrays[formats.REPLICA]).astype(np.int64) if k > 1
                else np.zeros(rows, dtype=np.int64))
-    # the electron slot's id is -11 in the conjugate channel (+11 in the reference one)
+    # the lepton slot's id is the reference channel's with the opposite sign (-11 for ejets)
+    definition = metadata.get(formats.LAYOUT_DEFINITION_KEY)
+    event_layout = DEFAULT_LAYOUT if definition is None else Layout.from_dict(definition)
     conjugate = ak.to_numpy(arrays[f"{formats.PARTON}_pdgId"][:, 0]) == (
-        layout.parton_pdg_ids("positron")[0]
+        -event_layout.parton_pdg_ids()[0]
     )
     weight = ak.to_numpy(arrays[formats.EVENT_WEIGHT]).astype(np.float32, copy=False)
     if frame == "reference" and conjugate.any():
-        z[conjugate] = layout.cp_mirror(z[conjugate])
+        z[conjugate] = cp_mirror(z[conjugate])
 
     order = np.lexsort((replica, event, source))
     source, event, replica = source[order], event[order], replica[order]

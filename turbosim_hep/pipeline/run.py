@@ -261,6 +261,7 @@ def run_files(
         "device": job.device,
         "inputs": [os.path.basename(p) for p in inputs],
         formats.LAYOUT_KEY: event_layout.name,
+        formats.LAYOUT_DEFINITION_KEY: event_layout.to_dict(),
         "channel": channel,
         "acceptance": mode,
         "oversample": oversample,
