@@ -22,13 +22,16 @@ Prints:
    and the size of its output.
 
 The model has the reference architecture with its standardisation fitted to synthetic
-events (speed does not depend on the trained weights); pass ``--model`` to use a
-trained one. Inputs are synthetic tt-bar partons (``tests/_ttbar.py``) written in the
-project's format. Run from the repository root:
+events (speed does not depend on the trained weights); ``--heads demo`` gives it the
+demo's model settings instead (`turbosim_hep.demo.DemoSettings.model`: the radiation
+decoder head, the decay-chain encoder head), to compare the two designs on the same
+machine; pass ``--model`` to use a trained one. Inputs are synthetic tt-bar partons
+(``tests/_ttbar.py``) written in the project's format. Run from the repository root:
 
     python benchmarks/bench_simulate.py                      # 1M end to end, 5M for RSS
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0   # quick
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --oversample 8
+    python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --heads demo
     python benchmarks/bench_simulate.py --rss-events 0 --pythia-events 0 --stage-repeat 0 \
         --model demo-output/model.pt --oversample 8 --oversample-acceptance off sample
     python benchmarks/bench_simulate.py --device cuda --rss-events 0 --pythia-events 0
@@ -53,6 +56,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic tt-bar generator of the tests
 
+from turbosim_hep.demo import DemoSettings  # noqa: E402
 from turbosim_hep.device import flush_denormals, resolve_device  # noqa: E402
 from turbosim_hep.inference import BATCH_EVENTS, fuse_for_inference  # noqa: E402
 from turbosim_hep.io.writer import (  # noqa: E402
@@ -73,10 +77,15 @@ CHUNK = 500_000
 TURBOSIM_HEP = (sys.executable, "-m", "turbosim_hep")
 
 
-def make_model(path: Path) -> None:
+#: Model settings of ``--heads``: the reference architecture, or the demo's.
+HEADS = ("reference", "demo")
+
+
+def make_model(path: Path, heads: str = "reference") -> None:
     z = torch.from_numpy(ttbar_partons(100_000, seed=1))
     x = z.clone()  # any X with the right scale; only the standardisation uses it
-    save_checkpoint(path, TurboSim.from_config(None, x=x, z=z))
+    config = dict(DemoSettings().model) if heads == "demo" else None
+    save_checkpoint(path, TurboSim.from_config(config, x=x, z=z))
 
 
 def write_partons(path: Path, n: int) -> None:
@@ -290,7 +299,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path,
-                        help="trained model (default: reference architecture)")
+                        help="trained model (default: an untrained one of --heads)")
+    parser.add_argument("--heads", choices=HEADS, default="reference",
+                        help="settings of the untrained model: the reference architecture "
+                             "(x_head and z_head 'physical') or the demo's (radiation and "
+                             "decay-chain heads)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--events", type=int, default=1_000_000, help="end-to-end input size")
     parser.add_argument("--rss-events", type=int, default=5_000_000,
@@ -318,6 +331,7 @@ def main() -> None:
     batch_size = args.batch_size or BATCH_EVENTS[device.type]
     run_options = ("--batch-size", str(batch_size), "--compression", args.compression)
 
+    print(f"model: {args.model or f'untrained, --heads {args.heads}'}")
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {device}"
           f"{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''}; "
@@ -325,9 +339,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        model_path = args.model or workdir / "reference_model.pt"
+        model_path = args.model or workdir / f"{args.heads}_model.pt"
         if args.model is None:
-            make_model(model_path)
+            make_model(model_path, args.heads)
         threads = sorted({1, os.cpu_count() or 1}) if device.type == "cpu" else [1]
         for count in threads:
             bench_forward(model_path, args.forward_events, batch_size, count, device)
